@@ -1,0 +1,123 @@
+"""Algorithm 2 of the paper (tuning-free Self-Cascade) and the two baselines, as one generator of events.
+
+    stage 0:       z^0 = denoise(noise) at the first stage size, over the full schedule
+    stage r >= 1:  z_K = sqrt(a_bar_K) * up(z^{r-1}) + sqrt(1 - a_bar_K) * eps,  K = strength * T
+                   z^r = denoise(z_K) from K to 0 with the same frozen model at the new size
+
+`up` is what tells the modes apart: bilinear resize of the clean latent pivot (tuning-free), decode ->
+resize pixels -> encode (hires-fix). `direct` is a single stage at the target size, from noise.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from .models.base import DiffusionModel
+from .models.loader import load_model
+from .request import GenerationRequest
+from .sampling import denoise, initial_noise, make_scheduler, renoise, schedule
+from .stages import Size
+
+
+@dataclass
+class StageStarted:
+    stage: int
+    stages: int
+    size: Size
+    steps: int  # denoising steps this stage will run
+
+
+@dataclass
+class StepDone:
+    stage: int
+    step: int  # 1-based within the stage
+    steps: int
+    latents: torch.Tensor  # the current (noisy) latents: for a cheap live preview
+
+
+@dataclass
+class StageDone:
+    stage: int
+    stages: int
+    size: Size
+    seconds: float
+    pivot: torch.Tensor  # this stage's clean latents: the next stage's pivot
+    preview: Image.Image | None  # the pivot decoded (None when previews are off)
+
+
+@dataclass
+class Finished:
+    image: Image.Image
+    seconds: float
+    metadata: dict = field(default_factory=dict)
+
+
+Event = StageStarted | StepDone | StageDone | Finished
+
+
+def upsample_pivot(model: DiffusionModel, pivot: torch.Tensor, size: Size, mode: str) -> torch.Tensor:
+    """The pivot brought to the next stage's latent size (the `up` of Algorithm 2, or the hires-fix way)."""
+    latent_size = (size[1] // model.vae_scale_factor, size[0] // model.vae_scale_factor)
+    if mode == "hires-fix":
+        image = model.decode(pivot)[0].resize(size, Image.Resampling.LANCZOS)
+        return model.encode([image])
+    return F.interpolate(pivot, size=latent_size, mode="bilinear", align_corners=False)
+
+
+def generate(request: GenerationRequest, model: DiffusionModel | None = None,
+             cancel: threading.Event | None = None, previews: bool = True) -> Iterator[Event]:
+    """Run `request`, yielding StageStarted, StepDone..., StageDone per stage, then Finished.
+
+    Raises InvalidRequest (bad settings, before any model work) and Cancelled (when `cancel` is set).
+    """
+    model = model or load_model(request.model)
+    plan = request.plan(model.base_size, model.size_multiple)
+    started = time.perf_counter()
+    generator = torch.Generator().manual_seed(int(request.seed))
+    guided = request.guidance > 1
+    conditioning = model.encode_prompt(request.prompt, request.negative_prompt, guided)
+    pivot, stage_seconds = None, []
+    for index, size in enumerate(plan.sizes):
+        stage_started = time.perf_counter()
+        scheduler = make_scheduler(model, request.scheduler)
+        if pivot is None:
+            timesteps = schedule(scheduler, request.steps, 1.0)
+            latents = initial_noise(model, scheduler, model.latent_shape(size), generator)
+        else:
+            timesteps = schedule(scheduler, request.steps, request.strength)
+            latents = renoise(scheduler, upsample_pivot(model, pivot, size, request.mode), timesteps[:1], generator)
+        yield StageStarted(index, len(plan.sizes), size, len(timesteps))
+        for info in denoise(model, scheduler, latents, timesteps, conditioning, request.guidance, generator, cancel):
+            latents = info.latents
+            yield StepDone(index, info.index + 1, info.total, latents)
+        pivot = latents
+        last = index == len(plan.sizes) - 1
+        image = model.decode(pivot)[0] if (previews or last) else None
+        stage_seconds.append(round(time.perf_counter() - stage_started, 3))
+        yield StageDone(index, len(plan.sizes), size, stage_seconds[-1], pivot, image)
+    seconds = time.perf_counter() - started
+    metadata = {
+        **request.to_metadata(),
+        "model": model.name if request.model is None else request.model,
+        "stage_sizes": [f"{w}x{h}" for w, h in plan.sizes],
+        "stage_seconds": stage_seconds,
+        "seconds": round(seconds, 3),
+        "messages": plan.messages,
+        "method": "Self-Cascade (arXiv 2402.10491)",
+    }
+    yield Finished(image, seconds, metadata)
+
+
+def run(request: GenerationRequest, model: DiffusionModel | None = None, **kwargs) -> Finished:
+    """Run to the end without streaming; returns the Finished event."""
+    for event in generate(request, model, **kwargs):
+        if isinstance(event, Finished):
+            return event
+    raise RuntimeError("the cascade ended without a result")

@@ -1,0 +1,91 @@
+"""The one interface every base-model family offers the cascade (SD 1.x/2.x and the embedded default, ...).
+
+A family knows how to encode a prompt, call its UNet (with whatever extra inputs it needs), move between
+latents and images, and which sizes it was trained at and accepts. The cascade and the sampling loop only
+talk to this interface, so a new family is one small module.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+import torch
+from PIL import Image
+
+from ..stages import Size
+
+
+@dataclass
+class Conditioning:
+    """Prompt embeddings for one request; `negative` is None when guidance is off."""
+
+    positive: torch.Tensor
+    negative: torch.Tensor | None = None
+    extra: dict = field(default_factory=dict)  # family-specific (e.g. SDXL's pooled embeddings)
+
+    @property
+    def guided(self) -> bool:
+        return self.negative is not None
+
+
+class DiffusionModel(ABC):
+    """A loaded base model, frozen, ready for the cascade."""
+
+    name: str  # id or path it was loaded from
+    unet: torch.nn.Module
+    vae: torch.nn.Module
+    scheduler_config: dict
+
+    @property
+    @abstractmethod
+    def base_size(self) -> Size:
+        """The (width, height) the model was trained at."""
+
+    @property
+    def vae_scale_factor(self) -> int:
+        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    @property
+    def size_multiple(self) -> int:
+        """Pixel sizes must be multiples of this: VAE factor x 2^(UNet down-samplings)."""
+        return self.vae_scale_factor * 2 ** (len(self.unet.config.block_out_channels) - 1)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.unet.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.unet.parameters()).dtype
+
+    def latent_shape(self, size: Size, batch: int = 1) -> tuple[int, ...]:
+        return (batch, self.unet.config.in_channels, size[1] // self.vae_scale_factor,
+                size[0] // self.vae_scale_factor)
+
+    @abstractmethod
+    def encode_prompt(self, prompt: str, negative_prompt: str, guided: bool) -> Conditioning:
+        """Text -> embeddings for the UNet."""
+
+    @abstractmethod
+    def predict_noise(self, latents: torch.Tensor, timestep: torch.Tensor, conditioning: Conditioning,
+                      **unet_extras) -> torch.Tensor:
+        """One UNet call on a batch laid out as [negative; positive] when guided."""
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor) -> list[Image.Image]:
+        """Latents -> RGB images (the VAE decoder)."""
+        scaled = latents.to(self.vae.dtype) / self.vae.config.scaling_factor
+        pixels = self.vae.decode(scaled).sample
+        pixels = ((pixels.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+        return [Image.fromarray(p.permute(1, 2, 0).cpu().numpy()) for p in pixels]
+
+    @torch.no_grad()
+    def encode(self, images: list[Image.Image]) -> torch.Tensor:
+        """RGB images (all one size) -> latents, the posterior mean (deterministic)."""
+        import numpy as np
+
+        array = np.stack([np.asarray(image.convert("RGB"), dtype=np.float32) for image in images])
+        pixels = torch.from_numpy(array).permute(0, 3, 1, 2) / 127.5 - 1
+        posterior = self.vae.encode(pixels.to(self.device, self.vae.dtype)).latent_dist
+        return posterior.mean.to(self.dtype) * self.vae.config.scaling_factor

@@ -1,0 +1,76 @@
+"""Load a base model by hub id or local path into the right family; the embedded default by default.
+
+One model is held in memory at a time (a second load replaces the first): hub models are gigabytes.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import torch
+from diffusers import DiffusionPipeline, StableDiffusionPipeline
+
+from ..stages import InvalidRequest
+from .base import DiffusionModel
+from .stable_diffusion import StableDiffusionModel
+
+ASSETS = Path(__file__).resolve().parents[2] / "assets"
+EMBEDDED_MODEL = ASSETS / "shapes-model"
+EMBEDDED_NAMES = {"", "shapes", "embedded", "default"}
+
+_lock = threading.Lock()
+_loaded: DiffusionModel | None = None
+
+
+class ModelUnavailable(InvalidRequest):
+    """The model cannot be loaded (no network, no cache, bad folder); the message says why."""
+
+
+def resolve(model_id: str | None) -> str:
+    """The id or path to load: None and the embedded aliases mean the shipped shapes model."""
+    if model_id is None or model_id.strip().lower() in EMBEDDED_NAMES:
+        return str(EMBEDDED_MODEL)
+    return model_id.strip()
+
+
+def _wrap(pipeline: DiffusionPipeline, name: str) -> DiffusionModel:
+    if isinstance(pipeline, StableDiffusionPipeline):
+        return StableDiffusionModel(pipeline, name)
+    raise ModelUnavailable(f"{name}: a {type(pipeline).__name__} is not supported yet "
+                           "(supported: Stable Diffusion 1.x/2.x pipelines and the embedded model)")
+
+
+def load_pipeline(name: str, dtype: torch.dtype) -> DiffusionPipeline:
+    """diffusers' own loading; every failure becomes one clear ModelUnavailable."""
+    local = Path(name).expanduser()
+    is_hub_id = not local.exists() and name.count("/") == 1 and not name.startswith((".", "/", "~"))
+    if not is_hub_id and not (local / "model_index.json").is_file():
+        problem = "not a diffusers model folder (no model_index.json)" if local.exists() else "no such folder"
+        raise ModelUnavailable(f"{name}: {problem}")
+    try:
+        return DiffusionPipeline.from_pretrained(
+            name if is_hub_id else str(local), dtype=dtype, use_safetensors=True,
+            safety_checker=None, requires_safety_checker=False,
+        )
+    except (OSError, ValueError, EnvironmentError) as error:
+        offline = "outgoing traffic has been disabled" in str(error) or "connect" in str(error).lower()
+        reason = "not available offline; the embedded model works offline" if offline else str(error)[:300]
+        raise ModelUnavailable(f"{name}: {reason}") from None
+
+
+def load_model(model_id: str | None = None, dtype: torch.dtype | None = None) -> DiffusionModel:
+    """The model for `model_id` (None: the embedded default), reusing the one in memory if it matches."""
+    global _loaded
+    name = resolve(model_id)
+    with _lock:
+        if _loaded is not None and _loaded.name == name:
+            return _loaded
+        _loaded = None  # release the previous model before loading the next
+        dtype = dtype or (torch.float16 if torch.cuda.is_available() else torch.float32)
+        pipeline = load_pipeline(name, dtype)
+        if torch.cuda.is_available():
+            pipeline.to("cuda")
+        _loaded = _wrap(pipeline, name)
+        return _loaded

@@ -1,0 +1,59 @@
+"""One validated generation request: what the UI and the CLI fill in, checked before any model work."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict, dataclass, field
+
+from .stages import InvalidRequest, Size, StagePlan, parse_stage_list, plan_stages
+
+MODES = ("tuning-free", "direct", "hires-fix")
+DEFAULT_MAX_SIDE = int(os.environ.get("SELFCASCADE_MAX_SIDE", "4096"))
+MAX_STEPS = int(os.environ.get("SELFCASCADE_MAX_STEPS", "500"))
+
+
+@dataclass
+class GenerationRequest:
+    """Every parameter of one run. `stages` is a user list such as '64,128,256' (empty: automatic)."""
+
+    prompt: str
+    width: int
+    height: int
+    mode: str = "tuning-free"
+    negative_prompt: str = ""
+    stages: str = ""
+    steps: int = 40
+    strength: float = 0.5  # K / T: how far each stage >= 1 re-noises its pivot
+    guidance: float = 4.0
+    seed: int = 0
+    scheduler: str | None = None  # None: the model folder's own scheduler
+    model: str | None = None  # hub id or local path; None: the embedded default
+    max_side: int = DEFAULT_MAX_SIDE
+    extra: dict = field(default_factory=dict)
+
+    def check(self) -> None:
+        """Model-independent checks; raise InvalidRequest with a message for the user."""
+        if self.mode not in MODES:
+            raise InvalidRequest(f"unknown mode {self.mode!r}; choose one of {', '.join(MODES)}")
+        if not isinstance(self.steps, int) or not 1 <= self.steps <= MAX_STEPS:
+            raise InvalidRequest(f"steps must be a whole number from 1 to {MAX_STEPS}, not {self.steps!r}")
+        if not (isinstance(self.strength, (int, float)) and 0 < self.strength <= 1):
+            raise InvalidRequest(f"strength must be in (0, 1], not {self.strength!r}")
+        if not (isinstance(self.guidance, (int, float)) and math.isfinite(self.guidance)
+                and 0 <= self.guidance <= 50):
+            raise InvalidRequest(f"guidance must be between 0 and 50, not {self.guidance!r}")
+        if not isinstance(self.prompt, str):
+            raise InvalidRequest("the prompt must be text")
+
+    def plan(self, base_size: Size, size_multiple: int) -> StagePlan:
+        """Check everything and decompose the target into stages for a model with these sizes."""
+        self.check()
+        target = (self.width, self.height)
+        if self.mode == "direct":
+            return plan_stages(target, target, size_multiple, None, self.max_side)
+        user_sizes = parse_stage_list(self.stages, target) if self.stages.strip() else None
+        return plan_stages(base_size, target, size_multiple, user_sizes, self.max_side)
+
+    def to_metadata(self) -> dict:
+        return {key: value for key, value in asdict(self).items() if key not in ("extra", "max_side")}

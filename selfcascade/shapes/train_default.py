@@ -1,0 +1,196 @@
+"""Train the embedded default model from scratch on renders of the shapes world; write a diffusers folder.
+
+    python -m selfcascade.shapes.train_default --out assets/shapes-model
+
+Stable-Diffusion-shaped on purpose (AutoencoderKL with 4x down-sampling, a cross-attention
+UNet2DConditionModel, a CLIP text encoder and tokenizer, a scheduler config), so that the embedded model and
+the hub models share one loading and sampling path. Seeded; about 50 minutes on 2 CPU cores:
+  1. render a fixed data set of 64 px scenes;
+  2. train the VAE (on 32 px crops: it is purely convolutional, and crops are 4x cheaper);
+  3. encode the data set once and train UNet + text encoder on the cached latents (epsilon loss with
+     Min-SNR-5 weighting, 10% empty captions for classifier-free guidance, EMA of the weights).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers import AutoencoderKL, DDPMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+from diffusers.optimization import get_cosine_schedule_with_warmup
+from diffusers.training_utils import EMAModel, compute_snr
+from tqdm.auto import tqdm
+from transformers import CLIPTextConfig, CLIPTextModel
+
+from .tokenizer import build_tokenizer
+from .world import caption, random_scene, render
+
+BASE_SIZE = 64
+CAPTION_DROP = 0.1  # empty captions, so classifier-free guidance has an unconditional model
+
+
+def build_vae() -> AutoencoderKL:
+    return AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 3,  # 3 blocks = 2 down-samplings = 4x
+        up_block_types=("UpDecoderBlock2D",) * 3,
+        block_out_channels=(32, 64, 64),
+        layers_per_block=1,
+        latent_channels=4,
+        norm_num_groups=16,
+        sample_size=BASE_SIZE,
+        mid_block_add_attention=False,  # convolutional only: decodes any size the same way
+    )
+
+
+def build_unet(text_width: int) -> UNet2DConditionModel:
+    return UNet2DConditionModel(
+        sample_size=BASE_SIZE // 4,
+        in_channels=4,
+        out_channels=4,
+        block_out_channels=(32, 64, 64),
+        layers_per_block=1,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=text_width,
+        attention_head_dim=4,
+        norm_num_groups=8,
+    )
+
+
+def build_text_encoder(vocab_size: int, max_length: int) -> CLIPTextModel:
+    config = CLIPTextConfig(
+        vocab_size=vocab_size,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=max_length,
+        bos_token_id=0,
+        eos_token_id=1,
+        pad_token_id=1,
+    )
+    return CLIPTextModel(config)
+
+
+def render_dataset(count: int, seed: int) -> tuple[torch.Tensor, list]:
+    rng = random.Random(seed)
+    scenes = [random_scene(rng) for _ in range(count)]
+    pixels = np.stack([np.asarray(render(s, BASE_SIZE)) for s in tqdm(scenes, desc="render data")])
+    images = torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 127.5 - 1
+    return images, scenes
+
+
+def train_vae(vae: AutoencoderKL, images: torch.Tensor, steps: int, batch: int, log: dict) -> None:
+    optimizer = torch.optim.AdamW(vae.parameters(), lr=1e-3, weight_decay=0.0)
+    schedule = get_cosine_schedule_with_warmup(optimizer, 100, steps)
+    vae.train()
+    bar = tqdm(range(steps), desc="vae")
+    for step in bar:
+        index = torch.randint(0, len(images), (batch,))
+        y, x = np.random.randint(0, BASE_SIZE // 2 + 1, size=2) // 4 * 4  # crops aligned to the latent grid
+        crop = images[index, :, y : y + BASE_SIZE // 2, x : x + BASE_SIZE // 2]
+        posterior = vae.encode(crop).latent_dist
+        reconstruction = vae.decode(posterior.sample()).sample
+        loss = F.mse_loss(reconstruction, crop) + 0.5 * F.l1_loss(reconstruction, crop)
+        loss = loss + 1e-6 * posterior.kl().mean()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        optimizer.step(), schedule.step(), optimizer.zero_grad(set_to_none=True)
+        if step % 50 == 0:
+            bar.set_postfix(loss=f"{loss.item():.4f}")
+            log["vae"].append((step, loss.item()))
+    vae.eval()
+
+
+@torch.no_grad()
+def encode_dataset(vae: AutoencoderKL, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    means, stds = [], []
+    for chunk in tqdm(images.split(256), desc="encode data"):
+        posterior = vae.encode(chunk).latent_dist
+        means.append(posterior.mean), stds.append(posterior.std)
+    return torch.cat(means), torch.cat(stds)
+
+
+def train_denoiser(unet, text_encoder, tokenizer, latents, scenes, steps, batch, seed, log) -> tuple:
+    scheduler = DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012,
+                              clip_sample=False, steps_offset=1)
+    parameters = list(unet.parameters()) + list(text_encoder.parameters())
+    optimizer = torch.optim.AdamW(parameters, lr=1e-3, weight_decay=1e-2)
+    schedule = get_cosine_schedule_with_warmup(optimizer, 200, steps)
+    ema_unet = EMAModel(unet.parameters(), decay=0.9995, use_ema_warmup=True, power=2 / 3)
+    ema_text = EMAModel(text_encoder.parameters(), decay=0.9995, use_ema_warmup=True, power=2 / 3)
+    rng = random.Random(seed + 1)
+    means, stds = latents
+    unet.train(), text_encoder.train()
+    bar = tqdm(range(steps), desc="unet+text")
+    for step in bar:
+        index = torch.randint(0, len(means), (batch,))
+        z0 = means[index] + stds[index] * torch.randn_like(means[index])
+        captions = ["" if rng.random() < CAPTION_DROP else caption(scenes[i], rng) for i in index.tolist()]
+        tokens = tokenizer(captions, padding="max_length", max_length=tokenizer.model_max_length,
+                           truncation=True, return_tensors="pt").input_ids
+        noise = torch.randn_like(z0)
+        t = torch.randint(0, scheduler.config.num_train_timesteps, (batch,))
+        zt = scheduler.add_noise(z0, noise, t)
+        prediction = unet(zt, t, text_encoder(tokens)[0]).sample
+        snr = compute_snr(scheduler, t)
+        weight = torch.clamp(snr, max=5.0) / snr  # Min-SNR-5 (Hang et al. 2023) for epsilon targets
+        loss = (weight * F.mse_loss(prediction, noise, reduction="none").mean(dim=(1, 2, 3))).mean()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+        optimizer.step(), schedule.step(), optimizer.zero_grad(set_to_none=True)
+        ema_unet.step(unet.parameters()), ema_text.step(text_encoder.parameters())
+        if step % 50 == 0:
+            bar.set_postfix(loss=f"{loss.item():.4f}")
+            log["unet"].append((step, loss.item()))
+    ema_unet.copy_to(unet.parameters()), ema_text.copy_to(text_encoder.parameters())
+    unet.eval(), text_encoder.eval()
+    return scheduler
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default="assets/shapes-model")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data", type=int, default=24_000, help="number of rendered training images")
+    parser.add_argument("--vae-steps", type=int, default=1800)
+    parser.add_argument("--unet-steps", type=int, default=6000)
+    parser.add_argument("--batch", type=int, default=64)
+    args = parser.parse_args(argv)
+    torch.manual_seed(args.seed), np.random.seed(args.seed)
+    torch.set_num_threads(2)
+    out = Path(args.out)
+    started = time.time()
+    log: dict = {"args": vars(args), "vae": [], "unet": []}
+
+    tokenizer = build_tokenizer(out / "tokenizer")
+    images, scenes = render_dataset(args.data, args.seed)
+    vae = build_vae()
+    train_vae(vae, images, args.vae_steps, 32, log)
+    latents = encode_dataset(vae, images)
+    vae.register_to_config(scaling_factor=float(1.0 / latents[0].std()))
+    scaled = (latents[0] * vae.config.scaling_factor, latents[1] * vae.config.scaling_factor)
+    text_encoder = build_text_encoder(len(tokenizer), tokenizer.model_max_length)
+    unet = build_unet(text_encoder.config.hidden_size)
+    scheduler = train_denoiser(unet, text_encoder, tokenizer, scaled, scenes, args.unet_steps, args.batch,
+                               args.seed, log)
+
+    pipeline = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
+                                       scheduler=scheduler, safety_checker=None, feature_extractor=None,
+                                       requires_safety_checker=False)
+    pipeline.save_pretrained(out, safe_serialization=True)
+    log["minutes"] = (time.time() - started) / 60
+    (out / "training_log.json").write_text(json.dumps(log))
+    print(f"wrote {out} in {log['minutes']:.1f} min")
+
+
+if __name__ == "__main__":
+    main()
