@@ -1,11 +1,12 @@
-"""Algorithm 2 of the paper (tuning-free Self-Cascade) and the two baselines, as one generator of events.
+"""Algorithm 2 of the paper (Self-Cascade, tuning-free or tuned) and two baselines, as one generator of events.
 
     stage 0:       z^0 = denoise(noise) at the first stage size, over the full schedule
     stage r >= 1:  z_K = sqrt(a_bar_K) * up(z^{r-1}) + sqrt(1 - a_bar_K) * eps,  K = strength * T
                    z^r = denoise(z_K) from K to 0 with the same frozen model at the new size
 
 `up` is what tells the modes apart: bilinear resize of the clean latent pivot (tuning-free), decode ->
-resize pixels -> encode (hires-fix). `direct` is a single stage at the target size, from noise.
+resize pixels -> encode (hires-fix). `tuned` is tuning-free plus the trained feature upsamplers, which add
+phi(pivot skip features, t) to the UNet's skips at every step. `direct` is one stage at the target size.
 """
 
 from __future__ import annotations
@@ -17,13 +18,15 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-from PIL import Image
+from PIL import Image, ImageOps
 
+from .adapters import load_adapter
 from .models.base import DiffusionModel
 from .models.loader import load_model
 from .request import GenerationRequest
 from .sampling import denoise, initial_noise, make_scheduler, renoise, schedule
 from .stages import Size
+from .upsampler import encoder_skips
 
 
 @dataclass
@@ -71,10 +74,36 @@ def upsample_pivot(model: DiffusionModel, pivot: torch.Tensor, size: Size, mode:
     return F.interpolate(pivot, size=latent_size, mode="bilinear", align_corners=False)
 
 
+def pivot_from_image(model: DiffusionModel, image: Image.Image, size: Size, messages: list[str]) -> torch.Tensor:
+    """A user's image as the stage-0 pivot: resized (centre-cropped to the aspect) to `size`, encoded."""
+    image = image.convert("RGB")
+    if image.size != size:
+        messages.append(f"your image ({image.width}x{image.height}) was resized to {size[0]}x{size[1]}, "
+                        "the first stage")
+        image = ImageOps.fit(image, size, Image.Resampling.LANCZOS)
+    return model.encode([image])
+
+
+def tuned_unet_inputs(model: DiffusionModel, upsamplers, pivot: torch.Tensor, conditioning):
+    """Per-step UNet inputs of the tuned mode: phi(skips of the frozen UNet on the clean pivot at t, t)."""
+    pivot_batch = torch.cat([pivot, pivot]) if conditioning.guided else pivot
+
+    def unet_inputs(latents: torch.Tensor, timestep: torch.Tensor) -> dict:
+        if int(timestep) < upsamplers.config.stop_below_timestep:
+            return {}
+        skips = encoder_skips(model, pivot_batch, timestep, conditioning)
+        residuals, mid = upsamplers.residuals(skips, timestep, tuple(latents.shape[-2:]))
+        return {"down_block_additional_residuals": residuals, "mid_block_additional_residual": mid}
+
+    return unet_inputs
+
+
 def generate(request: GenerationRequest, model: DiffusionModel | None = None,
-             cancel: threading.Event | None = None, previews: bool = True) -> Iterator[Event]:
+             cancel: threading.Event | None = None, previews: bool = True,
+             pivot_image: Image.Image | None = None) -> Iterator[Event]:
     """Run `request`, yielding StageStarted, StepDone..., StageDone per stage, then Finished.
 
+    With `pivot_image`, that image replaces stage 0 ("upscale my image") and the cascade continues from it.
     Raises InvalidRequest (bad settings, before any model work) and Cancelled (when `cancel` is set).
     """
     model = model or load_model(request.model)
@@ -83,8 +112,13 @@ def generate(request: GenerationRequest, model: DiffusionModel | None = None,
     generator = torch.Generator().manual_seed(int(request.seed))
     guided = request.guidance > 1
     conditioning = model.encode_prompt(request.prompt, request.negative_prompt, guided)
-    pivot, stage_seconds = None, []
-    for index, size in enumerate(plan.sizes):
+    upsamplers = load_adapter(request.adapter, model) if request.mode == "tuned" else None
+    pivot, stage_seconds, sizes = None, [], list(plan.sizes)
+    if pivot_image is not None:
+        pivot = pivot_from_image(model, pivot_image, sizes[0], plan.messages)
+        if len(sizes) > 1:  # the image is stage 0; a one-stage plan becomes img2img at that size
+            sizes.pop(0)
+    for index, size in enumerate(sizes):
         stage_started = time.perf_counter()
         scheduler = make_scheduler(model, request.scheduler)
         if pivot is None:
@@ -93,23 +127,27 @@ def generate(request: GenerationRequest, model: DiffusionModel | None = None,
         else:
             timesteps = schedule(scheduler, request.steps, request.strength)
             latents = renoise(scheduler, upsample_pivot(model, pivot, size, request.mode), timesteps[:1], generator)
-        yield StageStarted(index, len(plan.sizes), size, len(timesteps))
-        for info in denoise(model, scheduler, latents, timesteps, conditioning, request.guidance, generator, cancel):
+        yield StageStarted(index, len(sizes), size, len(timesteps))
+        unet_inputs = tuned_unet_inputs(model, upsamplers, pivot, conditioning) if (
+            upsamplers is not None and pivot is not None) else None
+        for info in denoise(model, scheduler, latents, timesteps, conditioning, request.guidance, generator, cancel,
+                            unet_inputs):
             latents = info.latents
             yield StepDone(index, info.index + 1, info.total, latents)
         pivot = latents
-        last = index == len(plan.sizes) - 1
+        last = index == len(sizes) - 1
         image = model.decode(pivot)[0] if (previews or last) else None
         stage_seconds.append(round(time.perf_counter() - stage_started, 3))
-        yield StageDone(index, len(plan.sizes), size, stage_seconds[-1], pivot, image)
+        yield StageDone(index, len(sizes), size, stage_seconds[-1], pivot, image)
     seconds = time.perf_counter() - started
     metadata = {
         **request.to_metadata(),
         "model": model.name if request.model is None else request.model,
-        "stage_sizes": [f"{w}x{h}" for w, h in plan.sizes],
+        "stage_sizes": [f"{w}x{h}" for w, h in sizes],
         "stage_seconds": stage_seconds,
         "seconds": round(seconds, 3),
         "messages": plan.messages,
+        "pivot_image": pivot_image is not None,
         "method": "Self-Cascade (arXiv 2402.10491)",
     }
     yield Finished(image, seconds, metadata)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
-from PIL import Image, PngImagePlugin
+from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 METADATA_KEY = "selfcascade"
 
@@ -27,3 +28,34 @@ def read_png_metadata(path: str | Path) -> dict:
     with Image.open(path) as image:
         text = image.info.get(METADATA_KEY)
     return json.loads(text) if text else {}
+
+
+MIN_IMAGE_SIDE = 16
+MAX_IMAGE_PIXELS = int(os.environ.get("SELFCASCADE_MAX_IMAGE_PIXELS", str(64 * 2**20)))
+
+
+def load_user_image(path: str | Path) -> Image.Image:
+    """Open a user's upload as RGB, with a clear InvalidRequest for what cannot be used.
+
+    The header is read first, so a huge image is refused before its pixels are decoded.
+    """
+    from .stages import InvalidRequest
+
+    name = Path(path).name
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            if width * height > MAX_IMAGE_PIXELS:
+                raise InvalidRequest(f"{name} is {width}x{height}: larger than the "
+                                     f"{MAX_IMAGE_PIXELS / 2**20:.0f} megapixels accepted")
+            if min(width, height) < MIN_IMAGE_SIDE:
+                raise InvalidRequest(f"{name} is {width}x{height}: at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} "
+                                     "is needed")
+            image.load()
+            return ImageOps.exif_transpose(image).convert("RGB")
+    except InvalidRequest:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError):
+        raise InvalidRequest(f"{name} is not an image that can be read (PNG, JPEG, WebP, ...)") from None
+    except (OSError, SyntaxError, ValueError) as error:  # truncated or corrupt data
+        raise InvalidRequest(f"{name} could not be read: the file is damaged ({error})") from None

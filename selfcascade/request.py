@@ -6,11 +6,12 @@ import math
 import os
 from dataclasses import asdict, dataclass, field
 
-from .stages import InvalidRequest, Size, StagePlan, parse_stage_list, plan_stages
+from .stages import InvalidRequest, Size, StagePlan, check_size, parse_stage_list, plan_stages
 
-MODES = ("tuning-free", "direct", "hires-fix")
-DEFAULT_MAX_SIDE = int(os.environ.get("SELFCASCADE_MAX_SIDE", "4096"))
-MAX_STEPS = int(os.environ.get("SELFCASCADE_MAX_STEPS", "500"))
+MODES = ("tuning-free", "tuned", "direct", "hires-fix")
+ON_SPACE = bool(os.environ.get("SPACE_ID"))  # a shared Hugging Face Space gets tighter caps by default
+DEFAULT_MAX_SIDE = int(os.environ.get("SELFCASCADE_MAX_SIDE", "2048" if ON_SPACE else "4096"))
+MAX_STEPS = int(os.environ.get("SELFCASCADE_MAX_STEPS", "100" if ON_SPACE else "500"))
 
 
 @dataclass
@@ -29,6 +30,7 @@ class GenerationRequest:
     seed: int = 0
     scheduler: str | None = None  # None: the model folder's own scheduler
     model: str | None = None  # hub id or local path; None: the embedded default
+    adapter: str | None = None  # trained upsamplers (folder or .safetensors), for mode "tuned"
     max_side: int = DEFAULT_MAX_SIDE
     extra: dict = field(default_factory=dict)
 
@@ -36,6 +38,8 @@ class GenerationRequest:
         """Model-independent checks; raise InvalidRequest with a message for the user."""
         if self.mode not in MODES:
             raise InvalidRequest(f"unknown mode {self.mode!r}; choose one of {', '.join(MODES)}")
+        if self.mode == "tuned" and not self.adapter:
+            raise InvalidRequest("mode 'tuned' needs an adapter (trained upsamplers); train one or pick a file")
         if not isinstance(self.steps, int) or not 1 <= self.steps <= MAX_STEPS:
             raise InvalidRequest(f"steps must be a whole number from 1 to {MAX_STEPS}, not {self.steps!r}")
         if not (isinstance(self.strength, (int, float)) and 0 < self.strength <= 1):
@@ -43,8 +47,18 @@ class GenerationRequest:
         if not (isinstance(self.guidance, (int, float)) and math.isfinite(self.guidance)
                 and 0 <= self.guidance <= 50):
             raise InvalidRequest(f"guidance must be between 0 and 50, not {self.guidance!r}")
+        from .sampling import SCHEDULERS
+
+        if self.scheduler is not None and self.scheduler not in SCHEDULERS:
+            raise InvalidRequest(f"unknown scheduler {self.scheduler!r}; choose one of {', '.join(SCHEDULERS)}")
         if not isinstance(self.prompt, str):
             raise InvalidRequest("the prompt must be text")
+        if not all(isinstance(v, int) for v in (self.width, self.height)):
+            raise InvalidRequest(f"width and height must be whole numbers, not {self.width!r}x{self.height!r}")
+        check_size((self.width, self.height), "target size", self.max_side)
+        if self.stages.strip() and self.mode != "direct":  # the order can be checked before a model loads
+            plan_stages((16, 16), (self.width, self.height), 1, parse_stage_list(self.stages, (self.width,
+                        self.height)), self.max_side)
 
     def plan(self, base_size: Size, size_multiple: int) -> StagePlan:
         """Check everything and decompose the target into stages for a model with these sizes."""

@@ -10,10 +10,11 @@ import threading
 from pathlib import Path
 
 import torch
-from diffusers import DiffusionPipeline, StableDiffusionPipeline
+from diffusers import DiffusionPipeline, StableDiffusionPipeline, StableDiffusionXLPipeline
 
 from ..stages import InvalidRequest
 from .base import DiffusionModel
+from .sdxl import StableDiffusionXLModel
 from .stable_diffusion import StableDiffusionModel
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
@@ -28,18 +29,28 @@ class ModelUnavailable(InvalidRequest):
     """The model cannot be loaded (no network, no cache, bad folder); the message says why."""
 
 
+def is_embedded(model_id: str | None) -> bool:
+    return model_id is None or model_id.strip().lower() in EMBEDDED_NAMES
+
+
 def resolve(model_id: str | None) -> str:
     """The id or path to load: None and the embedded aliases mean the shipped shapes model."""
-    if model_id is None or model_id.strip().lower() in EMBEDDED_NAMES:
-        return str(EMBEDDED_MODEL)
-    return model_id.strip()
+    return str(EMBEDDED_MODEL) if is_embedded(model_id) else model_id.strip()
+
+
+def current_model(model_id: str | None) -> DiffusionModel | None:
+    """The model in memory if it is `model_id`, without loading anything."""
+    loaded = _loaded
+    return loaded if loaded is not None and loaded.name == resolve(model_id) else None
 
 
 def _wrap(pipeline: DiffusionPipeline, name: str) -> DiffusionModel:
+    if isinstance(pipeline, StableDiffusionXLPipeline):
+        return StableDiffusionXLModel(pipeline, name)
     if isinstance(pipeline, StableDiffusionPipeline):
         return StableDiffusionModel(pipeline, name)
     raise ModelUnavailable(f"{name}: a {type(pipeline).__name__} is not supported yet "
-                           "(supported: Stable Diffusion 1.x/2.x pipelines and the embedded model)")
+                           "(supported: Stable Diffusion 1.x/2.x, SDXL and the embedded model)")
 
 
 def load_pipeline(name: str, dtype: torch.dtype) -> DiffusionPipeline:

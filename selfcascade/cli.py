@@ -1,0 +1,138 @@
+"""Command line: python -m selfcascade generate ... (exit 2 with one line on stderr for bad arguments)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .stages import InvalidRequest, parse_size
+
+EXIT_BAD_INPUT = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, no usage dump: scripts read stderr
+        print(f"selfcascade: error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_INPUT)
+
+
+def _add_generate(commands) -> None:
+    from .request import MODES
+
+    command = commands.add_parser("generate", help="make an image several times the model's training size")
+    command.add_argument("--prompt", required=True)
+    command.add_argument("--size", required=True, help="WIDTHxHEIGHT of the result, e.g. 256x256")
+    command.add_argument("--out", required=True, help="PNG file to write (parameters in its metadata)")
+    command.add_argument("--model", default=None, help="hub id or local diffusers folder (default: embedded)")
+    command.add_argument("--mode", default="tuning-free", choices=MODES)
+    command.add_argument("--stages", default="", help="stage sizes, e.g. 64,128,256 (default: automatic)")
+    command.add_argument("--steps", type=int, default=None)
+    command.add_argument("--strength", type=float, default=None, help="re-noise level K/T of stages >= 1")
+    command.add_argument("--guidance", type=float, default=None)
+    command.add_argument("--negative", default="", help="negative prompt")
+    command.add_argument("--seed", type=int, default=0)
+    command.add_argument("--scheduler", default=None, help="ddpm, ddim, euler, euler-a or dpm++")
+    command.add_argument("--max-side", type=int, default=None, help="refuse sizes above this many px per side")
+    command.add_argument("--previews", default=None, help="folder for each stage's decoded pivot")
+    command.add_argument("--adapter", default=None, help="trained upsamplers (folder or .safetensors) for --mode tuned")
+
+
+def _add_train(commands) -> None:
+    command = commands.add_parser("train", help="train the time-aware feature upsamplers (an adapter)")
+    command.add_argument("--images", required=True, help="folder of training images (captions: .txt beside)")
+    command.add_argument("--size", required=True, help="stage size trained for, e.g. 128x128 (pivot: half)")
+    command.add_argument("--steps", type=int, default=200)
+    command.add_argument("--out", required=True, help="adapter folder to write")
+    command.add_argument("--model", default=None)
+    command.add_argument("--lr", type=float, default=1e-3)
+    command.add_argument("--batch", type=int, default=4)
+    command.add_argument("--caption", default="", help="caption for images without a .txt")
+    command.add_argument("--strength", type=float, default=0.5, help="largest timestep trained, as K/T")
+    command.add_argument("--resume", default=None, help="adapter to continue training")
+    command.add_argument("--seed", type=int, default=0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m selfcascade", description="Self-Cascade diffusion (arXiv 2402.10491)")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _add_generate(commands)
+    _add_train(commands)
+    return parser
+
+
+def _generate(args) -> int:
+    from .cascade import Finished, StageDone, StageStarted, generate
+    from .media import save_png
+    from .presets import request_defaults
+
+    width, height = parse_size(args.size)
+    settings = request_defaults(args.model)
+    for key in ("steps", "strength", "guidance", "scheduler", "max_side"):
+        if getattr(args, key) is not None:
+            settings[key] = getattr(args, key)
+    from .request import GenerationRequest
+
+    request = GenerationRequest(prompt=args.prompt, width=width, height=height, mode=args.mode,
+                                negative_prompt=args.negative, stages=args.stages, seed=args.seed,
+                                model=args.model, adapter=args.adapter, **settings)
+    request.check()  # before loading a model: bad numbers fail fast
+    out = Path(args.out)
+    if out.suffix.lower() != ".png":
+        raise InvalidRequest(f"--out {args.out}: the output must be a .png file")
+    out.parent.mkdir(parents=True, exist_ok=True)  # fail before sampling, not after
+    for event in generate(request, previews=args.previews is not None):
+        if isinstance(event, StageStarted):
+            print(f"stage {event.stage + 1}/{event.stages}: {event.size[0]}x{event.size[1]}, "
+                  f"{event.steps} steps", file=sys.stderr)
+        elif isinstance(event, StageDone) and args.previews:
+            save_png(event.preview, Path(args.previews) / f"stage{event.stage}_{event.size[0]}x{event.size[1]}.png",
+                     {"stage": event.stage, "prompt": request.prompt})
+        elif isinstance(event, Finished):
+            for message in event.metadata["messages"]:
+                print(f"note: {message}", file=sys.stderr)
+            save_png(event.image, out, event.metadata)
+            print(f"wrote {out} ({event.image.width}x{event.image.height}, {event.seconds:.1f} s)")
+    return 0
+
+
+def _train(args) -> int:
+    from .dataset import image_files
+    from .training import TrainingDone, TrainingRequest, TrainingStep, train
+
+    request = TrainingRequest(images=image_files(args.images), size=parse_size(args.size), steps=args.steps,
+                              learning_rate=args.lr, batch=args.batch, caption=args.caption,
+                              strength=args.strength, model=args.model, out=args.out, resume=args.resume,
+                              seed=args.seed)
+    request.check()
+    for event in train(request):
+        if isinstance(event, TrainingStep) and (event.step % 10 == 0 or event.step == event.steps):
+            print(f"step {event.step}/{event.steps}  loss {event.loss:.4f}  {event.steps_per_second:.2f} steps/s"
+                  f"  eta {event.eta_seconds:.0f} s", file=sys.stderr)
+        elif isinstance(event, TrainingDone):
+            print(f"wrote {event.path} ({event.steps} steps, {event.seconds:.0f} s)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.set_verbosity_error()  # its import-time notes (e.g. no torchvision) are not ours
+    transformers_logging.disable_progress_bar()
+    from diffusers.utils import logging as diffusers_logging
+
+    diffusers_logging.disable_progress_bar()  # loading bars would bury the one-line messages on stderr
+    try:
+        if args.command == "generate":
+            return _generate(args)
+        if args.command == "train":
+            return _train(args)
+    except InvalidRequest as error:
+        print(f"selfcascade: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as error:  # e.g. the output folder cannot be written
+        print(f"selfcascade: error: {error.strerror or error}: {error.filename or ''}".rstrip(": "),
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return 1

@@ -1,0 +1,72 @@
+"""Named settings in presets/*.json, validated on load; and the sampling defaults for a model."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from .models.loader import resolve
+from .request import GenerationRequest
+from .stages import InvalidRequest
+
+PRESET_FOLDER = Path(__file__).resolve().parents[1] / "presets"
+SAMPLING_KEYS = ("steps", "strength", "guidance", "scheduler")
+# The paper's settings for hub models (50 DDIM steps, K = 700 of 1000); used when no preset names the model.
+PAPER_DEFAULTS = {"steps": 50, "strength": 0.7, "guidance": 7.5, "scheduler": "ddim"}
+_FIELDS = {"name", "description", "model", "prompt", "negative_prompt", "width", "height", "mode", "stages",
+           *SAMPLING_KEYS}
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    description: str
+    model: str | None
+    settings: dict  # GenerationRequest fields
+
+    def request(self, **overrides) -> GenerationRequest:
+        fields = {"prompt": "", "model": self.model, **self.settings, **overrides}
+        return GenerationRequest(**fields)
+
+
+def parse_preset(data: dict, source: str) -> Preset:
+    """A preset from its JSON object; InvalidRequest naming the file and the problem."""
+    if not isinstance(data, dict):
+        raise InvalidRequest(f"{source}: a preset is a JSON object")
+    unknown = set(data) - _FIELDS
+    if unknown:
+        raise InvalidRequest(f"{source}: unknown keys {sorted(unknown)}")
+    for key in ("name", "width", "height"):
+        if key not in data:
+            raise InvalidRequest(f"{source}: missing {key!r}")
+    settings = {k: v for k, v in data.items() if k not in ("name", "description", "model")}
+    try:
+        GenerationRequest(**{"prompt": "", **settings}).check()
+    except InvalidRequest as error:
+        raise InvalidRequest(f"{source}: {error}") from None
+    except TypeError as error:
+        raise InvalidRequest(f"{source}: {error}") from None
+    return Preset(str(data["name"]), str(data.get("description", "")), data.get("model"), settings)
+
+
+def load_presets(folder: Path = PRESET_FOLDER) -> dict[str, Preset]:
+    """Every presets/*.json, by name, in file-name order."""
+    presets = {}
+    for path in sorted(folder.glob("*.json")):
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as error:
+            raise InvalidRequest(f"{path.name}: not valid JSON ({error})") from None
+        preset = parse_preset(data, path.name)
+        presets[preset.name] = preset
+    return presets
+
+
+def request_defaults(model_id: str | None) -> dict:
+    """Sampling settings for a model: those of the first preset that names it, else the paper's."""
+    wanted = resolve(model_id)
+    for preset in load_presets().values():
+        if resolve(preset.model) == wanted:
+            return {key: preset.settings[key] for key in SAMPLING_KEYS if key in preset.settings}
+    return dict(PAPER_DEFAULTS)

@@ -1,0 +1,156 @@
+"""Algorithm 1 of the paper: fine-tune only the time-aware feature upsamplers on a few high-resolution images.
+
+    x0 ~ data at the stage size (random crops), c its caption (10% dropped to "")
+    z0 = E(x0);  pivot = E(downsample_2x(x0))        (downsampled ground truth as the pivot, as in the paper)
+    t ~ U{1..K};  z_t = sqrt(a_t) z0 + sqrt(1 - a_t) eps
+    loss = || eps_theta(z_t, t, c; skips + phi(skips(pivot, t), t)) - eps ||^2   (or the v-target)
+
+Everything but phi is frozen. A generator of progress events (step, loss, speed, ETA, samples, saved
+adapter); cooperative cancel; resume from a saved adapter.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from diffusers import DDPMScheduler
+
+from .adapters import load_adapter, save_adapter
+from .dataset import TrainingImages
+from .models.base import DiffusionModel
+from .models.loader import load_model
+from .sampling import Cancelled
+from .stages import InvalidRequest, Size
+from .upsampler import encoder_skips, new_upsamplers
+
+CAPTION_DROP = 0.1
+_accelerator: Accelerator | None = None
+
+
+def accelerator() -> Accelerator:
+    """accelerate's Accelerator is a process singleton: made once, reused by every training run."""
+    global _accelerator
+    if _accelerator is None:
+        _accelerator = Accelerator(mixed_precision="no")
+    return _accelerator
+
+
+@dataclass
+class TrainingRequest:
+    images: list[str]  # image files (a folder is expanded by the caller or the CLI)
+    size: Size  # the stage size trained for (the pivot is half of it per side)
+    steps: int = 200
+    learning_rate: float = 1e-3
+    batch: int = 4
+    caption: str = ""  # used for images without a .txt beside them
+    strength: float = 0.5  # K / T: the largest timestep trained, as used at inference
+    model: str | None = None
+    out: str = ""
+    resume: str | None = None
+    seed: int = 0
+    sample_every: int = 0  # 0: no samples
+
+    def check(self) -> None:
+        if not 1 <= self.steps <= 100_000:
+            raise InvalidRequest(f"steps must be from 1 to 100000, not {self.steps}")
+        if not 0 < self.learning_rate <= 0.1:
+            raise InvalidRequest(f"learning rate must be in (0, 0.1], not {self.learning_rate}")
+        if not 1 <= self.batch <= 64:
+            raise InvalidRequest(f"batch must be from 1 to 64, not {self.batch}")
+        if not 0 < self.strength <= 1:
+            raise InvalidRequest(f"strength must be in (0, 1], not {self.strength}")
+
+
+@dataclass
+class TrainingStep:
+    step: int
+    steps: int
+    loss: float
+    steps_per_second: float
+    eta_seconds: float
+
+
+@dataclass
+class TrainingSample:
+    step: int
+    image: object  # PIL image: the tuned cascade on a sample prompt
+
+
+@dataclass
+class TrainingDone:
+    path: Path
+    steps: int
+    seconds: float
+    losses: list[float] = field(default_factory=list)
+
+
+def diffusion_target(scheduler, z0, noise, t):
+    """epsilon, or the v-target for v-prediction models (Salimans & Ho 2022)."""
+    if scheduler.config.prediction_type == "v_prediction":
+        return scheduler.get_velocity(z0, noise, t)
+    return noise
+
+
+def training_loss(model: DiffusionModel, upsamplers, scheduler, pixels: torch.Tensor, captions: list[str],
+                  max_timestep: int, generator: torch.Generator) -> torch.Tensor:
+    """One Algorithm-1 loss on a batch of images (B, 3, H, W) in [-1, 1]."""
+    with torch.no_grad():
+        z0 = model.vae.encode(pixels).latent_dist.mean * model.vae.config.scaling_factor
+        small = F.interpolate(pixels, scale_factor=0.5, mode="bilinear", antialias=True, align_corners=False)
+        pivot = model.vae.encode(small).latent_dist.mean * model.vae.config.scaling_factor
+        conditioning = model.encode_prompt(captions, "", guided=False)
+    t = torch.randint(1, max_timestep + 1, (len(pixels),), generator=generator)
+    noise = torch.randn(z0.shape, generator=generator)
+    zt = scheduler.add_noise(z0, noise, t)
+    with torch.no_grad():
+        skips = encoder_skips(model, pivot, t, conditioning)
+    residuals, mid = upsamplers.residuals(skips, t, tuple(z0.shape[-2:]))
+    prediction = model.predict_noise(zt, t, conditioning, down_block_additional_residuals=residuals,
+                                     mid_block_additional_residual=mid)
+    return F.mse_loss(prediction.float(), diffusion_target(scheduler, z0, noise, t).float())
+
+
+def train(request: TrainingRequest, model: DiffusionModel | None = None,
+          cancel: threading.Event | None = None, sample=None) -> Iterator[TrainingStep | TrainingSample | TrainingDone]:
+    """Train upsamplers for `request`; `sample(upsamplers) -> image` is called every `sample_every` steps."""
+    request.check()
+    model = model or load_model(request.model)
+    data = TrainingImages(request.images, request.size, model.size_multiple, request.caption)
+    upsamplers = load_adapter(request.resume, model) if request.resume else new_upsamplers(model.unet, model.name)
+    upsamplers.train()
+    optimizer = torch.optim.AdamW(upsamplers.parameters(), lr=request.learning_rate, weight_decay=0.0)
+    upsamplers, optimizer = accelerator().prepare(upsamplers, optimizer)
+    scheduler = DDPMScheduler.from_config(model.scheduler_config)
+    max_timestep = max(1, int(request.strength * scheduler.config.num_train_timesteps) - 1)
+    rng, generator = random.Random(request.seed), torch.Generator().manual_seed(request.seed)
+    losses, started = [], time.perf_counter()
+    for step in range(1, request.steps + 1):
+        if cancel is not None and cancel.is_set():
+            raise Cancelled()
+        pixels, captions = data.batch(request.batch, rng)
+        captions = ["" if rng.random() < CAPTION_DROP else c for c in captions]
+        loss = training_loss(model, upsamplers, scheduler, pixels.to(model.device, model.dtype), captions,
+                             max_timestep, generator)
+        accelerator().backward(loss)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(loss.item())
+        elapsed = time.perf_counter() - started
+        speed = step / elapsed
+        yield TrainingStep(step, request.steps, losses[-1], speed, (request.steps - step) / speed)
+        if sample is not None and request.sample_every and step % request.sample_every == 0:
+            upsamplers.eval()
+            yield TrainingSample(step, sample(accelerator().unwrap_model(upsamplers)))
+            upsamplers.train()
+    trained = accelerator().unwrap_model(upsamplers).eval()
+    path = save_adapter(trained, request.out or f"adapter-{int(time.time())}", size=request.size,
+                        model=model)
+    yield TrainingDone(path, request.steps, time.perf_counter() - started, losses)

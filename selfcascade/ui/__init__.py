@@ -1,0 +1,1 @@
+"""The Gradio user interface (only this package and app.py import gradio)."""

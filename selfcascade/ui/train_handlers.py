@@ -1,0 +1,95 @@
+"""Thin handlers of the Train adapter tab: uploads -> TrainingRequest -> training events -> UI outputs."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+
+from ..adapters import load_adapter
+from ..cascade import run
+from ..models.loader import is_embedded, load_model
+from ..request import GenerationRequest
+from ..sampling import Cancelled
+from ..shapes.train_adapter import render_examples
+from ..stages import InvalidRequest
+from ..training import TrainingDone, TrainingRequest, TrainingSample, TrainingStep, train
+from .handlers import _session_flag, _whole, on_gpu
+
+ADAPTER_FOLDER = Path(tempfile.gettempdir()) / "selfcascade-adapters"
+SHIPPED_ADAPTER = Path(__file__).resolve().parents[2] / "assets" / "shapes-adapter"
+SAMPLE_PROMPT = "a large red circle on a white background"
+_session_adapters: list[str] = []  # adapters trained or uploaded while this app runs, newest first
+
+
+def adapter_choices() -> list[str]:
+    shipped = [str(SHIPPED_ADAPTER)] if SHIPPED_ADAPTER.is_dir() else []
+    return _session_adapters + shipped
+
+
+def add_uploaded_adapter(path: str | None, model: str):
+    """Check an uploaded adapter file against the chosen model; list it when it fits."""
+    if not path:
+        return gr.skip(), "No file."
+    try:
+        load_adapter(path, load_model(None if is_embedded(model) else model))
+    except InvalidRequest as error:
+        return gr.skip(), f"**Adapter refused:** {error}"
+    _session_adapters.insert(0, path)
+    return gr.update(choices=adapter_choices(), value=path), f"Adapter {Path(path).name} is ready (mode: tuned)."
+
+
+def _loss_frame(losses: list[float]) -> pd.DataFrame:
+    return pd.DataFrame({"step": range(1, len(losses) + 1), "loss": losses})
+
+
+@on_gpu
+def train_stream(model, uploads, use_examples, width, height, steps, learning_rate, batch, caption,
+                 request: gr.Request | None = None):
+    """Yield (status, loss plot, sample image, adapter file) while the upsamplers train."""
+    cancel = _session_flag(request)
+    cancel.clear()
+    losses: list[float] = []
+    try:
+        size = (_whole(width, "width"), _whole(height, "height"))
+        model_id = None if is_embedded(model) else model
+        paths = list(uploads or [])
+        if use_examples:
+            if model_id is not None:
+                raise InvalidRequest("the example images are renders of the shapes world: use the embedded model")
+            paths += render_examples(ADAPTER_FOLDER / f"examples-{time.time_ns()}", 64, max(size), 0)
+        out = ADAPTER_FOLDER / f"adapter-{time.strftime('%Y%m%d-%H%M%S')}"
+        training = TrainingRequest(images=paths, size=size, steps=_whole(steps, "steps"),
+                                   learning_rate=float(learning_rate), batch=_whole(batch, "batch"),
+                                   caption=caption or "", model=model_id, out=str(out), sample_every=0)
+        training.check()
+        yield "Loading the model and the images...", gr.skip(), gr.skip(), gr.skip()
+        loaded = load_model(model_id)
+        last = 0.0
+        for event in train(training, loaded, cancel=cancel):
+            if isinstance(event, TrainingStep):
+                losses.append(event.loss)
+                if time.monotonic() - last > 0.5 or event.step == event.steps:
+                    last = time.monotonic()
+                    yield (f"Step {event.step}/{event.steps} · loss {event.loss:.4f} · "
+                           f"{event.steps_per_second:.2f} steps/s · about {event.eta_seconds:.0f} s left",
+                           _loss_frame(losses), gr.skip(), gr.skip())
+            elif isinstance(event, TrainingSample):
+                yield gr.skip(), gr.skip(), event.image, gr.skip()
+            elif isinstance(event, TrainingDone):
+                _session_adapters.insert(0, str(event.path))
+                sample = run(GenerationRequest(SAMPLE_PROMPT if model_id is None else caption or SAMPLE_PROMPT,
+                                               size[0] * 2, size[1] * 2, mode="tuned", adapter=str(event.path),
+                                               model=model_id, steps=30, scheduler="ddpm" if model_id is None
+                                               else None), loaded, previews=False)
+                yield (f"**Trained** {event.steps} steps in {event.seconds:.0f} s. Saved as {event.path.name}; "
+                       "press *Use in Generate*.", _loss_frame(losses), sample.image,
+                       str(event.path / "adapter.safetensors"))
+    except InvalidRequest as error:
+        gr.Warning(str(error))
+        yield f"**Not trained:** {error}", gr.skip(), gr.skip(), gr.skip()
+    except Cancelled:
+        yield "**Stopped.** Nothing was saved.", gr.skip(), gr.skip(), gr.skip()

@@ -1,0 +1,142 @@
+"""Time-aware feature upsamplers phi_n (paper Sec. 3.2, Eq. 6): h^_{n,t} = h_{n,t} + phi_n(h_{n,0}^{r-1}, t).
+
+The frozen UNet's encoder also runs on the clean pivot at the small size; for each of N resolution levels the
+last skip feature (the encoder output the decoder concatenates) is upsampled 2x bilinearly, refined by two
+tiny residual blocks conditioned on the timestep, and added to the same skip of the high-resolution pass
+through the UNet's own `down_block_additional_residuals` input (no fork of diffusers' UNet).
+
+Tiny by design (the paper counts 0.002M parameters for N = 4): the convolutions are *channel-shared*, the
+same few filters run over every feature channel, so their size does not grow with the UNet's width; a
+per-channel output gain, zero-initialised, makes an untrained adapter reproduce the tuning-free result
+exactly and lets training start from it.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.embeddings import get_timestep_embedding
+from diffusers.models.modeling_utils import ModelMixin
+from torch import nn
+
+
+class _EncoderDone(Exception):
+    """Raised by a hook to stop the UNet after its encoder: the pivot pass needs only the skip features."""
+
+
+class SharedResBlock(nn.Module):
+    """x + conv(silu(FiLM_t(conv(silu(x))))) on channel-shared feature maps of `width` filters."""
+
+    def __init__(self, width: int, time_dim: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(width, width, 3, padding=1)
+        self.conv2 = nn.Conv2d(width, width, 3, padding=1)
+        self.film = nn.Linear(time_dim, 2 * width)
+
+    def forward(self, x: torch.Tensor, time: torch.Tensor) -> torch.Tensor:
+        scale, shift = self.film(time)[:, :, None, None].chunk(2, dim=1)
+        h = self.conv1(F.silu(x)) * (1 + scale) + shift
+        return x + self.conv2(F.silu(h))
+
+
+class LevelUpsampler(nn.Module):
+    """phi_n for one level: bilinear x2, then two timestep-conditioned residual blocks, shared by channels."""
+
+    def __init__(self, channels: int, width: int, time_dim: int):
+        super().__init__()
+        self.lift = nn.Conv2d(1, width, 3, padding=1)
+        self.blocks = nn.ModuleList([SharedResBlock(width, time_dim) for _ in range(2)])
+        self.project = nn.Conv2d(width, 1, 3, padding=1)
+        self.gain = nn.Parameter(torch.zeros(channels))  # zero: starts as the tuning-free cascade
+
+    def forward(self, features: torch.Tensor, time: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        batch, channels = features.shape[:2]
+        up = F.interpolate(features, size=size, mode="bilinear", align_corners=False)
+        x = self.lift(up.reshape(batch * channels, 1, *size))
+        shared_time = time.repeat_interleave(channels, dim=0)
+        for block in self.blocks:
+            x = block(x, shared_time)
+        return self.project(x).reshape(batch, channels, *size) * self.gain[None, :, None, None]
+
+
+class FeatureUpsamplers(ModelMixin, ConfigMixin):
+    """The N = len(skip_indices) upsamplers of one base model, saved as safetensors + config.json.
+
+    `skip_channels` and `skip_levels` describe every UNet skip feature (conv_in, then each down-block
+    resnet and down-sampler output): its channels and resolution level (0 = full latent size, 1 = half, ...);
+    `skip_indices` pick the last skip of each level, the ones the upsamplers refine.
+    """
+
+    @register_to_config
+    def __init__(self, skip_channels: tuple[int, ...] = (), skip_levels: tuple[int, ...] = (),
+                 skip_indices: tuple[int, ...] = (), width: int = 4, time_dim: int = 32, base_model: str = "",
+                 unet_fingerprint: str = "", stage_size: tuple[int, ...] = (), scale: int = 2,
+                 stop_below_timestep: int = 0):
+        super().__init__()
+        self.levels = nn.ModuleList([LevelUpsampler(skip_channels[i], width, time_dim) for i in skip_indices])
+
+    def time_embedding(self, timestep: torch.Tensor, batch: int) -> torch.Tensor:
+        steps = timestep.reshape(-1).float().expand(batch) if timestep.numel() == 1 else timestep.float()
+        return get_timestep_embedding(steps, self.config.time_dim, flip_sin_to_cos=True, downscale_freq_shift=0)
+
+    def skip_sizes(self, latent_size: tuple[int, int]) -> list[tuple[int, int]]:
+        """Spatial size of every skip feature of a UNet pass on latents of `latent_size` (h, w)."""
+        return [(-(-latent_size[0] // 2**level), -(-latent_size[1] // 2**level)) for level in self.config.skip_levels]
+
+    def residuals(self, pivot_skips: list[torch.Tensor], timestep: torch.Tensor,
+                  latent_size: tuple[int, int]) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+        """UNet inputs: (down_block_additional_residuals, mid_block_additional_residual) for one step."""
+        target_sizes = self.skip_sizes(latent_size)
+        batch = pivot_skips[0].shape[0]
+        time = self.time_embedding(timestep, batch).to(pivot_skips[0].dtype)
+        residuals = [torch.zeros(batch, skip.shape[1], *size, dtype=skip.dtype, device=skip.device)
+                     for skip, size in zip(pivot_skips, target_sizes)]
+        for level, index in zip(self.levels, self.config.skip_indices):
+            residuals[index] = level(pivot_skips[index], time, target_sizes[index])
+        # A mid residual (zeros) makes diffusers add the others to the skips (its ControlNet path).
+        last = pivot_skips[-1]
+        mid = torch.zeros(batch, last.shape[1], *target_sizes[-1], dtype=last.dtype, device=last.device)
+        return tuple(residuals), mid
+
+
+def skip_layout(unet) -> tuple[list[int], list[int], list[int]]:
+    """Channels and level of every UNet skip feature, and the index of the last skip of each level."""
+    channels, levels = [unet.config.block_out_channels[0]], [0]
+    for index, block in enumerate(unet.down_blocks):
+        out = unet.config.block_out_channels[index]
+        channels += [out] * len(block.resnets)
+        levels += [index] * len(block.resnets)
+        if block.downsamplers:
+            channels.append(out)
+            levels.append(index + 1)
+    last_of_level = [max(i for i, level in enumerate(levels) if level == n) for n in sorted(set(levels))]
+    return channels, levels, last_of_level
+
+
+def new_upsamplers(unet, base_model: str, width: int = 4) -> FeatureUpsamplers:
+    channels, levels, indices = skip_layout(unet)
+    return FeatureUpsamplers(skip_channels=tuple(channels), skip_levels=tuple(levels), skip_indices=tuple(indices),
+                             width=width, base_model=base_model)
+
+
+def encoder_skips(model, latents: torch.Tensor, timestep: torch.Tensor, conditioning) -> list[torch.Tensor]:
+    """The UNet's skip features for `latents` (the clean pivot), stopping before the mid block."""
+    skips: list[torch.Tensor] = []
+    unet = model.unet
+    hooks = [unet.conv_in.register_forward_hook(lambda _m, _i, out: skips.append(out))]
+    for block in unet.down_blocks:
+        hooks.append(block.register_forward_hook(lambda _m, _i, out: skips.extend(out[1])))
+
+    def stop(_module, _inputs):
+        raise _EncoderDone
+
+    hooks.append(unet.mid_block.register_forward_pre_hook(stop))
+    try:
+        model.predict_noise(latents, timestep, conditioning)
+    except _EncoderDone:
+        pass
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return skips

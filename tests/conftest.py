@@ -1,0 +1,18 @@
+"""Tests run offline on the CPU: nothing may reach a model hub."""
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def embedded_model():
+    from selfcascade.models.loader import load_model
+
+    return load_model(None)

@@ -1,0 +1,105 @@
+"""The Generate tab's handlers, called as the app calls them (no browser)."""
+
+import pytest
+from PIL import Image
+
+from selfcascade.ui import handlers
+
+EMBEDDED = "embedded"
+
+
+def form(**overrides):
+    values = dict(model=EMBEDDED, prompt="a large blue square", negative="", width=128, height=128, stages="",
+                  mode="tuning-free", steps=6, strength=0.5, guidance=4.0, scheduler="ddpm", seed=1, upload=None)
+    values.update(overrides)
+    return values
+
+
+def run(**overrides):
+    return list(handlers.generate_stream(**form(**overrides)))
+
+
+def test_every_preset_fills_the_whole_form():
+    for name in handlers.preset_names():
+        values = handlers.preset_values(name)
+        assert len(values) == len(handlers.FORM) and all(v is not None for v in values)
+
+
+def test_plan_and_estimate_before_running(embedded_model):
+    text = handlers.describe_plan(EMBEDDED, 256, 256, "", "tuning-free", 40, 0.5, 4.0, "ddpm")
+    assert "64x64 -> 128x128 -> 256x256" in text and "estimated" in text
+    assert "Cannot run" in handlers.describe_plan(EMBEDDED, 0, 256, "", "tuning-free", 40, 0.5, 4.0, "ddpm")
+
+
+def test_stream_shows_each_stage_then_the_result(embedded_model):
+    outputs = run()
+    galleries = [o[2] for o in outputs if isinstance(o[2], list) and o[2]]
+    assert [len(g) for g in galleries][:2] == [1, 2]
+    status, _, gallery, image, path = outputs[-1]
+    assert status.startswith("**Done**") and image.size == (128, 128) and len(gallery) == 2
+    assert Image.open(path).size == (128, 128)
+
+
+def test_empty_prompt_is_allowed_and_draws_unconditionally(embedded_model):
+    assert run(prompt="", width=64, height=64)[-1][0].startswith("**Done**")
+
+
+def test_upscale_my_image(embedded_model, tmp_path):
+    path = tmp_path / "mine.png"
+    Image.new("RGB", (100, 60), (230, 25, 25)).save(path)
+    status = run(upload=str(path))[-1][0]
+    assert status.startswith("**Done**") and "resized to 64x64" in status
+
+
+def make_file(tmp_path, kind):
+    path = tmp_path / f"{kind}.png"
+    if kind == "text":
+        path.write_text("not an image")
+    elif kind == "corrupt":
+        Image.new("RGB", (64, 64), "red").save(path)
+        path.write_bytes(path.read_bytes()[:60])
+    elif kind == "tiny":
+        Image.new("RGB", (1, 1)).save(path)
+    elif kind == "huge":
+        Image.new("1", (10000, 10000)).save(path)
+    return str(path)
+
+
+BAD = [
+    (dict(width=0), "positive"),
+    (dict(width=-64), "positive"),
+    (dict(width=100000), "cap"),
+    (dict(width=64.5), "whole number"),
+    (dict(stages="128,64"), "stages must grow"),
+    (dict(stages="64,512"), "stages must grow"),
+    (dict(strength=0), "strength"),
+    (dict(strength=1.5), "strength"),
+    (dict(steps=0), "steps"),
+    (dict(model="nobody/no-such-model"), "not available offline"),
+]
+
+
+@pytest.mark.parametrize("overrides,message", BAD)
+def test_bad_settings_are_explained_and_nothing_breaks(embedded_model, overrides, message):
+    status = run(**overrides)[-1][0]
+    assert status.startswith("**Not run:**") and message in status
+
+
+@pytest.mark.parametrize("kind,message", [("text", "not an image"), ("corrupt", "damaged"),
+                                          ("tiny", "at least"), ("huge", "megapixels")])
+def test_bad_uploads_are_explained(embedded_model, tmp_path, kind, message):
+    status = run(upload=make_file(tmp_path, kind))[-1][0]
+    assert status.startswith("**Not run:**") and message in status
+    assert run()[-1][0].startswith("**Done**")  # and the app still works
+
+
+def test_sizes_that_do_not_divide_are_rounded_with_a_message(embedded_model):
+    status = run(width=120, height=100)[-1][0]
+    assert "rounded to 128x96" in status
+
+
+def test_compare_gives_both_images_with_times(embedded_model):
+    status, pair = list(handlers.compare(**{k: v for k, v in form().items() if k != "upload"},
+                                         baseline="direct"))[-1]
+    assert "direct" in status and "Self-Cascade" in status
+    assert pair[0].size == pair[1].size == (128, 128)

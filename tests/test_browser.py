@@ -1,0 +1,41 @@
+"""A real browser (Debian's chromium driven by playwright) uses the app: type, click, watch stages appear."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+        "--disable-component-update", "--no-first-run", "--disable-sync"]
+SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
+
+
+@pytest.fixture(scope="module")
+def page():
+    playwright = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian chromium is not installed (.ci/run installs it)")
+    from app import demo
+
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    with playwright.sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        tab = browser.new_page(viewport={"width": 1400, "height": 1100})
+        tab.goto(demo.local_url)
+        yield tab
+        browser.close()
+    demo.close()
+
+
+def test_generate_in_the_browser(page):
+    SCREENSHOTS.mkdir(exist_ok=True)
+    prompt = page.locator("#prompt textarea")
+    prompt.fill("a large green triangle on a black background")
+    page.locator("#generate").click()
+    page.wait_for_selector("#stages img", timeout=120_000)  # the first stage pivot appears mid-run
+    page.screenshot(path=str(SCREENSHOTS / "generate-running.png"))
+    page.wait_for_function("document.querySelector('#status')?.innerText.includes('Done')", timeout=180_000)
+    assert page.locator("#stages img").count() >= 3
+    assert page.locator("#result img").count() == 1
+    page.screenshot(path=str(SCREENSHOTS / "generate-done.png"), full_page=True)

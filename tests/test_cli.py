@@ -1,0 +1,62 @@
+import os
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+
+from selfcascade.media import read_png_metadata
+
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, "-m", "selfcascade", *args], capture_output=True, text=True, env=ENV,
+                          timeout=300)
+
+
+def test_generate_writes_a_4x_png_with_its_parameters(tmp_path):
+    out, previews = tmp_path / "circle.png", tmp_path / "previews"
+    done = cli("generate", "--prompt", "a large red circle", "--size", "256x256", "--out", str(out),
+               "--steps", "8", "--seed", "5", "--previews", str(previews))
+    assert done.returncode == 0, done.stderr
+    assert Image.open(out).size == (256, 256)
+    metadata = read_png_metadata(out)
+    assert metadata["prompt"] == "a large red circle" and metadata["seed"] == 5 and metadata["steps"] == 8
+    assert metadata["mode"] == "tuning-free" and metadata["stage_sizes"] == ["64x64", "128x128", "256x256"]
+    assert sorted(p.name for p in previews.iterdir()) == [
+        "stage0_64x64.png", "stage1_128x128.png", "stage2_256x256.png"]
+
+
+BAD = [
+    (["--size", "0x256"], "positive"),
+    (["--size=-64x64"], "positive"),
+    (["--size", "banana"], "WIDTHxHEIGHT"),
+    (["--size", "99999x64"], "cap"),
+    (["--size", "256x256", "--max-side", "128"], "cap"),
+    (["--size", "256x256", "--strength", "0"], "strength"),
+    (["--size", "256x256", "--strength", "1.5"], "strength"),
+    (["--size", "256x256", "--steps", "0"], "steps"),
+    (["--size", "256x256", "--mode", "magic"], "invalid choice"),
+    (["--size", "256x256", "--model", "/no/such/model"], "no such folder"),
+    (["--size", "256x256", "--stages", "128,64"], "stages must grow"),
+    (["--size", "256x256", "--scheduler", "fancy"], "unknown scheduler"),
+]
+
+
+@pytest.mark.parametrize("arguments,message", BAD)
+def test_bad_arguments_exit_2_with_one_line(tmp_path, arguments, message):
+    done = cli("generate", "--prompt", "a red circle", "--out", str(tmp_path / "x.png"), *arguments)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_unwritable_output_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    done = cli("generate", "--prompt", "a red circle", "--size", "64x64", "--steps", "2",
+               "--out", str(blocker / "x.png"))
+    assert done.returncode == 2 and "Traceback" not in done.stderr

@@ -1,0 +1,36 @@
+import os
+from pathlib import Path
+
+from diffusers import StableDiffusionPipeline
+
+from selfcascade.models.loader import EMBEDDED_MODEL
+
+
+def test_loads_offline_through_from_pretrained():
+    assert os.environ["HF_HUB_OFFLINE"] == "1"
+    pipeline = StableDiffusionPipeline.from_pretrained(EMBEDDED_MODEL, use_safetensors=True)
+    assert pipeline.unet.config.sample_size * 4 == 64  # base size 64 px, 4x VAE
+    assert pipeline.vae.config.latent_channels == 4
+    tokens = pipeline.tokenizer("a large red circle on a gray background").input_ids
+    assert len(tokens) == 10  # one token a word, plus start and end
+
+
+def test_weights_are_safetensors_and_small():
+    files = [p for p in Path(EMBEDDED_MODEL).rglob("*") if p.is_file()]
+    assert not [p for p in files if p.suffix in (".bin", ".pt", ".pth", ".ckpt", ".pkl")]
+    assert sum(p.stat().st_size for p in files) <= 40 * 2**20
+
+
+def test_generates_the_prompt_at_base_size(embedded_model):
+    from selfcascade.cascade import run
+    from selfcascade.request import GenerationRequest
+    from selfcascade.shapes.detector import check
+    from selfcascade.shapes.world import parse_prompt
+
+    prompts = ["a large red circle", "a large blue square on a white background", "a large green triangle",
+               "a small yellow circle on a black background"]
+    correct = 0
+    for seed, prompt in enumerate(prompts):
+        result = run(GenerationRequest(prompt, 64, 64, steps=20, scheduler="ddpm", seed=seed), embedded_model)
+        correct += check(result.image, parse_prompt(prompt)).correct
+    assert correct >= 3

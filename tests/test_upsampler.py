@@ -1,0 +1,87 @@
+"""Time-aware feature upsamplers: size, exact zero start, attachment through the UNet's residual inputs."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from diffusers import UNet2DConditionModel
+
+from selfcascade.adapters import load_adapter, save_adapter
+from selfcascade.cascade import run
+from selfcascade.request import GenerationRequest
+from selfcascade.stages import InvalidRequest
+from selfcascade.upsampler import new_upsamplers, skip_layout
+
+CONFIGS = Path(__file__).resolve().parents[2] / "shared" / "configs"
+
+
+def meta_unet(name):
+    """The real architecture from its config, without allocating weights."""
+    config = json.loads((CONFIGS / name).read_text())
+    with torch.device("meta"):
+        return UNet2DConditionModel.from_config(config)
+
+
+@pytest.mark.skipif(not CONFIGS.is_dir(), reason="shared/configs not beside the repository")
+@pytest.mark.parametrize("name,levels", [("sd21_unet.json", 4), ("sdxl_unet.json", 3)])
+def test_tiny_on_the_real_architectures(name, levels):
+    unet = meta_unet(name)
+    upsamplers = new_upsamplers(unet, name)
+    assert len(upsamplers.levels) == levels
+    count = sum(p.numel() for p in upsamplers.parameters())
+    assert count <= 10_000, count
+
+
+def test_skip_layout_matches_the_unet(embedded_model):
+    channels, levels, indices = skip_layout(embedded_model.unet)
+    latents = torch.zeros(1, 4, 32, 32)
+    from selfcascade.upsampler import encoder_skips
+
+    conditioning = embedded_model.encode_prompt("a red circle", "", guided=False)
+    skips = encoder_skips(embedded_model, latents, torch.tensor(500), conditioning)
+    assert [s.shape[1] for s in skips] == channels
+    assert [s.shape[-1] for s in skips] == [32 // 2**level for level in levels]
+    assert indices == [max(i for i, l in enumerate(levels) if l == n) for n in range(max(levels) + 1)]
+
+
+def test_untrained_adapter_reproduces_tuning_free_exactly(embedded_model, tmp_path):
+    adapter = save_adapter(new_upsamplers(embedded_model.unet, embedded_model.name), tmp_path / "zero",
+                           size=(128, 128), model=embedded_model)
+    settings = dict(prompt="a large red circle", width=128, height=128, steps=8, scheduler="ddpm", seed=2)
+    free = run(GenerationRequest(mode="tuning-free", **settings), embedded_model, previews=False)
+    tuned = run(GenerationRequest(mode="tuned", adapter=str(adapter), **settings), embedded_model, previews=False)
+    assert np.array_equal(np.asarray(free.image), np.asarray(tuned.image))
+
+
+def test_a_nonzero_adapter_changes_the_result(embedded_model, tmp_path):
+    upsamplers = new_upsamplers(embedded_model.unet, embedded_model.name)
+    for level in upsamplers.levels:
+        torch.nn.init.constant_(level.gain, 0.5)
+    adapter = save_adapter(upsamplers, tmp_path / "half", size=(128, 128), model=embedded_model)
+    settings = dict(prompt="a large red circle", width=128, height=128, steps=8, scheduler="ddpm", seed=2)
+    free = run(GenerationRequest(mode="tuning-free", **settings), embedded_model, previews=False)
+    tuned = run(GenerationRequest(mode="tuned", adapter=str(adapter), **settings), embedded_model, previews=False)
+    assert not np.array_equal(np.asarray(free.image), np.asarray(tuned.image))
+
+
+def test_adapter_round_trip_and_refusals(embedded_model, tmp_path):
+    upsamplers = new_upsamplers(embedded_model.unet, embedded_model.name)
+    torch.nn.init.normal_(upsamplers.levels[0].gain)
+    folder = save_adapter(upsamplers, tmp_path / "a", size=(128, 128), model=embedded_model)
+    for path in (folder, folder / "adapter.safetensors"):
+        loaded = load_adapter(path, embedded_model)
+        assert torch.equal(loaded.levels[0].gain, upsamplers.levels[0].gain)
+    pickle = tmp_path / "adapter.bin"
+    torch.save(upsamplers.state_dict(), pickle)
+    with pytest.raises(InvalidRequest, match="pickled"):
+        load_adapter(pickle, embedded_model)
+    corrupt = tmp_path / "broken.safetensors"
+    corrupt.write_bytes((folder / "adapter.safetensors").read_bytes()[:100])
+    with pytest.raises(InvalidRequest, match="damaged"):
+        load_adapter(corrupt, embedded_model)
+    other = new_upsamplers(meta_unet("sd21_unet.json"), "sd21")
+    save_adapter(other, tmp_path / "sd21", size=(1024, 1024))
+    with pytest.raises(InvalidRequest, match="trained for sd21"):
+        load_adapter(tmp_path / "sd21", embedded_model)
