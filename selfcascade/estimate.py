@@ -1,8 +1,9 @@
 """Estimated time and memory of a request, shown before it runs.
 
-Time: one UNet call is timed at the base size once per loaded model (a fraction of a second for the
-embedded model), then scaled by each stage's latent pixels and step count (x2 with guidance). Attention
-grows faster than linearly with size, so large stages are under-estimated a little: it is a guide.
+Time: a guided UNet call is timed at the base size and at 2x per side once per loaded model (a fraction
+of a second for the embedded model); a line through the two (fixed cost + cost per latent pixel) is scaled
+by each stage's size and step count. Attention grows faster than linearly, so stages far above 2x are
+under-estimated a little: it is a guide.
 Memory: the model's weights plus the largest stage's activations (an empirical bytes-per-latent-pixel
 factor of the UNet's widest level).
 """
@@ -18,7 +19,7 @@ from .models.base import DiffusionModel
 from .request import GenerationRequest
 from .sampling import make_scheduler, schedule
 
-_seconds_per_latent_pixel: dict[str, float] = {}
+_call_cost: dict[str, tuple[float, float]] = {}  # model -> (seconds per call, seconds per latent pixel)
 ACTIVATION_FACTOR = 60  # activations held per latent pixel and channel of the widest level (forward only)
 
 
@@ -33,29 +34,34 @@ class Estimate:
 
 
 @torch.no_grad()
-def _calibrate(model: DiffusionModel) -> float:
-    if model.name not in _seconds_per_latent_pixel:
-        latents = torch.randn(model.latent_shape(model.base_size, batch=2), dtype=model.dtype).to(model.device)
+def _calibrate(model: DiffusionModel) -> tuple[float, float]:
+    if model.name not in _call_cost:
         conditioning = model.encode_prompt("", "", guided=True)
         timestep = torch.tensor(500, device=model.device)
-        model.predict_noise(latents, timestep, conditioning)  # warm-up
-        started = time.perf_counter()
-        model.predict_noise(latents, timestep, conditioning)
-        pixels = latents.shape[-1] * latents.shape[-2]
-        _seconds_per_latent_pixel[model.name] = (time.perf_counter() - started) / pixels
-    return _seconds_per_latent_pixel[model.name]
+        timings = []
+        for scale in (1, 2):
+            size = (model.base_size[0] * scale, model.base_size[1] * scale)
+            latents = torch.randn(model.latent_shape(size, batch=2), dtype=model.dtype).to(model.device)
+            model.predict_noise(latents, timestep, conditioning)  # warm-up
+            started = time.perf_counter()
+            model.predict_noise(latents, timestep, conditioning)
+            timings.append((latents.shape[-1] * latents.shape[-2], time.perf_counter() - started))
+        (small, fast), (large, slow) = timings
+        per_pixel = max(slow - fast, 0.0) / (large - small)
+        _call_cost[model.name] = (max(fast - per_pixel * small, 0.0), per_pixel)
+    return _call_cost[model.name]
 
 
 def estimate(model: DiffusionModel, request: GenerationRequest) -> Estimate:
     """Time and memory of `request` on `model`; raises InvalidRequest like the run itself would."""
     plan = request.plan(model.base_size, model.size_multiple)
-    rate = _calibrate(model)
+    fixed, per_pixel = _calibrate(model)
     seconds = 0.0
     for index, size in enumerate(plan.sizes):
         strength = 1.0 if index == 0 else request.strength
         steps = len(schedule(make_scheduler(model, request.scheduler), request.steps, strength))
         latent_pixels = (size[0] // model.vae_scale_factor) * (size[1] // model.vae_scale_factor)
-        seconds += steps * latent_pixels * rate * (1 if request.guidance > 1 else 0.5)
+        seconds += steps * (fixed + latent_pixels * per_pixel) * (1 if request.guidance > 1 else 0.5)
     weights = sum(p.numel() * p.element_size() for part in (model.unet, model.vae) for p in part.parameters())
     largest = max(w * h for w, h in plan.sizes) / model.vae_scale_factor**2
     widest = max(model.unet.config.block_out_channels)

@@ -39,3 +39,20 @@ def test_generate_in_the_browser(page):
     assert page.locator("#stages img").count() >= 3
     assert page.locator("#result img").count() == 1
     page.screenshot(path=str(SCREENSHOTS / "generate-done.png"), full_page=True)
+
+
+def test_train_an_adapter_and_use_it(page):
+    page.get_by_role("tab", name="Train adapter").click()
+    page.locator("#use-examples input[type=checkbox]").check()
+    steps = page.locator("#train-steps input[type=number]")
+    steps.fill("3")
+    steps.press("Enter")
+    page.locator("#train").click()
+    page.wait_for_function("document.querySelector('#train-status')?.innerText.includes('Trained')",
+                           timeout=240_000)
+    page.screenshot(path=str(SCREENSHOTS / "train-done.png"), full_page=True)
+    page.locator("#use-adapter").click()
+    page.wait_for_function("document.querySelector('#mode input[value=tuned]')?.checked", timeout=30_000)
+    page.locator("#generate").click()
+    page.wait_for_function("document.querySelector('#status')?.innerText.includes('Done')", timeout=180_000)
+    page.screenshot(path=str(SCREENSHOTS / "generate-tuned.png"), full_page=True)

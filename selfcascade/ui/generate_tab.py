@@ -28,7 +28,7 @@ def build_generate_tab(demo: gr.Blocks) -> tuple[gr.Radio, gr.Dropdown]:
                 width = gr.Number(label="Width", value=first["width"], precision=0)
                 height = gr.Number(label="Height", value=first["height"], precision=0)
             stages = gr.Textbox(label="Stages (empty: automatic, 2x per side; or e.g. 64,128,256)", value="")
-            mode = gr.Radio(list(MODES), value="tuning-free", label="Mode")
+            mode = gr.Radio(list(MODES), value="tuning-free", label="Mode", elem_id="mode")
             with gr.Accordion("Sampling", open=False):
                 steps = gr.Slider(1, 200, value=first["steps"], step=1, label="Steps")
                 strength = gr.Slider(0.05, 1.0, value=first["strength"], step=0.05,
@@ -58,7 +58,8 @@ def build_generate_tab(demo: gr.Blocks) -> tuple[gr.Radio, gr.Dropdown]:
                 live = gr.Image(label="Live preview", type="pil", format="png", height=256, elem_id="live")
                 result = gr.Image(label="Result", type="pil", format="png", buttons=["download", "fullscreen"],
                                   elem_id="result")
-            gallery = gr.Gallery(label="Stage pivots", columns=4, height=240, format="png", elem_id="stages")
+            gallery = gr.Gallery(label="Stage pivots", columns=4, height=240, format="png", elem_id="stages",
+                                 object_fit="contain")
             download = gr.File(label="PNG with its parameters")
             with gr.Accordion("Compare with a baseline (same seed)", open=False):
                 with gr.Row():

@@ -46,7 +46,9 @@ FORM = ("model", "prompt", "negative_prompt", "width", "height", "stages", "mode
 
 
 def preset_names() -> list[str]:
-    return list(load_presets())
+    """The embedded model's presets first: they run anywhere, offline."""
+    presets = load_presets()
+    return sorted(presets, key=lambda name: presets[name].model is not None)
 
 
 def preset_values(name: str) -> list:

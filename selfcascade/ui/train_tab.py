@@ -24,7 +24,7 @@ def build_train_tab(generate_mode: gr.Radio, generate_adapter: gr.Dropdown, tabs
                 height = gr.Number(label="Stage height", value=128, precision=0)
             caption = gr.Textbox(label="Caption for images without a .txt", value="")
             with gr.Row():
-                steps = gr.Slider(1, 2000, value=60, step=1, label="Steps")
+                steps = gr.Slider(1, 2000, value=60, step=1, label="Steps", elem_id="train-steps")
                 learning_rate = gr.Number(label="Learning rate", value=2e-3)
                 batch = gr.Slider(1, 32, value=4, step=1, label="Batch")
             with gr.Row():
