@@ -16,6 +16,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from .models.base import DiffusionModel
+from .models.loader import EMBEDDED_MODEL
 from .stages import InvalidRequest, Size
 from .upsampler import FeatureUpsamplers, skip_layout
 
@@ -35,8 +36,9 @@ def save_adapter(upsamplers: FeatureUpsamplers, folder: str | Path, size: Size |
     folder = Path(folder)
     if size is not None:
         upsamplers.register_to_config(stage_size=list(size))
-    if model is not None:
-        upsamplers.register_to_config(base_model=model.name, unet_fingerprint=unet_fingerprint(model.unet))
+    if model is not None:  # the embedded model by its name, not by this machine's path to it
+        name = "embedded" if Path(model.name) == EMBEDDED_MODEL else model.name
+        upsamplers.register_to_config(base_model=name, unet_fingerprint=unet_fingerprint(model.unet))
     upsamplers.save_pretrained(folder, safe_serialization=True)
     config = json.dumps({k: v for k, v in dict(upsamplers.config).items() if not k.startswith("_")})
     state = {k: v.detach().contiguous() for k, v in upsamplers.state_dict().items()}
@@ -81,4 +83,6 @@ def load_adapter(path: str | Path, model: DiffusionModel) -> FeatureUpsamplers:
     if (fingerprint and fingerprint != unet_fingerprint(model.unet)) or list(config.skip_channels) != channels:
         raise InvalidRequest(f"{path.name} was trained for {config.base_model or 'another model'}, "
                              f"not for {model.name}: load it with its own base model")
-    return upsamplers.to(model.device, model.dtype).eval()
+    if next(upsamplers.parameters()).dtype != model.dtype:  # e.g. an fp16 model on a GPU
+        upsamplers = upsamplers.to(dtype=model.dtype)
+    return upsamplers.to(model.device).eval()

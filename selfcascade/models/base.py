@@ -30,17 +30,23 @@ class Conditioning:
 
 
 class DiffusionModel(ABC):
-    """A loaded base model, frozen, ready for the cascade."""
+    """A loaded base model (a diffusers pipeline), frozen, ready for the cascade."""
 
-    name: str  # id or path it was loaded from
-    unet: torch.nn.Module
-    vae: torch.nn.Module
-    scheduler_config: dict
+    def __init__(self, pipeline, name: str):
+        self.pipeline = pipeline
+        self.name = name  # id or path it was loaded from
+        self.unet = pipeline.unet.eval().requires_grad_(False)
+        self.vae = pipeline.vae.eval().requires_grad_(False)
+        for encoder in (getattr(pipeline, "text_encoder", None), getattr(pipeline, "text_encoder_2", None)):
+            if encoder is not None:
+                encoder.eval().requires_grad_(False)
+        self.scheduler_config = dict(pipeline.scheduler.config)
 
     @property
-    @abstractmethod
     def base_size(self) -> Size:
-        """The (width, height) the model was trained at."""
+        """The (width, height) the model was trained at (its UNet's sample size in pixels)."""
+        side = self.unet.config.sample_size * self.vae_scale_factor
+        return side, side
 
     @property
     def vae_scale_factor(self) -> int:

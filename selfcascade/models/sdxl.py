@@ -3,28 +3,11 @@
 from __future__ import annotations
 
 import torch
-from diffusers import StableDiffusionXLPipeline
 
-from ..stages import Size
 from .base import Conditioning, DiffusionModel
 
 
 class StableDiffusionXLModel(DiffusionModel):
-    def __init__(self, pipeline: StableDiffusionXLPipeline, name: str):
-        self.pipeline = pipeline
-        self.name = name
-        self.unet = pipeline.unet.eval().requires_grad_(False)
-        self.vae = pipeline.vae.eval().requires_grad_(False)
-        for encoder in (pipeline.text_encoder, pipeline.text_encoder_2):
-            if encoder is not None:
-                encoder.eval().requires_grad_(False)
-        self.scheduler_config = dict(pipeline.scheduler.config)
-
-    @property
-    def base_size(self) -> Size:
-        side = self.unet.config.sample_size * self.vae_scale_factor
-        return side, side
-
     @torch.no_grad()
     def encode_prompt(self, prompt: str, negative_prompt: str, guided: bool) -> Conditioning:
         positive, negative, pooled, negative_pooled = self.pipeline.encode_prompt(
