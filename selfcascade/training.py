@@ -5,7 +5,7 @@
     t ~ U{1..K};  z_t = sqrt(a_t) z0 + sqrt(1 - a_t) eps
     loss = || eps_theta(z_t, t, c; skips + phi(skips(pivot, t), t)) - eps ||^2   (or the v-target)
 
-Everything but phi is frozen. A generator of progress events (step, loss, speed, ETA, samples, saved
+Everything but phi is frozen. A generator of progress events (step, loss, speed, ETA, the saved
 adapter); cooperative cancel; resume from a saved adapter.
 """
 
@@ -56,7 +56,6 @@ class TrainingRequest:
     out: str = ""
     resume: str | None = None
     seed: int = 0
-    sample_every: int = 0  # 0: no samples
 
     def check(self) -> None:
         if not 1 <= self.steps <= 100_000:
@@ -76,12 +75,6 @@ class TrainingStep:
     loss: float
     steps_per_second: float
     eta_seconds: float
-
-
-@dataclass
-class TrainingSample:
-    step: int
-    image: object  # PIL image: the tuned cascade on a sample prompt
 
 
 @dataclass
@@ -119,8 +112,8 @@ def training_loss(model: DiffusionModel, upsamplers, scheduler, pixels: torch.Te
 
 
 def train(request: TrainingRequest, model: DiffusionModel | None = None,
-          cancel: threading.Event | None = None, sample=None) -> Iterator[TrainingStep | TrainingSample | TrainingDone]:
-    """Train upsamplers for `request`; `sample(upsamplers) -> image` is called every `sample_every` steps."""
+          cancel: threading.Event | None = None) -> Iterator[TrainingStep | TrainingDone]:
+    """Train upsamplers for `request`, yielding a TrainingStep per step and TrainingDone with the saved adapter."""
     request.check()
     model = model or load_model(request.model)
     data = TrainingImages(request.images, request.size, model.size_multiple, request.caption)
@@ -146,10 +139,6 @@ def train(request: TrainingRequest, model: DiffusionModel | None = None,
         elapsed = time.perf_counter() - started
         speed = step / elapsed
         yield TrainingStep(step, request.steps, losses[-1], speed, (request.steps - step) / speed)
-        if sample is not None and request.sample_every and step % request.sample_every == 0:
-            upsamplers.eval()
-            yield TrainingSample(step, sample(accelerator().unwrap_model(upsamplers)))
-            upsamplers.train()
     trained = accelerator().unwrap_model(upsamplers).eval()
     path = save_adapter(trained, request.out or f"adapter-{int(time.time())}", size=request.size,
                         model=model)

@@ -54,5 +54,8 @@ def test_train_an_adapter_and_use_it(page):
     page.locator("#use-adapter").click()
     page.wait_for_function("document.querySelector('#mode input[value=tuned]')?.checked", timeout=30_000)
     page.locator("#generate").click()
+    # The first run's "Done" is still shown: wait for this run to start, then to finish.
+    page.wait_for_function("document.querySelector('#status')?.innerText.includes('Stage')", timeout=60_000)
     page.wait_for_function("document.querySelector('#status')?.innerText.includes('Done')", timeout=180_000)
+    assert "Not run" not in page.locator("#status").inner_text()
     page.screenshot(path=str(SCREENSHOTS / "generate-tuned.png"), full_page=True)

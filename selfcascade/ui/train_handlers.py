@@ -16,7 +16,7 @@ from ..request import GenerationRequest
 from ..sampling import Cancelled
 from ..shapes.train_adapter import render_examples
 from ..stages import InvalidRequest
-from ..training import TrainingDone, TrainingRequest, TrainingSample, TrainingStep, train
+from ..training import TrainingDone, TrainingRequest, TrainingStep, train
 from .handlers import _session_flag, _whole, on_gpu
 
 ADAPTER_FOLDER = Path(tempfile.gettempdir()) / "selfcascade-adapters"
@@ -64,7 +64,7 @@ def train_stream(model, uploads, use_examples, width, height, steps, learning_ra
         out = ADAPTER_FOLDER / f"adapter-{time.strftime('%Y%m%d-%H%M%S')}"
         training = TrainingRequest(images=paths, size=size, steps=_whole(steps, "steps"),
                                    learning_rate=float(learning_rate), batch=_whole(batch, "batch"),
-                                   caption=caption or "", model=model_id, out=str(out), sample_every=0)
+                                   caption=caption or "", model=model_id, out=str(out))
         training.check()
         yield "Loading the model and the images...", gr.skip(), gr.skip(), gr.skip()
         loaded = load_model(model_id)
@@ -77,8 +77,6 @@ def train_stream(model, uploads, use_examples, width, height, steps, learning_ra
                     yield (f"Step {event.step}/{event.steps} · loss {event.loss:.4f} · "
                            f"{event.steps_per_second:.2f} steps/s · about {event.eta_seconds:.0f} s left",
                            _loss_frame(losses), gr.skip(), gr.skip())
-            elif isinstance(event, TrainingSample):
-                yield gr.skip(), gr.skip(), event.image, gr.skip()
             elif isinstance(event, TrainingDone):
                 _session_adapters.insert(0, str(event.path))
                 sample = run(GenerationRequest(SAMPLE_PROMPT if model_id is None else caption or SAMPLE_PROMPT,
