@@ -5,6 +5,8 @@ from PIL import Image
 
 from selfcascade.ui import handlers
 
+from .bad_files import make_bad_image
+
 EMBEDDED = "embedded"
 
 
@@ -51,20 +53,6 @@ def test_upscale_my_image(embedded_model, tmp_path):
     assert status.startswith("**Done**") and "resized to 64x64" in status
 
 
-def make_file(tmp_path, kind):
-    path = tmp_path / f"{kind}.png"
-    if kind == "text":
-        path.write_text("not an image")
-    elif kind == "corrupt":
-        Image.new("RGB", (64, 64), "red").save(path)
-        path.write_bytes(path.read_bytes()[:60])
-    elif kind == "tiny":
-        Image.new("RGB", (1, 1)).save(path)
-    elif kind == "huge":
-        Image.new("1", (10000, 10000)).save(path)
-    return str(path)
-
-
 BAD = [
     (dict(width=0), "positive"),
     (dict(width=-64), "positive"),
@@ -88,7 +76,7 @@ def test_bad_settings_are_explained_and_nothing_breaks(embedded_model, overrides
 @pytest.mark.parametrize("kind,message", [("text", "not an image"), ("corrupt", "damaged"),
                                           ("tiny", "at least"), ("huge", "megapixels")])
 def test_bad_uploads_are_explained(embedded_model, tmp_path, kind, message):
-    status = run(upload=make_file(tmp_path, kind))[-1][0]
+    status = run(upload=make_bad_image(tmp_path, kind))[-1][0]
     assert status.startswith("**Not run:**") and message in status
     assert run()[-1][0].startswith("**Done**")  # and the app still works
 

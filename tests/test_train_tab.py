@@ -2,11 +2,12 @@
 
 import pytest
 import torch
-from PIL import Image
 
 from selfcascade.adapters import load_adapter
 from selfcascade.training import TrainingRequest, train
 from selfcascade.ui import train_handlers
+
+from .bad_files import make_bad_image
 
 
 def run(uploads=None, use_examples=False, width=128, height=128, steps=2, model="embedded"):
@@ -24,17 +25,8 @@ def test_examples_train_and_give_a_downloadable_adapter(embedded_model):
                                           ("corrupt", "damaged"), ("small", "smaller than the stage"),
                                           ("huge", "megapixels")])
 def test_bad_uploads(embedded_model, tmp_path, kind, message):
-    path = tmp_path / "upload.png"
-    if kind == "text":
-        path.write_text("hello")
-    elif kind == "corrupt":
-        Image.new("RGB", (256, 256), "red").save(path)
-        path.write_bytes(path.read_bytes()[:80])
-    elif kind == "small":
-        Image.new("RGB", (64, 64)).save(path)
-    elif kind == "huge":
-        Image.new("1", (10000, 10000)).save(path)
-    status = run(uploads=None if kind == "none" else [str(path)])[-1][0]
+    path = make_bad_image(tmp_path, kind, valid_side=256) if kind != "none" else None
+    status = run(uploads=[path] if path else None)[-1][0]
     assert status.startswith("**Not trained:**") and message in status
 
 

@@ -144,7 +144,8 @@ def generate_stream(model, prompt, negative, width, height, stages, mode, steps,
             elif isinstance(event, Finished):
                 path = save_png(event.image, OUTPUT_FOLDER / f"selfcascade-{time.time_ns()}.png", event.metadata)
                 notes = "".join(f"\n- {m}" for m in event.metadata["messages"])
-                yield (f"**Done** ({event.metadata['mode']}) in {event.seconds:.1f} s: {' -> '.join(event.metadata['stage_sizes'])}{notes}",
+                chain = " -> ".join(event.metadata["stage_sizes"])
+                yield (f"**Done** ({event.metadata['mode']}) in {event.seconds:.1f} s: {chain}{notes}",
                        gr.skip(), list(gallery), event.image, str(path))
     except InvalidRequest as error:
         gr.Warning(str(error))
