@@ -63,17 +63,17 @@ def new_seed() -> int:
     return random.randint(0, 2**31 - 1)
 
 
-def _session_flag(request: gr.Request | None) -> threading.Event:
+def session_cancel_flag(request: gr.Request | None) -> threading.Event:
     key = getattr(request, "session_hash", None) or "local"
     return _cancel_flags.setdefault(key, threading.Event())
 
 
 def stop(request: gr.Request | None = None) -> str:
-    _session_flag(request).set()
+    session_cancel_flag(request).set()
     return "Stopping after the current step..."
 
 
-def _whole(value, name: str) -> int:
+def whole_number(value, name: str) -> int:
     if value is None or value == "":
         raise InvalidRequest(f"{name} is empty")
     number = float(value)
@@ -86,9 +86,9 @@ def build_request(model, prompt, negative, width, height, stages, mode, steps, s
                   seed, adapter=None) -> GenerationRequest:
     """UI values -> a checked request (InvalidRequest with the reason otherwise)."""
     request = GenerationRequest(
-        prompt=prompt or "", negative_prompt=negative or "", width=_whole(width, "width"),
-        height=_whole(height, "height"), stages=stages or "", mode=mode, steps=_whole(steps, "steps"),
-        strength=float(strength), guidance=float(guidance), seed=_whole(seed, "seed"),
+        prompt=prompt or "", negative_prompt=negative or "", width=whole_number(width, "width"),
+        height=whole_number(height, "height"), stages=stages or "", mode=mode, steps=whole_number(steps, "steps"),
+        strength=float(strength), guidance=float(guidance), seed=whole_number(seed, "seed"),
         scheduler=scheduler or None, model=None if is_embedded(model) else model.strip(),
         adapter=adapter or None,
     )
@@ -118,7 +118,7 @@ def _stage_caption(event: StageDone) -> str:
 def generate_stream(model, prompt, negative, width, height, stages, mode, steps, strength, guidance, scheduler,
                     seed, upload=None, adapter=None, request: gr.Request | None = None):
     """Yield (status, live preview, stage gallery, result image, PNG file) as the cascade runs."""
-    cancel = _session_flag(request)
+    cancel = session_cancel_flag(request)
     cancel.clear()
     gallery: list[tuple] = []
     try:
@@ -158,7 +158,7 @@ def generate_stream(model, prompt, negative, width, height, stages, mode, steps,
 def compare(model, prompt, negative, width, height, stages, mode, steps, strength, guidance, scheduler, seed,
             baseline="direct", adapter=None, request: gr.Request | None = None):
     """Run `baseline` and the cascade (tuned when the mode is) with the same seed; yield (status, pair)."""
-    cancel = _session_flag(request)
+    cancel = session_cancel_flag(request)
     cancel.clear()
     results = {}
     cascade_mode = "tuned" if mode == "tuned" else "tuning-free"

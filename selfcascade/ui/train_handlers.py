@@ -12,12 +12,13 @@ import pandas as pd
 from ..adapters import load_adapter
 from ..cascade import run
 from ..models.loader import is_embedded, load_model
+from ..presets import request_defaults
 from ..request import GenerationRequest
 from ..sampling import Cancelled
 from ..shapes.train_adapter import render_examples
 from ..stages import InvalidRequest
 from ..training import TrainingDone, TrainingRequest, TrainingStep, train
-from .handlers import _session_flag, _whole, on_gpu
+from .handlers import session_cancel_flag, whole_number, on_gpu
 
 ADAPTER_FOLDER = Path(tempfile.gettempdir()) / "selfcascade-adapters"
 SHIPPED_ADAPTER = Path(__file__).resolve().parents[2] / "assets" / "shapes-adapter"
@@ -50,11 +51,11 @@ def _loss_frame(losses: list[float]) -> pd.DataFrame:
 def train_stream(model, uploads, use_examples, width, height, steps, learning_rate, batch, caption,
                  request: gr.Request | None = None):
     """Yield (status, loss plot, sample image, adapter file) while the upsamplers train."""
-    cancel = _session_flag(request)
+    cancel = session_cancel_flag(request)
     cancel.clear()
     losses: list[float] = []
     try:
-        size = (_whole(width, "width"), _whole(height, "height"))
+        size = (whole_number(width, "width"), whole_number(height, "height"))
         model_id = None if is_embedded(model) else model
         paths = list(uploads or [])
         if use_examples:
@@ -62,8 +63,8 @@ def train_stream(model, uploads, use_examples, width, height, steps, learning_ra
                 raise InvalidRequest("the example images are renders of the shapes world: use the embedded model")
             paths += render_examples(ADAPTER_FOLDER / f"examples-{time.time_ns()}", 64, max(size), 0)
         out = ADAPTER_FOLDER / f"adapter-{time.strftime('%Y%m%d-%H%M%S')}"
-        training = TrainingRequest(images=paths, size=size, steps=_whole(steps, "steps"),
-                                   learning_rate=float(learning_rate), batch=_whole(batch, "batch"),
+        training = TrainingRequest(images=paths, size=size, steps=whole_number(steps, "steps"),
+                                   learning_rate=float(learning_rate), batch=whole_number(batch, "batch"),
                                    caption=caption or "", model=model_id, out=str(out))
         training.check()
         yield "Loading the model and the images...", gr.skip(), gr.skip(), gr.skip()
@@ -79,10 +80,9 @@ def train_stream(model, uploads, use_examples, width, height, steps, learning_ra
                            _loss_frame(losses), gr.skip(), gr.skip())
             elif isinstance(event, TrainingDone):
                 _session_adapters.insert(0, str(event.path))
-                sample = run(GenerationRequest(SAMPLE_PROMPT if model_id is None else caption or SAMPLE_PROMPT,
-                                               size[0] * 2, size[1] * 2, mode="tuned", adapter=str(event.path),
-                                               model=model_id, steps=30, scheduler="ddpm" if model_id is None
-                                               else None), loaded, previews=False)
+                sample = run(GenerationRequest(caption or SAMPLE_PROMPT, size[0] * 2, size[1] * 2, mode="tuned",
+                                               adapter=str(event.path), model=model_id,
+                                               **request_defaults(model_id)), loaded, previews=False)
                 yield (f"**Trained** {event.steps} steps in {event.seconds:.0f} s. Saved as {event.path.name}; "
                        "press *Use in Generate*.", _loss_frame(losses), sample.image,
                        str(event.path / "adapter.safetensors"))
