@@ -81,7 +81,9 @@ def test_adapter_round_trip_and_refusals(embedded_model, tmp_path):
     corrupt.write_bytes((folder / "adapter.safetensors").read_bytes()[:100])
     with pytest.raises(InvalidRequest, match="damaged"):
         load_adapter(corrupt, embedded_model)
-    other = new_upsamplers(meta_unet("sd21_unet.json"), "sd21")
-    save_adapter(other, tmp_path / "sd21", size=(1024, 1024))
-    with pytest.raises(InvalidRequest, match="trained for sd21"):
-        load_adapter(tmp_path / "sd21", embedded_model)
+    other_unet = UNet2DConditionModel(block_out_channels=(32, 64), layers_per_block=1, norm_num_groups=8,
+                                      down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                                      up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32)
+    save_adapter(new_upsamplers(other_unet, "another-model"), tmp_path / "other", size=(1024, 1024))
+    with pytest.raises(InvalidRequest, match="trained for another-model"):
+        load_adapter(tmp_path / "other", embedded_model)
