@@ -24,8 +24,9 @@ from .adapters import load_adapter
 from .models.base import DiffusionModel
 from .models.loader import load_model
 from .request import GenerationRequest
-from .sampling import denoise, initial_noise, make_scheduler, renoise, schedule
+from .sampling import denoise, guided_predictor, initial_noise, make_scheduler, renoise, schedule
 from .stages import Size
+from .upper_stage import Predictor, StageContext, stage_scale, upper_stage_predictor
 from .upsampler import encoder_skips
 
 
@@ -35,6 +36,7 @@ class StageStarted:
     stages: int
     size: Size
     steps: int  # denoising steps this stage will run
+    strategy: str = "-"  # upper-stage denoising strategy ("-": native size, the plain call)
 
 
 @dataclass
@@ -85,17 +87,36 @@ def pivot_from_image(model: DiffusionModel, image: Image.Image, size: Size, mess
 
 
 def tuned_unet_inputs(model: DiffusionModel, upsamplers, pivot: torch.Tensor, conditioning):
-    """Per-step UNet inputs of the tuned mode: phi(skips of the frozen UNet on the clean pivot at t, t)."""
+    """UNet inputs of the tuned mode (paper Eq. 6): phi_n(h_{n,0}^{r-1}, t) added to the skips at every step.
+
+    h_{n,0}^{r-1} are the frozen encoder's skip features of the clean pivot at t = 0, so they are computed
+    once per stage (one small encoder pass, guided batch included); only phi runs at every step.
+    """
     pivot_batch = torch.cat([pivot, pivot]) if conditioning.guided else pivot
+    skips = encoder_skips(model, pivot_batch, torch.zeros((), dtype=torch.long), conditioning)
 
     def unet_inputs(latents: torch.Tensor, timestep: torch.Tensor) -> dict:
-        if int(timestep) < upsamplers.config.stop_below_timestep:
+        if int(timestep) < upsamplers.config.stop_below_timestep or latents.shape[0] != pivot_batch.shape[0]:
             return {}
-        skips = encoder_skips(model, pivot_batch, timestep, conditioning)
         residuals, mid = upsamplers.residuals(skips, timestep, tuple(latents.shape[-2:]))
         return {"down_block_additional_residuals": residuals, "mid_block_additional_residual": mid}
 
     return unet_inputs
+
+
+def stage_predictor(model: DiffusionModel, request: GenerationRequest, conditioning, latents: torch.Tensor,
+                    timesteps: torch.Tensor, unet_inputs) -> tuple[Predictor, str]:
+    """The noise predictor of one stage and the name of its upper-stage strategy ("-" at native size)."""
+    full = guided_predictor(model, conditioning, request.guidance, unet_inputs)
+    native_latent = model.native_latent_size
+    scale = stage_scale(tuple(latents.shape[-2:]), native_latent)
+    if scale == (1, 1):
+        return full, "-"
+    native = guided_predictor(model, conditioning, request.guidance)
+    # The direct baseline stays the plain call unless a strategy is asked for by name.
+    name = request.upper or ("plain" if request.mode == "direct" else model.default_upper_stage)
+    context = StageContext(scale, native_latent, model.latent_multiple, int(timesteps[0]), model.unet)
+    return upper_stage_predictor(name, full, native, context), name
 
 
 def generate(request: GenerationRequest, model: DiffusionModel | None = None,
@@ -113,7 +134,7 @@ def generate(request: GenerationRequest, model: DiffusionModel | None = None,
     guided = request.guidance > 1
     conditioning = model.encode_prompt(request.prompt, request.negative_prompt, guided)
     upsamplers = load_adapter(request.adapter, model) if request.mode == "tuned" else None
-    pivot, stage_seconds, sizes = None, [], list(plan.sizes)
+    pivot, stage_seconds, strategies, sizes = None, [], [], list(plan.sizes)
     if pivot_image is not None:
         pivot = pivot_from_image(model, pivot_image, sizes[0], plan.messages)
         if len(sizes) > 1:  # the image is stage 0; a one-stage plan becomes img2img at that size
@@ -127,11 +148,12 @@ def generate(request: GenerationRequest, model: DiffusionModel | None = None,
         else:
             timesteps = schedule(scheduler, request.steps, request.strength)
             latents = renoise(scheduler, upsample_pivot(model, pivot, size, request.mode), timesteps[:1], generator)
-        yield StageStarted(index, len(sizes), size, len(timesteps))
         unet_inputs = tuned_unet_inputs(model, upsamplers, pivot, conditioning) if (
             upsamplers is not None and pivot is not None) else None
-        for info in denoise(model, scheduler, latents, timesteps, conditioning, request.guidance, generator, cancel,
-                            unet_inputs):
+        predict, strategy = stage_predictor(model, request, conditioning, latents, timesteps, unet_inputs)
+        strategies.append(strategy)
+        yield StageStarted(index, len(sizes), size, len(timesteps), strategy)
+        for info in denoise(scheduler, latents, timesteps, predict, generator, cancel):
             latents = info.latents
             yield StepDone(index, info.index + 1, info.total, latents)
         pivot = latents
@@ -145,6 +167,7 @@ def generate(request: GenerationRequest, model: DiffusionModel | None = None,
         "model": model.name if request.model is None else request.model,
         "stage_sizes": [f"{w}x{h}" for w, h in sizes],
         "stage_seconds": stage_seconds,
+        "upper_stage": strategies,  # per stage: the upper-stage denoising strategy ("-" at native size)
         "seconds": round(seconds, 3),
         "messages": plan.messages,
         "pivot_image": pivot_image is not None,

@@ -19,6 +19,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _add_generate(commands) -> None:
     from .request import MODES
+    from .upper_stage import STRATEGIES
 
     command = commands.add_parser("generate", help="make an image several times the model's training size")
     command.add_argument("--prompt", required=True)
@@ -33,6 +34,8 @@ def _add_generate(commands) -> None:
     command.add_argument("--negative", default="", help="negative prompt")
     command.add_argument("--seed", type=int, default=0)
     command.add_argument("--scheduler", default=None, help="ddpm, ddim, euler, euler-a or dpm++")
+    command.add_argument("--upper", default=None, choices=STRATEGIES,
+                         help="upper-stage denoising strategy (default: the model's measured best)")
     command.add_argument("--max-side", type=int, default=None, help="refuse sizes above this many px per side")
     command.add_argument("--previews", default=None, help="folder for each stage's decoded pivot")
     command.add_argument("--adapter", default=None, help="trained upsamplers (folder or .safetensors) for --mode tuned")
@@ -68,7 +71,7 @@ def _generate(args) -> int:
 
     width, height = parse_size(args.size)
     settings = request_defaults(args.model)
-    for key in ("steps", "strength", "guidance", "scheduler", "max_side"):
+    for key in ("steps", "strength", "guidance", "scheduler", "upper", "max_side"):
         if getattr(args, key) is not None:
             settings[key] = getattr(args, key)
     from .request import GenerationRequest
@@ -84,7 +87,7 @@ def _generate(args) -> int:
     for event in generate(request, previews=args.previews is not None):
         if isinstance(event, StageStarted):
             print(f"stage {event.stage + 1}/{event.stages}: {event.size[0]}x{event.size[1]}, "
-                  f"{event.steps} steps", file=sys.stderr)
+                  f"{event.steps} steps, upper-stage denoising: {event.strategy}", file=sys.stderr)
         elif isinstance(event, StageDone) and args.previews:
             save_png(event.preview, Path(args.previews) / f"stage{event.stage}_{event.size[0]}x{event.size[1]}.png",
                      {"stage": event.stage, "prompt": request.prompt})

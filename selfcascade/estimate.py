@@ -18,6 +18,7 @@ import torch
 from .models.base import DiffusionModel
 from .request import GenerationRequest
 from .sampling import make_scheduler, schedule
+from .upper_stage import relative_cost
 
 _call_cost: dict[str, tuple[float, float]] = {}  # model -> (seconds per call, seconds per latent pixel)
 ACTIVATION_FACTOR = 60  # activations held per latent pixel and channel of the widest level (forward only)
@@ -57,11 +58,13 @@ def estimate(model: DiffusionModel, request: GenerationRequest) -> Estimate:
     plan = request.plan(model.base_size, model.size_multiple)
     fixed, per_pixel = _calibrate(model)
     seconds = 0.0
+    upper = request.upper or ("plain" if request.mode == "direct" else model.default_upper_stage)
     for index, size in enumerate(plan.sizes):
         strength = 1.0 if index == 0 else request.strength
         steps = len(schedule(make_scheduler(model, request.scheduler), request.steps, strength))
         latent_pixels = (size[0] // model.vae_scale_factor) * (size[1] // model.vae_scale_factor)
-        seconds += steps * (fixed + latent_pixels * per_pixel) * (1 if request.guidance > 1 else 0.5)
+        cost = 1.0 if size == model.base_size else relative_cost(upper)
+        seconds += steps * (fixed + latent_pixels * per_pixel) * cost * (1 if request.guidance > 1 else 0.5)
     weights = sum(p.numel() * p.element_size() for part in (model.unet, model.vae) for p in part.parameters())
     largest = max(w * h for w, h in plan.sizes) / model.vae_scale_factor**2
     widest = max(model.unet.config.block_out_channels)

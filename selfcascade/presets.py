@@ -9,11 +9,13 @@ from pathlib import Path
 from .models.loader import resolve
 from .request import GenerationRequest
 from .stages import InvalidRequest
+from .upper_stage import DEFAULT_STRATEGY
 
 PRESET_FOLDER = Path(__file__).resolve().parents[1] / "presets"
-SAMPLING_KEYS = ("steps", "strength", "guidance", "scheduler")
-# The paper's settings for hub models (50 DDIM steps, K = 700 of 1000); used when no preset names the model.
-PAPER_DEFAULTS = {"steps": 50, "strength": 0.7, "guidance": 7.5, "scheduler": "ddim"}
+SAMPLING_KEYS = ("steps", "strength", "guidance", "scheduler", "upper")
+# The paper's settings for hub models (50 DDIM steps, K = 700 of 1000) and the project's default upper-stage
+# strategy; used when no preset names the model.
+PAPER_DEFAULTS = {"steps": 50, "strength": 0.7, "guidance": 7.5, "scheduler": "ddim", "upper": DEFAULT_STRATEGY}
 _FIELDS = {"name", "description", "model", "prompt", "negative_prompt", "width", "height", "mode", "stages",
            *SAMPLING_KEYS}
 

@@ -31,6 +31,7 @@ class GenerationRequest:
     scheduler: str | None = None  # None: the model folder's own scheduler
     model: str | None = None  # hub id or local path; None: the embedded default
     adapter: str | None = None  # trained upsamplers (folder or .safetensors), for mode "tuned"
+    upper: str | None = None  # upper-stage denoising strategy (selfcascade.upper_stage); None: the model's
     max_side: int = DEFAULT_MAX_SIDE
     extra: dict = field(default_factory=dict)
 
@@ -51,6 +52,11 @@ class GenerationRequest:
 
         if self.scheduler is not None and self.scheduler not in SCHEDULERS:
             raise InvalidRequest(f"unknown scheduler {self.scheduler!r}; choose one of {', '.join(SCHEDULERS)}")
+        from .upper_stage import STRATEGIES
+
+        if self.upper is not None and self.upper not in STRATEGIES:
+            raise InvalidRequest(f"unknown upper-stage strategy {self.upper!r}; choose one of "
+                                 f"{', '.join(STRATEGIES)}")
         if not isinstance(self.prompt, str):
             raise InvalidRequest("the prompt must be text")
         if not all(isinstance(v, int) for v in (self.width, self.height)):

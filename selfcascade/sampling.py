@@ -1,8 +1,8 @@
 """The one denoising loop every mode and every stage uses, and the forward-process re-noise step.
 
-`denoise` is DDPM/DDIM-style reverse sampling with classifier-free guidance
-(eps = eps_uncond + g * (eps_cond - eps_uncond), Ho & Salimans 2022), a per-step callback and a cooperative
-cancel flag checked before every UNet call. `renoise` is the forward process q(z_K | z_0) of the paper's
+`denoise` is DDPM/DDIM-style reverse sampling over any noise predictor, with a per-step event and a
+cooperative cancel flag checked before every UNet call; `guided_predictor` is classifier-free guidance
+(eps = eps_uncond + g * (eps_cond - eps_uncond), Ho & Salimans 2022) around the model's UNet call. `renoise` is the forward process q(z_K | z_0) of the paper's
 Algorithm 2: z_K = sqrt(alpha_bar_K) * z_0 + sqrt(1 - alpha_bar_K) * eps.
 """
 
@@ -24,6 +24,7 @@ from diffusers import (
 
 from .models.base import Conditioning, DiffusionModel
 from .stages import InvalidRequest
+from .upper_stage import Predictor
 
 SCHEDULERS = {
     "ddpm": DDPMScheduler,
@@ -87,35 +88,43 @@ def initial_noise(model: DiffusionModel, scheduler, shape, generator: torch.Gene
     return noise * scheduler.init_noise_sigma
 
 
+def guided_predictor(model: DiffusionModel, conditioning: Conditioning, guidance_scale: float,
+                     unet_extras: Callable[[torch.Tensor, torch.Tensor], dict] | None = None) -> Predictor:
+    """predict(latents, t) -> eps with classifier-free guidance, for a batch of N views of one prompt.
+
+    `unet_extras(batch, t)` may add UNet inputs per call (the tuned mode's upsampled pivot features); the
+    batch it sees is laid out [negative; positive] when guided, as the UNet gets it.
+    """
+
+    def predict(latents: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
+        views = conditioning.expand(latents.shape[0])
+        batch = torch.cat([latents, latents]) if conditioning.guided else latents
+        extras = unet_extras(batch, timestep) if unet_extras else {}
+        noise = model.predict_noise(batch, timestep, views, **extras)
+        if conditioning.guided:
+            unconditional, conditional = noise.chunk(2)
+            noise = unconditional + guidance_scale * (conditional - unconditional)
+        return noise
+
+    return predict
+
+
 def denoise(
-    model: DiffusionModel,
     scheduler,
     latents: torch.Tensor,
     timesteps: torch.Tensor,
-    conditioning: Conditioning,
-    guidance_scale: float,
+    predict: Predictor,
     generator: torch.Generator,
     cancel: threading.Event | None = None,
-    unet_extras: Callable[[torch.Tensor, torch.Tensor], dict] | None = None,
 ) -> Iterator[StepInfo]:
-    """Run the reverse process over `timesteps` from `latents`, yielding after every step.
-
-    The last StepInfo's latents are the clean result. `unet_extras(latents, t)` may add UNet inputs per
-    step (the tuned mode's upsampled pivot features).
-    """
+    """Run the reverse process over `timesteps` from `latents` with the noise predictor `predict`,
+    yielding after every step. The last StepInfo's latents are the clean result."""
     step_accepts_generator = "generator" in inspect.signature(scheduler.step).parameters
+    step_kwargs = {"generator": generator} if step_accepts_generator else {}
     for index, timestep in enumerate(timesteps):
         if cancel is not None and cancel.is_set():
             raise Cancelled()
         with torch.no_grad():
-            batch = torch.cat([latents, latents]) if conditioning.guided else latents
-            batch = scheduler.scale_model_input(batch, timestep)
-            extras = unet_extras(batch, timestep) if unet_extras else {}
-            noise = model.predict_noise(batch, timestep, conditioning, **extras)
-            if conditioning.guided:
-                unconditional, conditional = noise.chunk(2)
-                noise = unconditional + guidance_scale * (conditional - unconditional)
-            step_kwargs = {"generator": generator} if step_accepts_generator else {}
+            noise = predict(scheduler.scale_model_input(latents, timestep), timestep)
             latents = scheduler.step(noise, timestep, latents, return_dict=False, **step_kwargs)[0]
         yield StepInfo(index, len(timesteps), int(timestep), latents)
-

@@ -3,7 +3,7 @@
     x0 ~ data at the stage size (random crops), c its caption (10% dropped to "")
     z0 = E(x0);  pivot = E(downsample_2x(x0))        (downsampled ground truth as the pivot, as in the paper)
     t ~ U{1..K};  z_t = sqrt(a_t) z0 + sqrt(1 - a_t) eps
-    loss = || eps_theta(z_t, t, c; skips + phi(skips(pivot, t), t)) - eps ||^2   (or the v-target)
+    loss = || eps_theta(z_t, t, c; skips + phi(skips(pivot, 0), t)) - eps ||^2   (or the v-target)
 
 Everything but phi is frozen. A generator of progress events (step, loss, speed, ETA, the saved
 adapter); cooperative cancel; resume from a saved adapter.
@@ -104,7 +104,8 @@ def training_loss(model: DiffusionModel, upsamplers, scheduler, pixels: torch.Te
     noise = torch.randn(z0.shape, generator=generator)
     zt = scheduler.add_noise(z0, noise, t)
     with torch.no_grad():
-        skips = encoder_skips(model, pivot, t, conditioning)
+        # The clean pivot's features at t = 0 (paper Eq. 6: h_{n,0}^{r-1}), as at inference.
+        skips = encoder_skips(model, pivot, torch.zeros_like(t), conditioning)
     residuals, mid = upsamplers.residuals(skips, t, tuple(z0.shape[-2:]))
     prediction = model.predict_noise(zt, t, conditioning, down_block_additional_residuals=residuals,
                                      mid_block_additional_residual=mid)

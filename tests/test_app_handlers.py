@@ -12,7 +12,8 @@ EMBEDDED = "embedded"
 
 def form(**overrides):
     values = dict(model=EMBEDDED, prompt="a large blue square", negative="", width=128, height=128, stages="",
-                  mode="tuning-free", steps=6, strength=0.5, guidance=4.0, scheduler="ddpm", seed=1, upload=None)
+                  mode="tuning-free", steps=6, strength=0.5, guidance=4.0, scheduler="ddpm", upper="frequency-split",
+                  seed=1, upload=None)
     values.update(overrides)
     return values
 
@@ -28,9 +29,10 @@ def test_every_preset_fills_the_whole_form():
 
 
 def test_plan_and_estimate_before_running(embedded_model):
-    text = handlers.describe_plan(EMBEDDED, 256, 256, "", "tuning-free", 40, 0.5, 4.0, "ddpm")
+    text = handlers.describe_plan(EMBEDDED, 256, 256, "", "tuning-free", 40, 0.5, 4.0, "ddpm",
+                                  "frequency-split")
     assert "64x64 -> 128x128 -> 256x256" in text and "estimated" in text
-    assert "Cannot run" in handlers.describe_plan(EMBEDDED, 0, 256, "", "tuning-free", 40, 0.5, 4.0, "ddpm")
+    assert "Cannot run" in handlers.describe_plan(EMBEDDED, 0, 256, "", "tuning-free", 40, 0.5, 4.0, "ddpm", None)
 
 
 def test_stream_shows_each_stage_then_the_result(embedded_model):

@@ -28,9 +28,24 @@ class Conditioning:
     def guided(self) -> bool:
         return self.negative is not None
 
+    def expand(self, views: int) -> "Conditioning":
+        """The same prompt for a batch of `views` latents (sub-lattices, windows, frames)."""
+        if views == 1:
+            return self
+
+        def repeat(value):
+            return value.repeat_interleave(views, 0) if isinstance(value, torch.Tensor) else value
+
+        return Conditioning(repeat(self.positive), repeat(self.negative),
+                            {key: repeat(value) for key, value in self.extra.items()})
+
 
 class DiffusionModel(ABC):
     """A loaded base model (a diffusers pipeline), frozen, ready for the cascade."""
+
+    # How stages above the training size predict noise (selfcascade.upper_stage); chosen per family by
+    # benchmarks/upper_stage.py where it can be measured (the embedded model), else by analogy.
+    default_upper_stage = "frequency-split"
 
     def __init__(self, pipeline, name: str):
         self.pipeline = pipeline
@@ -47,6 +62,16 @@ class DiffusionModel(ABC):
         """The (width, height) the model was trained at (its UNet's sample size in pixels)."""
         side = self.unet.config.sample_size * self.vae_scale_factor
         return side, side
+
+    @property
+    def native_latent_size(self) -> tuple[int, int]:
+        """(h, w) of the latents the UNet was trained on."""
+        return self.base_size[1] // self.vae_scale_factor, self.base_size[0] // self.vae_scale_factor
+
+    @property
+    def latent_multiple(self) -> int:
+        """Latent sides must be multiples of this (2 ^ UNet down-samplings)."""
+        return 2 ** (len(self.unet.config.block_out_channels) - 1)
 
     @property
     def vae_scale_factor(self) -> int:

@@ -6,10 +6,14 @@ import gradio as gr
 
 from ..request import MODES
 from ..sampling import SCHEDULERS
+from ..upper_stage import DEFAULT_STRATEGY, STRATEGIES
 from . import handlers
 from .train_handlers import add_uploaded_adapter, adapter_choices
 
 PROMPT_HINT = "a [small|large] <colour> <shape> [on a <background> background]"
+UPPER_HINT = ("frequency-split: layout from native-size dilated views, edges from the full view (best measured); "
+              "plain: the paper's full-size call; dilated: DemoFusion; redilated: ScaleCrafter; "
+              "fouriscale: FouriScale")
 
 
 def build_generate_tab(demo: gr.Blocks) -> tuple[gr.Radio, gr.Dropdown]:
@@ -35,6 +39,9 @@ def build_generate_tab(demo: gr.Blocks) -> tuple[gr.Radio, gr.Dropdown]:
                                      label="Strength: re-noise level K/T of every stage after the first")
                 guidance = gr.Slider(0, 15, value=first["guidance"], step=0.5, label="Guidance")
                 scheduler = gr.Dropdown(list(SCHEDULERS), value=first["scheduler"], label="Scheduler")
+                upper = gr.Dropdown(list(STRATEGIES), value=first["upper"] or DEFAULT_STRATEGY, elem_id="upper",
+                                    label="Upper-stage denoising (stages above the training size)",
+                                    info=UPPER_HINT)
                 with gr.Row():
                     seed = gr.Number(label="Seed", value=0, precision=0)
                     randomise = gr.Button("🎲 Random seed", size="sm")
@@ -68,8 +75,8 @@ def build_generate_tab(demo: gr.Blocks) -> tuple[gr.Radio, gr.Dropdown]:
                 compare_status = gr.Markdown()
                 slider = gr.ImageSlider(label="Baseline (left) vs Self-Cascade (right)", type="pil", format="png")
 
-    form = [model, prompt, negative, width, height, stages, mode, steps, strength, guidance, scheduler]
-    sizing = [model, width, height, stages, mode, steps, strength, guidance, scheduler, adapter]
+    form = [model, prompt, negative, width, height, stages, mode, steps, strength, guidance, scheduler, upper]
+    sizing = [model, width, height, stages, mode, steps, strength, guidance, scheduler, upper, adapter]
     preset.change(handlers.preset_values, inputs=preset, outputs=form).then(
         handlers.describe_plan, inputs=sizing, outputs=plan)
     for component in sizing:

@@ -1,0 +1,259 @@
+"""Upper-stage denoising strategies: how the frozen UNet predicts noise at a stage above its training size.
+
+A stage r >= 1 of the cascade denoises latents s times larger per side than the UNet's native latent size.
+Its convolutions then see flat regions wider than anything in their training field and paint colour clouds
+into them (measured on the embedded model: METHOD.md). Each strategy here is a function
+
+    strategy(full, native, scale) -> predict          predict(latents, t) -> eps
+
+where `full` is the ordinary guided noise predictor at the stage size (with the tuned mode's residuals, when
+tuned) and `native` the frozen predictor for batches of native-size views. Strategies wrap predictors and
+never branch inside the denoising loop (k-diffusion / A1111 CFGDenoiser style):
+
+- plain            the full-size call (the paper's tuning-free Algorithm 2 as written).
+- frequency-split  eps = lowpass(eps_dilated) + (eps_full - lowpass(eps_full)): layout and background from
+                   the in-distribution dilated view, edges from the full view (the project's measured lead).
+- dilated          DemoFusion (arXiv 2311.16973, Sec. 3.3): dilated sampling on Gaussian-smoothed latents,
+                   blended on a cosine schedule with overlapping native-size local windows (MultiDiffusion).
+- redilated        ScaleCrafter (arXiv 2310.07702, Sec. 3.2): the UNet's 3x3 convolutions dilated by s.
+- fouriscale       FouriScale (arXiv 2403.12963): re-dilated convolutions behind a low-pass filter.
+
+Batching: the s*s sub-lattices (or the windows) go to the UNet in chunks of s*s views, so one chunk holds
+no more latent pixels than the full-size call: the memory peak of a stage does not grow.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+Predictor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Scale = tuple[int, int]  # (rows, columns) factor of the stage's latent size over the native one
+
+
+def stage_scale(latent_size: tuple[int, int], native_size: tuple[int, int]) -> Scale:
+    """Integer factor per axis by which a stage exceeds the UNet's native latent size (1 = native)."""
+    return tuple(max(1, round(side / base)) for side, base in zip(latent_size, native_size))
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian low-pass over the last two axes, reflect-padded (no dark borders)."""
+    if sigma <= 0:
+        return x
+    radius = max(1, int(math.ceil(3 * sigma)))
+    radius = min(radius, x.shape[-1] - 1, x.shape[-2] - 1)
+    offsets = torch.arange(-radius, radius + 1, dtype=torch.float32, device=x.device)
+    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
+    kernel = (kernel / kernel.sum()).to(x.dtype)
+    shape = x.shape
+    flat = x.reshape(-1, 1, *shape[-2:])
+    flat = F.conv2d(F.pad(flat, (radius, radius, 0, 0), mode="reflect"), kernel.view(1, 1, 1, -1))
+    flat = F.conv2d(F.pad(flat, (0, 0, radius, radius), mode="reflect"), kernel.view(1, 1, -1, 1))
+    return flat.reshape(shape)
+
+
+def _padded_lattice(size: int, factor: int, multiple: int) -> int:
+    """Side of one sub-lattice: ceil(size / factor), rounded up to what the UNet accepts."""
+    side = -(-size // factor)
+    return -(-side // multiple) * multiple
+
+
+def to_sublattices(latents: torch.Tensor, scale: Scale, multiple: int) -> torch.Tensor:
+    """(N, C, H, W) -> (N*sr*sc, C, h, w): the interleaved views latents[..., i::sr, j::sc] (DemoFusion's
+    dilated sampling). The latents are edge-padded so every view has the same UNet-compatible size."""
+    (rows, cols), (height, width) = scale, latents.shape[-2:]
+    h, w = _padded_lattice(height, rows, multiple), _padded_lattice(width, cols, multiple)
+    padded = F.pad(latents, (0, w * cols - width, 0, h * rows - height), mode="replicate")
+    n, c = latents.shape[:2]
+    views = padded.reshape(n, c, h, rows, w, cols).permute(0, 3, 5, 1, 2, 4)
+    return views.reshape(n * rows * cols, c, h, w)
+
+
+def from_sublattices(views: torch.Tensor, scale: Scale, size: tuple[int, int]) -> torch.Tensor:
+    """Inverse of `to_sublattices`: interleave the views back and crop the padding."""
+    rows, cols = scale
+    c, h, w = views.shape[1:]
+    n = views.shape[0] // (rows * cols)
+    merged = views.reshape(n, rows, cols, c, h, w).permute(0, 3, 4, 1, 5, 2).reshape(n, c, h * rows, w * cols)
+    return merged[..., : size[0], : size[1]]
+
+
+def in_chunks(predict: Predictor, views: torch.Tensor, t: torch.Tensor, chunk: int) -> torch.Tensor:
+    """Run `predict` over a batch of views, `chunk` at a time (memory stays that of one full-size call)."""
+    return torch.cat([predict(views[i:i + chunk], t) for i in range(0, views.shape[0], chunk)])
+
+
+def dilated_prediction(native: Predictor, latents: torch.Tensor, t: torch.Tensor, scale: Scale,
+                       multiple: int) -> torch.Tensor:
+    """Noise predicted on the s*s interleaved native-size sub-lattices, reassembled at the stage size."""
+    views = to_sublattices(latents, scale, multiple)
+    eps = in_chunks(native, views, t, scale[0] * scale[1] * latents.shape[0])
+    return from_sublattices(eps, scale, tuple(latents.shape[-2:]))
+
+
+def window_origins(size: int, window: int) -> list[int]:
+    """Start positions of overlapping windows (stride window/2) that cover [0, size) exactly."""
+    if size <= window:
+        return [0]
+    count = math.ceil((size - window) / (window // 2)) + 1
+    return sorted({round(i * (size - window) / (count - 1)) for i in range(count)})
+
+
+def windowed_prediction(native: Predictor, latents: torch.Tensor, t: torch.Tensor, window: tuple[int, int],
+                        chunk: int) -> torch.Tensor:
+    """MultiDiffusion (Bar-Tal et al. 2023): average the noise of overlapping native-size windows."""
+    height, width = latents.shape[-2:]
+    wh, ww = min(window[0], height), min(window[1], width)
+    boxes = [(y, x) for y in window_origins(height, wh) for x in window_origins(width, ww)]
+    crops = torch.cat([latents[..., y:y + wh, x:x + ww] for y, x in boxes])
+    eps_crops = in_chunks(native, crops, t, chunk).split(latents.shape[0])
+    total, count = torch.zeros_like(latents), torch.zeros_like(latents[:, :1])
+    for (y, x), eps in zip(boxes, eps_crops):
+        total[..., y:y + wh, x:x + ww] += eps
+        count[..., y:y + wh, x:x + ww] += 1
+    return total / count
+
+
+class StageContext:
+    """What a strategy needs to know about the stage it runs in."""
+
+    def __init__(self, scale: Scale, native_latent: tuple[int, int], multiple: int, start_timestep: int,
+                 unet: nn.Module | None = None):
+        self.scale = scale
+        self.native_latent = native_latent  # (h, w) the UNet was trained at
+        self.multiple = multiple  # latent sizes must be multiples of this (2^down-samplings)
+        self.start_timestep = max(1, start_timestep)  # K of this stage
+        self.unet = unet
+
+
+def plain(full: Predictor, native: Predictor, stage: StageContext) -> Predictor:
+    """The ordinary full-size prediction (Algorithm 2 as the paper writes it)."""
+    return full
+
+
+FREQUENCY_SPLIT_SIGMA = 1.0  # low-pass sigma in latent pixels per unit of scale (sigma = s)
+FREQUENCY_SPLIT_REFRESH = 2  # recompute the dilated view every this many steps (reuse it in between)
+
+
+def frequency_split(full: Predictor, native: Predictor, stage: StageContext,
+                    sigma_per_scale: float | None = None, refresh: int | None = None) -> Predictor:
+    """eps = G_sigma * eps_dilated + (eps_full - G_sigma * eps_full), sigma = s latent pixels by default.
+
+    The dilated view sees the image at the model's native resolution, so its low frequencies (layout, flat
+    backgrounds) are in distribution; the full view supplies the high frequencies (crisp edges) that the
+    interleaved views alone render jagged. The low band changes slowly from step to step, so it may be
+    reused for `refresh` steps (measured in benchmarks/upper_stage.py).
+    """
+    sigma = (FREQUENCY_SPLIT_SIGMA if sigma_per_scale is None else sigma_per_scale) * max(stage.scale)
+    refresh = FREQUENCY_SPLIT_REFRESH if refresh is None else refresh
+    cache: dict = {"calls": 0, "low": None}
+
+    def predict(latents: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        eps_full = full(latents, t)
+        if cache["low"] is None or cache["calls"] % refresh == 0 or cache["low"].shape != eps_full.shape:
+            cache["low"] = gaussian_blur(dilated_prediction(native, latents, t, stage.scale, stage.multiple), sigma)
+        cache["calls"] += 1
+        return cache["low"] + eps_full - gaussian_blur(eps_full, sigma)
+
+    return predict
+
+
+def dilated(full: Predictor, native: Predictor, stage: StageContext, smoothing: float = 0.8,
+            cosine_power: float = 3.0) -> Predictor:
+    """DemoFusion's global + local paths: eps = c * eps_dilated(G(z)) + (1 - c) * eps_windows(z).
+
+    c = ((1 + cos(pi * (1 - t / K))) / 2) ** cosine_power goes from 1 at the stage's first step (the global,
+    dilated view sets the layout) to 0 at its end (the local windows refine edges); the latents are smoothed
+    (sigma = smoothing * c) before the dilated split, so the interleaved views agree with each other.
+    """
+    rows, cols = stage.scale
+    chunk = rows * cols
+
+    def predict(latents: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        c = ((1 + math.cos(math.pi * (1 - float(t) / stage.start_timestep))) / 2) ** cosine_power
+        eps = 0.0
+        if c > 1e-3:
+            smoothed = _match_statistics(gaussian_blur(latents, smoothing * c), latents)
+            eps = c * dilated_prediction(native, smoothed, t, stage.scale, stage.multiple)
+        if c < 1 - 1e-3:
+            eps = eps + (1 - c) * windowed_prediction(native, latents, t, stage.native_latent, chunk)
+        return eps
+
+    return predict
+
+
+def _match_statistics(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Restore the mean and standard deviation that blurring took away (DemoFusion does the same)."""
+    return (x - x.mean()) / x.std().clamp_min(1e-6) * reference.std() + reference.mean()
+
+
+def _conv_layers(unet: nn.Module) -> Iterator[nn.Conv2d]:
+    """The 3x3 convolutions of the UNet's ResNet blocks (ScaleCrafter re-dilates these, not conv_in/out)."""
+    for name, module in unet.named_modules():
+        if (isinstance(module, nn.Conv2d) and module.kernel_size == (3, 3) and module.stride == (1, 1)
+                and ".resnets." in f".{name}"):
+            yield module
+
+
+@contextmanager
+def redilated_convolutions(unet: nn.Module, scale: Scale, lowpass: bool = False):
+    """Set dilation = padding = s on the UNet's ResNet 3x3 convs; FouriScale adds a Gaussian low-pass
+    (sigma = s/2) on each such conv's input so the dilated kernel does not alias."""
+    layers = list(_conv_layers(unet))
+    saved = [(layer.dilation, layer.padding) for layer in layers]
+    hooks = []
+    for layer in layers:
+        layer.dilation, layer.padding = scale, scale
+        if lowpass:
+            hooks.append(layer.register_forward_pre_hook(
+                lambda _m, args: (gaussian_blur(args[0], max(scale) / 2),) + tuple(args[1:])))
+    try:
+        yield
+    finally:
+        for layer, (dilation, padding) in zip(layers, saved):
+            layer.dilation, layer.padding = dilation, padding
+        for hook in hooks:
+            hook.remove()
+
+
+def redilated(full: Predictor, native: Predictor, stage: StageContext, lowpass: bool = False) -> Predictor:
+    """ScaleCrafter: the full-size prediction with the ResNet convolutions dilated by the stage scale."""
+
+    def predict(latents: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        with redilated_convolutions(stage.unet, stage.scale, lowpass):
+            return full(latents, t)
+
+    return predict
+
+
+def fouriscale(full: Predictor, native: Predictor, stage: StageContext) -> Predictor:
+    """FouriScale: re-dilated convolutions with a low-pass filter in front of each."""
+    return redilated(full, native, stage, lowpass=True)
+
+
+STRATEGIES: dict[str, Callable[..., Predictor]] = {
+    "frequency-split": frequency_split,
+    "plain": plain,
+    "dilated": dilated,
+    "redilated": redilated,
+    "fouriscale": fouriscale,
+}
+DEFAULT_STRATEGY = "frequency-split"
+
+
+def relative_cost(name: str) -> float:
+    """UNet work of one upper-stage step relative to the plain full-size call (latent pixels processed):
+    for the time estimate shown before a run."""
+    return {"frequency-split": 1 + 1 / FREQUENCY_SPLIT_REFRESH, "dilated": 2.5, "fouriscale": 1.1}.get(name, 1.0)
+
+
+def upper_stage_predictor(name: str, full: Predictor, native: Predictor, stage: StageContext) -> Predictor:
+    """The predictor for one upper stage; any strategy is the plain call when the stage is native size."""
+    if stage.scale == (1, 1):
+        return full
+    return STRATEGIES[name](full, native, stage)
