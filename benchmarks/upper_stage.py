@@ -56,6 +56,7 @@ def main() -> None:
     parser.add_argument("--sigma", default=str(upper_stage.FREQUENCY_SPLIT_SIGMA))
     parser.add_argument("--refresh", default=str(upper_stage.FREQUENCY_SPLIT_REFRESH))
     parser.add_argument("--mode", default="tuning-free")
+    parser.add_argument("--strength", type=float, default=None, help="override the embedded preset's strength")
     parser.add_argument("--adapter", default=str(ROOT / "assets" / "shapes-adapter"))
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "upper_stage.md"))
     parser.add_argument("--sheet", default=str(ROOT / "benchmarks" / "results" / "upper_stage.png"))
@@ -65,6 +66,8 @@ def main() -> None:
     model = load_model(None)
     settings = request_defaults(None)
     settings.pop("upper", None)
+    if args.strength is not None:
+        settings["strength"] = args.strength
     pairs = prompt_seed_pairs(args.pairs, first_seed=args.first_seed)
     sigmas, refreshes = [float(s) for s in args.sigma.split(",")], [int(r) for r in args.refresh.split(",")]
     runs = variants(args.strategies.split(","), sigmas, refreshes)

@@ -78,6 +78,9 @@ def load_adapter(path: str | Path, model: DiffusionModel) -> FeatureUpsamplers:
         raise InvalidRequest(f"{path}: no such adapter")
     upsamplers = _read(path)
     config = upsamplers.config
+    if config.get("time_conditioning") != "output":
+        raise InvalidRequest(f"{path.name} was made by an earlier version of Self-Cascade Studio (per-step "
+                             "upsamplers); retrain it with this version")
     fingerprint = config.get("unet_fingerprint")
     channels, levels, _ = skip_layout(model.unet)
     if (fingerprint and fingerprint != unet_fingerprint(model.unet)) or list(config.skip_channels) != channels:

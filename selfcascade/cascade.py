@@ -89,16 +89,20 @@ def pivot_from_image(model: DiffusionModel, image: Image.Image, size: Size, mess
 def tuned_unet_inputs(model: DiffusionModel, upsamplers, pivot: torch.Tensor, conditioning):
     """UNet inputs of the tuned mode (paper Eq. 6): phi_n(h_{n,0}^{r-1}, t) added to the skips at every step.
 
-    h_{n,0}^{r-1} are the frozen encoder's skip features of the clean pivot at t = 0, so they are computed
-    once per stage (one small encoder pass, guided batch included); only phi runs at every step.
+    h_{n,0}^{r-1} are the frozen encoder's skip features of the clean pivot at t = 0, so they and the
+    t-independent trunk of phi are computed once per stage; each step adds only phi's timestep modulation.
     """
     pivot_batch = torch.cat([pivot, pivot]) if conditioning.guided else pivot
     skips = encoder_skips(model, pivot_batch, torch.zeros((), dtype=torch.long), conditioning)
+    trunks: dict = {}  # per latent size: the t-independent part of phi, once per stage
 
     def unet_inputs(latents: torch.Tensor, timestep: torch.Tensor) -> dict:
         if int(timestep) < upsamplers.config.stop_below_timestep or latents.shape[0] != pivot_batch.shape[0]:
             return {}
-        residuals, mid = upsamplers.residuals(skips, timestep, tuple(latents.shape[-2:]))
+        size = tuple(latents.shape[-2:])
+        if size not in trunks:
+            trunks[size] = upsamplers.prepare(skips, size)
+        residuals, mid = upsamplers.residuals_from(trunks[size], skips, timestep, size)
         return {"down_block_additional_residuals": residuals, "mid_block_additional_residual": mid}
 
     return unet_inputs

@@ -2,8 +2,9 @@
 
 The frozen UNet's encoder also runs on the clean pivot at the small size; for each of N resolution levels the
 last skip feature (the encoder output the decoder concatenates) is upsampled 2x bilinearly, refined by two
-tiny residual blocks conditioned on the timestep, and added to the same skip of the high-resolution pass
-through the UNet's own `down_block_additional_residuals` input (no fork of diffusers' UNet).
+tiny residual blocks, modulated by the timestep, and added to the same skip of the high-resolution pass
+through the UNet's own `down_block_additional_residuals` input (no fork of diffusers' UNet). Eq. 6 takes the
+clean pivot's features (t = 0), so everything but the timestep modulation is computed once per stage.
 
 Tiny by design (the paper counts 0.002M parameters for N = 4): the convolutions are *channel-shared*, the
 same few filters run over every feature channel, so their size does not grow with the UNet's width; a
@@ -26,38 +27,49 @@ class _EncoderDone(Exception):
 
 
 class SharedResBlock(nn.Module):
-    """x + conv(silu(FiLM_t(conv(silu(x))))) on channel-shared feature maps of `width` filters."""
+    """x + conv(silu(conv(silu(x)))) on channel-shared feature maps of `width` filters."""
 
-    def __init__(self, width: int, time_dim: int):
+    def __init__(self, width: int):
         super().__init__()
         self.conv1 = nn.Conv2d(width, width, 3, padding=1)
         self.conv2 = nn.Conv2d(width, width, 3, padding=1)
-        self.film = nn.Linear(time_dim, 2 * width)
 
-    def forward(self, x: torch.Tensor, time: torch.Tensor) -> torch.Tensor:
-        scale, shift = self.film(time)[:, :, None, None].chunk(2, dim=1)
-        h = self.conv1(F.silu(x)) * (1 + scale) + shift
-        return x + self.conv2(F.silu(h))
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(F.silu(self.conv1(F.silu(x))))
 
 
 class LevelUpsampler(nn.Module):
-    """phi_n for one level: bilinear x2, then two timestep-conditioned residual blocks, shared by channels."""
+    """phi_n for one level: bilinear x2, two residual blocks shared by channels, then the timestep.
+
+    phi_n(h, t) = gain * (trunk(h) * (1 + a(t)) + b(t)), with a, b from the timestep embedding. The trunk
+    (up-sampling and residual blocks) does not depend on t, and h is the clean pivot's feature (Eq. 6,
+    h_{n,0}), so the trunk runs once per stage; each step costs one multiply-add at the skip's size.
+    """
 
     def __init__(self, channels: int, width: int, time_dim: int):
         super().__init__()
         self.lift = nn.Conv2d(1, width, 3, padding=1)
-        self.blocks = nn.ModuleList([SharedResBlock(width, time_dim) for _ in range(2)])
+        self.blocks = nn.ModuleList([SharedResBlock(width) for _ in range(2)])
         self.project = nn.Conv2d(width, 1, 3, padding=1)
+        self.time = nn.Linear(time_dim, 2)  # (a, b): how strongly, and with what offset, at this t
         self.gain = nn.Parameter(torch.zeros(channels))  # zero: starts as the tuning-free cascade
 
-    def forward(self, features: torch.Tensor, time: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    def trunk(self, features: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """The t-independent part: bilinear x2 and the shared residual blocks, (B, C, *size)."""
         batch, channels = features.shape[:2]
         up = F.interpolate(features, size=size, mode="bilinear", align_corners=False)
         x = self.lift(up.reshape(batch * channels, 1, *size))
-        shared_time = time.repeat_interleave(channels, dim=0)
         for block in self.blocks:
-            x = block(x, shared_time)
-        return self.project(x).reshape(batch, channels, *size) * self.gain[None, :, None, None]
+            x = block(x)
+        return self.project(x).reshape(batch, channels, *size)
+
+    def modulate(self, trunk: torch.Tensor, time: torch.Tensor) -> torch.Tensor:
+        """The per-step part: scale and shift by the timestep, then the per-channel gain."""
+        scale, shift = self.time(time)[:, :, None, None].unbind(1)
+        return (trunk * (1 + scale[:, None]) + shift[:, None]) * self.gain[None, :, None, None]
+
+    def forward(self, features: torch.Tensor, time: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        return self.modulate(self.trunk(features, size), time)
 
 
 class FeatureUpsamplers(ModelMixin, ConfigMixin):
@@ -65,14 +77,15 @@ class FeatureUpsamplers(ModelMixin, ConfigMixin):
 
     `skip_channels` and `skip_levels` describe every UNet skip feature (conv_in, then each down-block
     resnet and down-sampler output): its channels and resolution level (0 = full latent size, 1 = half, ...);
-    `skip_indices` pick the last skip of each level, the ones the upsamplers refine.
+    `skip_indices` pick the last skip of each level, the ones the upsamplers refine. `time_conditioning`
+    names the design: "output" (this one); adapters of the earlier per-step design ("film") are refused.
     """
 
     @register_to_config
     def __init__(self, skip_channels: tuple[int, ...] = (), skip_levels: tuple[int, ...] = (),
                  skip_indices: tuple[int, ...] = (), width: int = 4, time_dim: int = 32, base_model: str = "",
                  unet_fingerprint: str = "", stage_size: tuple[int, ...] = (), scale: int = 2,
-                 stop_below_timestep: int = 0):
+                 stop_below_timestep: int = 0, time_conditioning: str = "film"):
         super().__init__()
         self.levels = nn.ModuleList([LevelUpsampler(skip_channels[i], width, time_dim) for i in skip_indices])
 
@@ -84,20 +97,30 @@ class FeatureUpsamplers(ModelMixin, ConfigMixin):
         """Spatial size of every skip feature of a UNet pass on latents of `latent_size` (h, w)."""
         return [(-(-latent_size[0] // 2**level), -(-latent_size[1] // 2**level)) for level in self.config.skip_levels]
 
-    def residuals(self, pivot_skips: list[torch.Tensor], timestep: torch.Tensor,
-                  latent_size: tuple[int, int]) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
-        """UNet inputs: (down_block_additional_residuals, mid_block_additional_residual) for one step."""
+    def prepare(self, pivot_skips: list[torch.Tensor], latent_size: tuple[int, int]) -> list[torch.Tensor]:
+        """The trunks of every level for one stage (the part of phi that does not depend on t)."""
+        sizes = self.skip_sizes(latent_size)
+        return [level.trunk(pivot_skips[i], sizes[i]) for level, i in zip(self.levels, self.config.skip_indices)]
+
+    def residuals_from(self, trunks: list[torch.Tensor], pivot_skips: list[torch.Tensor], timestep: torch.Tensor,
+                       latent_size: tuple[int, int]) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+        """UNet inputs for one step: (down_block_additional_residuals, mid_block_additional_residual)."""
         target_sizes = self.skip_sizes(latent_size)
         batch = pivot_skips[0].shape[0]
         time = self.time_embedding(timestep, batch).to(pivot_skips[0].dtype)
         residuals = [torch.zeros(batch, skip.shape[1], *size, dtype=skip.dtype, device=skip.device)
                      for skip, size in zip(pivot_skips, target_sizes)]
-        for level, index in zip(self.levels, self.config.skip_indices):
-            residuals[index] = level(pivot_skips[index], time, target_sizes[index])
+        for level, index, trunk in zip(self.levels, self.config.skip_indices, trunks):
+            residuals[index] = level.modulate(trunk, time)
         # A mid residual (zeros) makes diffusers add the others to the skips (its ControlNet path).
         last = pivot_skips[-1]
         mid = torch.zeros(batch, last.shape[1], *target_sizes[-1], dtype=last.dtype, device=last.device)
         return tuple(residuals), mid
+
+    def residuals(self, pivot_skips: list[torch.Tensor], timestep: torch.Tensor,
+                  latent_size: tuple[int, int]) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+        """Both parts at once (training: a fresh pivot every step)."""
+        return self.residuals_from(self.prepare(pivot_skips, latent_size), pivot_skips, timestep, latent_size)
 
 
 def skip_layout(unet) -> tuple[list[int], list[int], list[int]]:
@@ -117,7 +140,7 @@ def skip_layout(unet) -> tuple[list[int], list[int], list[int]]:
 def new_upsamplers(unet, base_model: str, width: int = 4) -> FeatureUpsamplers:
     channels, levels, indices = skip_layout(unet)
     return FeatureUpsamplers(skip_channels=tuple(channels), skip_levels=tuple(levels), skip_indices=tuple(indices),
-                             width=width, base_model=base_model)
+                             width=width, base_model=base_model, time_conditioning="output")
 
 
 def encoder_skips(model, latents: torch.Tensor, timestep: torch.Tensor, conditioning) -> list[torch.Tensor]:

@@ -39,6 +39,16 @@ def test_generate_in_the_browser(page):
     assert page.locator("#stages img").count() >= 3
     assert page.locator("#result img").count() == 1
     page.screenshot(path=str(SCREENSHOTS / "generate-done.png"), full_page=True)
+    assert "frequency-split" in page.locator("#status").inner_text()  # the strategy the run used is shown
+
+
+def test_upper_stage_choice_is_in_the_sampling_settings(page):
+    page.get_by_role("tab", name="Generate").click()
+    page.get_by_text("Sampling", exact=True).click()
+    field = page.locator("#upper input")
+    field.wait_for(timeout=10_000)
+    assert field.input_value() == "frequency-split"
+    page.screenshot(path=str(SCREENSHOTS / "sampling-settings.png"), full_page=True)
 
 
 def test_train_an_adapter_and_use_it(page):

@@ -87,3 +87,44 @@ def test_adapter_round_trip_and_refusals(embedded_model, tmp_path):
     save_adapter(new_upsamplers(other_unet, "another-model"), tmp_path / "other", size=(1024, 1024))
     with pytest.raises(InvalidRequest, match="trained for another-model"):
         load_adapter(tmp_path / "other", embedded_model)
+
+
+def test_tuned_runs_the_pivot_encoder_once_per_upper_stage(embedded_model, tmp_path, monkeypatch):
+    """Eq. 6 takes the clean pivot's features h_{n,0}: one encoder pass per stage, not one per step."""
+    import selfcascade.cascade as cascade
+
+    calls = []
+    real = cascade.encoder_skips
+    monkeypatch.setattr(cascade, "encoder_skips", lambda *args: calls.append(args[2]) or real(*args))
+    adapter = save_adapter(new_upsamplers(embedded_model.unet, embedded_model.name), tmp_path / "zero",
+                           size=(128, 128), model=embedded_model)
+    result = run(GenerationRequest("a small red square", 256, 256, mode="tuned", adapter=str(adapter), steps=10,
+                                   strength=0.5, scheduler="ddpm", seed=1), embedded_model, previews=False)
+    assert len(result.metadata["stage_sizes"]) == 3
+    assert [int(t) for t in calls] == [0, 0]  # stages 1 and 2, at t = 0
+
+
+def test_adapter_of_the_earlier_per_step_design_is_refused(embedded_model, tmp_path):
+    upsamplers = new_upsamplers(embedded_model.unet, embedded_model.name)
+    upsamplers.register_to_config(time_conditioning="film")
+    folder = save_adapter(upsamplers, tmp_path / "old", size=(128, 128), model=embedded_model)
+    with pytest.raises(InvalidRequest, match="earlier version"):
+        load_adapter(folder, embedded_model)
+
+
+def test_phi_splits_into_a_stage_trunk_and_a_step_modulation(embedded_model):
+    """residuals() (training, fresh pivot) equals prepare() once + residuals_from() per step (inference)."""
+    upsamplers = new_upsamplers(embedded_model.unet, embedded_model.name)
+    torch.manual_seed(0)
+    for parameter in upsamplers.parameters():
+        torch.nn.init.normal_(parameter, std=0.3)
+    skips = [torch.randn(2, c, 8 // 2**level, 8 // 2**level) for c, level in
+             zip(upsamplers.config.skip_channels, upsamplers.config.skip_levels)]
+    trunks = upsamplers.prepare(skips, (16, 16))
+    for t in (torch.tensor(10), torch.tensor(700)):
+        direct, _ = upsamplers.residuals(skips, t, (16, 16))
+        staged, _ = upsamplers.residuals_from(trunks, skips, t, (16, 16))
+        assert all(torch.allclose(a, b) for a, b in zip(direct, staged))
+    early, _ = upsamplers.residuals_from(trunks, skips, torch.tensor(10), (16, 16))
+    late, _ = upsamplers.residuals_from(trunks, skips, torch.tensor(700), (16, 16))
+    assert not torch.allclose(early[upsamplers.config.skip_indices[0]], late[upsamplers.config.skip_indices[0]])

@@ -146,7 +146,9 @@ def generate_stream(model, prompt, negative, width, height, stages, mode, steps,
                 path = save_png(event.image, OUTPUT_FOLDER / f"selfcascade-{time.time_ns()}.png", event.metadata)
                 notes = "".join(f"\n- {m}" for m in event.metadata["messages"])
                 chain = " -> ".join(event.metadata["stage_sizes"])
-                yield (f"**Done** ({event.metadata['mode']}) in {event.seconds:.1f} s: {chain}{notes}",
+                upper = ", ".join(sorted(set(event.metadata["upper_stage"]) - {"-"})) or "none"
+                yield (f"**Done** ({event.metadata['mode']}; upper stages: {upper}) in {event.seconds:.1f} s: "
+                       f"{chain}{notes}",
                        gr.skip(), list(gallery), event.image, str(path))
     except InvalidRequest as error:
         gr.Warning(str(error))
