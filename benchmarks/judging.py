@@ -100,3 +100,10 @@ def contact_sheet(rows: list[tuple[str, list[Image.Image]]], path: Path, cell: i
             canvas.paste(image.resize((cell, cell), Image.Resampling.LANCZOS), (label_width + c * (cell + 4), y))
     path.parent.mkdir(parents=True, exist_ok=True)
     canvas.save(path)
+
+
+def publish(table: str, out: str | Path) -> None:
+    """Print a results table and write it where the README's figures are copied from."""
+    print(table)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(table)

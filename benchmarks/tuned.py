@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 from diffusers import UNet2DConditionModel  # noqa: E402
 
+from benchmarks.judging import publish  # noqa: E402
 from selfcascade.models.loader import load_model  # noqa: E402
 from selfcascade.upsampler import new_upsamplers  # noqa: E402
 
@@ -45,10 +46,7 @@ def main() -> None:
     args = parser.parse_args()
     lines = ["| architecture | upsampler parameters |", "|---|---|"]
     lines += [f"| {name} | {count:,} ({count / 1e6:.4f}M) |" for name, count in parameter_counts(load_model(None))]
-    table = "\n".join(lines) + "\n"
-    print(table)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(table)
+    publish("\n".join(lines) + "\n", args.out)
 
 
 if __name__ == "__main__":

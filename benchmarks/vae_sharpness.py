@@ -25,6 +25,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+from benchmarks.judging import publish  # noqa: E402
 from selfcascade.models.loader import load_model  # noqa: E402
 from selfcascade.shapes.edges import measure  # noqa: E402
 from selfcascade.shapes.world import PromptSpec, random_scene, render  # noqa: E402
@@ -55,10 +56,7 @@ def main() -> None:
             upsampled.append(measure(model.decode(up)[0], spec).sharpness)
         mean = lambda values: np.mean([v for v in values if v is not None])  # noqa: E731
         lines.append(f"| {size}x{size} | {mean(round_trip):.3f} | {mean(grain):.2f} | {mean(upsampled):.3f} |")
-    table = "\n".join(lines) + "\n"
-    print(table)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(table)
+    publish("\n".join(lines) + "\n", args.out)
 
 
 if __name__ == "__main__":
