@@ -97,7 +97,7 @@ def tuned_unet_inputs(model: DiffusionModel, upsamplers, pivot: torch.Tensor, co
     trunks: dict = {}  # per latent size: the t-independent part of phi, once per stage
 
     def unet_inputs(latents: torch.Tensor, timestep: torch.Tensor) -> dict:
-        if int(timestep) < upsamplers.config.stop_below_timestep or latents.shape[0] != pivot_batch.shape[0]:
+        if int(timestep) < upsamplers.config.stop_below_timestep:
             return {}
         size = tuple(latents.shape[-2:])
         if size not in trunks:
@@ -117,8 +117,7 @@ def stage_predictor(model: DiffusionModel, request: GenerationRequest, condition
     if scale == (1, 1):
         return full, "-"
     native = guided_predictor(model, conditioning, request.guidance)
-    # The direct baseline stays the plain call unless a strategy is asked for by name.
-    name = request.upper or ("plain" if request.mode == "direct" else model.default_upper_stage)
+    name = request.upper_stage(model.default_upper_stage)
     context = StageContext(scale, native_latent, model.latent_multiple, int(timesteps[0]), model.unet)
     return upper_stage_predictor(name, full, native, context), name
 

@@ -58,7 +58,7 @@ def estimate(model: DiffusionModel, request: GenerationRequest) -> Estimate:
     plan = request.plan(model.base_size, model.size_multiple)
     fixed, per_pixel = _calibrate(model)
     seconds = 0.0
-    upper = request.upper or ("plain" if request.mode == "direct" else model.default_upper_stage)
+    upper = request.upper_stage(model.default_upper_stage)
     for index, size in enumerate(plan.sizes):
         strength = 1.0 if index == 0 else request.strength
         steps = len(schedule(make_scheduler(model, request.scheduler), request.steps, strength))

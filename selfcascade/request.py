@@ -75,5 +75,10 @@ class GenerationRequest:
         user_sizes = parse_stage_list(self.stages, target) if self.stages.strip() else None
         return plan_stages(base_size, target, size_multiple, user_sizes, self.max_side)
 
+    def upper_stage(self, model_default: str) -> str:
+        """The upper-stage strategy this request runs: its own, else plain for the direct baseline, else the
+        model family's default."""
+        return self.upper or ("plain" if self.mode == "direct" else model_default)
+
     def to_metadata(self) -> dict:
         return {key: value for key, value in asdict(self).items() if key not in ("extra", "max_side")}

@@ -2,8 +2,8 @@
 
 `denoise` is DDPM/DDIM-style reverse sampling over any noise predictor, with a per-step event and a
 cooperative cancel flag checked before every UNet call; `guided_predictor` is classifier-free guidance
-(eps = eps_uncond + g * (eps_cond - eps_uncond), Ho & Salimans 2022) around the model's UNet call. `renoise` is the forward process q(z_K | z_0) of the paper's
-Algorithm 2: z_K = sqrt(alpha_bar_K) * z_0 + sqrt(1 - alpha_bar_K) * eps.
+(eps = eps_uncond + g * (eps_cond - eps_uncond), Ho & Salimans 2022) around the model's UNet call.
+`renoise` is the forward process q(z_K | z_0) of the paper's Algorithm 2: z_K = sqrt(alpha_bar_K) * z_0 + sqrt(1 - alpha_bar_K) * eps.
 """
 
 from __future__ import annotations
