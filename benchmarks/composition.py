@@ -37,12 +37,15 @@ DEFAULT_MODES = {512: ("tuning-free", "tuned")}
 
 
 def comparison_picture(model, settings: dict, path: Path, size: int = 256) -> None:
-    """Same prompt and seed at `size` px: direct sampling, the paper's plain cascade, and the default one."""
+    """Same prompt and seed at `size` px: direct sampling, the paper's plain cascade, and the default one
+    (frequency-split upper stages with pivot anchoring)."""
     prompt, seed = "a large red circle on a white background", 7
     panels = []
-    for label, mode, upper in (("direct", "direct", "plain"), ("cascade, plain upper stages", "tuning-free", "plain"),
-                               ("cascade, frequency-split (default)", "tuning-free", None)):
-        request = GenerationRequest(prompt, size, size, mode=mode, seed=seed, **{**settings, "upper": upper})
+    for label, mode, upper, anchor in (("direct", "direct", "plain", 0.0),
+                                       ("cascade as in the paper", "tuning-free", "plain", 0.0),
+                                       ("cascade, project default", "tuning-free", None, None)):
+        request = GenerationRequest(prompt, size, size, mode=mode, seed=seed,
+                                    **{**settings, "upper": upper, "anchor": anchor})
         panels.append((label, run(request, model, previews=False).image))
     canvas = Image.new("RGB", (3 * size + 24, size + 28), "white")
     draw = ImageDraw.Draw(canvas)
@@ -72,6 +75,8 @@ def run_size(model, settings: dict, pairs, size: int, modes: tuple[str, ...], ad
                   flush=True)
     direct = tallies["direct"].seconds if "direct" in tallies else None
     upper = settings.get("upper") or model.default_upper_stage
+    anchor = model.default_anchor if settings.get("anchor") is None else settings["anchor"]
+    upper = f"{upper}, anchoring {anchor:g}"
     rows = []
     for mode, tally in tallies.items():
         label = mode if size > model.base_size[0] else "all modes (one stage)"
@@ -91,7 +96,8 @@ def main() -> None:
     parser.add_argument("--first-seed", type=int, default=1000)
     parser.add_argument("--sizes", default="64,128,256,512")
     parser.add_argument("--modes", default=None, help=f"comma list (default: {','.join(ALL_MODES)}; 512: cascade)")
-    for key, kind in (("steps", int), ("strength", float), ("guidance", float), ("scheduler", str), ("upper", str)):
+    for key, kind in (("steps", int), ("strength", float), ("guidance", float), ("scheduler", str), ("upper", str),
+                      ("anchor", float)):
         parser.add_argument(f"--{key}", type=kind, default=None, help="override the embedded preset's value")
     parser.add_argument("--adapter", default=str(ADAPTER))
     parser.add_argument("--no-picture", action="store_true")
@@ -102,7 +108,7 @@ def main() -> None:
 
     model = load_model(None)
     settings = request_defaults(None)
-    settings.update({k: getattr(args, k) for k in ("steps", "strength", "guidance", "scheduler", "upper")
+    settings.update({k: getattr(args, k) for k in ("steps", "strength", "guidance", "scheduler", "upper", "anchor")
                      if getattr(args, k) is not None})
     pairs = prompt_seed_pairs(args.pairs, first_seed=args.first_seed)
     rows = []

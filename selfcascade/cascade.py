@@ -23,6 +23,7 @@ from PIL import Image, ImageOps
 from .adapters import load_adapter
 from .models.base import DiffusionModel
 from .models.loader import load_model
+from .pivot_anchor import anchored
 from .request import GenerationRequest
 from .sampling import denoise, guided_predictor, initial_noise, make_scheduler, renoise, schedule
 from .stages import Size
@@ -109,17 +110,24 @@ def tuned_unet_inputs(model: DiffusionModel, upsamplers, pivot: torch.Tensor, co
 
 
 def stage_predictor(model: DiffusionModel, request: GenerationRequest, conditioning, latents: torch.Tensor,
-                    timesteps: torch.Tensor, unet_inputs) -> tuple[Predictor, str]:
-    """The noise predictor of one stage and the name of its upper-stage strategy ("-" at native size)."""
+                    timesteps: torch.Tensor, unet_inputs, scheduler, pivot_up: torch.Tensor | None
+                    ) -> tuple[Predictor, str]:
+    """The noise predictor of one stage and the name of its upper-stage strategy ("-" at native size).
+
+    A stage with a pivot keeps the pivot's low band (pivot anchoring, ILVR) when the request's weight > 0."""
     full = guided_predictor(model, conditioning, request.guidance, unet_inputs)
     native_latent = model.native_latent_size
     scale = stage_scale(tuple(latents.shape[-2:]), native_latent)
-    if scale == (1, 1):
-        return full, "-"
-    native = guided_predictor(model, conditioning, request.guidance)
-    name = request.upper_stage(model.default_upper_stage)
-    context = StageContext(scale, native_latent, model.latent_multiple, int(timesteps[0]), model.unet)
-    return upper_stage_predictor(name, full, native, context), name
+    predict, name = full, "-"
+    if scale != (1, 1):
+        native = guided_predictor(model, conditioning, request.guidance)
+        name = request.upper_stage(model.default_upper_stage)
+        context = StageContext(scale, native_latent, model.latent_multiple, int(timesteps[0]), model.unet)
+        predict = upper_stage_predictor(name, full, native, context)
+    if pivot_up is not None:
+        predict = anchored(predict, pivot_up, scheduler.alphas_cumprod, scheduler.config.prediction_type,
+                           request.anchor_weight(model.default_anchor))
+    return predict, name
 
 
 def generate(request: GenerationRequest, model: DiffusionModel | None = None,
@@ -145,15 +153,18 @@ def generate(request: GenerationRequest, model: DiffusionModel | None = None,
     for index, size in enumerate(sizes):
         stage_started = time.perf_counter()
         scheduler = make_scheduler(model, request.scheduler)
+        pivot_up = None
         if pivot is None:
             timesteps = schedule(scheduler, request.steps, 1.0)
             latents = initial_noise(model, scheduler, model.latent_shape(size), generator)
         else:
             timesteps = schedule(scheduler, request.steps, request.strength)
-            latents = renoise(scheduler, upsample_pivot(model, pivot, size, request.mode), timesteps[:1], generator)
+            pivot_up = upsample_pivot(model, pivot, size, request.mode)
+            latents = renoise(scheduler, pivot_up, timesteps[:1], generator)
         unet_inputs = tuned_unet_inputs(model, upsamplers, pivot, conditioning) if (
             upsamplers is not None and pivot is not None) else None
-        predict, strategy = stage_predictor(model, request, conditioning, latents, timesteps, unet_inputs)
+        predict, strategy = stage_predictor(model, request, conditioning, latents, timesteps, unet_inputs,
+                                            scheduler, pivot_up)
         strategies.append(strategy)
         yield StageStarted(index, len(sizes), size, len(timesteps), strategy)
         for info in denoise(scheduler, latents, timesteps, predict, generator, cancel):
@@ -171,6 +182,7 @@ def generate(request: GenerationRequest, model: DiffusionModel | None = None,
         "stage_sizes": [f"{w}x{h}" for w, h in sizes],
         "stage_seconds": stage_seconds,
         "upper_stage": strategies,  # per stage: the upper-stage denoising strategy ("-" at native size)
+        "pivot_anchor": request.anchor_weight(model.default_anchor) if len(sizes) > 1 or pivot_image is not None else 0.0,
         "seconds": round(seconds, 3),
         "messages": plan.messages,
         "pivot_image": pivot_image is not None,

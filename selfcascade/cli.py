@@ -36,6 +36,8 @@ def _add_generate(commands) -> None:
     command.add_argument("--scheduler", default=None, help="ddpm, ddim, euler, euler-a or dpm++")
     command.add_argument("--upper", default=None, choices=STRATEGIES,
                          help="upper-stage denoising strategy (default: the model's measured best)")
+    command.add_argument("--anchor", type=float, default=None,
+                         help="pivot anchoring: weight 0..1 of the pivot's low band at upper stages (0: off)")
     command.add_argument("--max-side", type=int, default=None, help="refuse sizes above this many px per side")
     command.add_argument("--previews", default=None, help="folder for each stage's decoded pivot")
     command.add_argument("--adapter", default=None, help="trained upsamplers (folder or .safetensors) for --mode tuned")
@@ -71,7 +73,7 @@ def _generate(args) -> int:
 
     width, height = parse_size(args.size)
     settings = request_defaults(args.model)
-    for key in ("steps", "strength", "guidance", "scheduler", "upper", "max_side"):
+    for key in ("steps", "strength", "guidance", "scheduler", "upper", "anchor", "max_side"):
         if getattr(args, key) is not None:
             settings[key] = getattr(args, key)
     from .request import GenerationRequest

@@ -32,6 +32,7 @@ class GenerationRequest:
     model: str | None = None  # hub id or local path; None: the embedded default
     adapter: str | None = None  # trained upsamplers (folder or .safetensors), for mode "tuned"
     upper: str | None = None  # upper-stage denoising strategy (selfcascade.upper_stage); None: the model's
+    anchor: float | None = None  # weight of the pivot's low band at upper stages (pivot_anchor); None: model's
     max_side: int = DEFAULT_MAX_SIDE
     extra: dict = field(default_factory=dict)
 
@@ -57,6 +58,8 @@ class GenerationRequest:
         if self.upper is not None and self.upper not in STRATEGIES:
             raise InvalidRequest(f"unknown upper-stage strategy {self.upper!r}; choose one of "
                                  f"{', '.join(STRATEGIES)}")
+        if self.anchor is not None and not (isinstance(self.anchor, (int, float)) and 0 <= self.anchor <= 1):
+            raise InvalidRequest(f"pivot anchoring must be between 0 (off) and 1, not {self.anchor!r}")
         if not isinstance(self.prompt, str):
             raise InvalidRequest("the prompt must be text")
         if not all(isinstance(v, int) for v in (self.width, self.height)):
@@ -79,6 +82,13 @@ class GenerationRequest:
         """The upper-stage strategy this request runs: its own, else plain for the direct baseline, else the
         model family's default."""
         return self.upper or ("plain" if self.mode == "direct" else model_default)
+
+    def anchor_weight(self, model_default: float) -> float:
+        """Weight of the pivot's low band at the upper stages: the request's own, else 0 for the direct
+        baseline (it has no pivot), else the model family's default."""
+        if self.anchor is not None:
+            return float(self.anchor)
+        return 0.0 if self.mode == "direct" else model_default
 
     def to_metadata(self) -> dict:
         return {key: value for key, value in asdict(self).items() if key not in ("extra", "max_side")}

@@ -39,7 +39,8 @@ def test_generate_in_the_browser(page):
     assert page.locator("#stages img").count() >= 3
     assert page.locator("#result img").count() == 1
     page.screenshot(path=str(SCREENSHOTS / "generate-done.png"), full_page=True)
-    assert "frequency-split" in page.locator("#status").inner_text()  # the strategy the run used is shown
+    status = page.locator("#status").inner_text()
+    assert "frequency-split" in status and "pivot anchoring 1" in status  # what the run used is shown
 
 
 def test_upper_stage_choice_is_in_the_sampling_settings(page):
@@ -48,6 +49,8 @@ def test_upper_stage_choice_is_in_the_sampling_settings(page):
     field = page.locator("#upper input")
     field.wait_for(timeout=10_000)
     assert field.input_value() == "frequency-split"
+    anchor = page.locator("#anchor input[type=number]")
+    assert float(anchor.input_value()) == 1.0  # pivot anchoring on by default
     page.screenshot(path=str(SCREENSHOTS / "sampling-settings.png"), full_page=True)
 
 

@@ -11,7 +11,7 @@ from functools import lru_cache
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 from scipy import ndimage
 
 from selfcascade.shapes.detector import FAILURE_KINDS, check, object_mask
@@ -204,3 +204,30 @@ def test_no_single_object_gives_no_edge_scores():
     assert edge_sharpness(blank, spec) is None
     report = measure(blank, spec)
     assert report.sharpness is None and report.roughness is None and report.grain < 2
+
+
+def _lumpy_circles(size: int) -> list[Image.Image]:
+    """A red circle on white, made lumpy the ways the upper stages did: an octagon, a flattened bottom."""
+    images = []
+    centre, radius = size / 2, size * 0.3
+    for kind in ("octagon", "flattened"):
+        image = Image.new("RGB", (size, size), (255, 255, 255))
+        draw = ImageDraw.Draw(image)
+        if kind == "octagon":
+            angles = np.arange(8) * np.pi / 4 + np.pi / 8
+            draw.polygon([(centre + radius * np.cos(a), centre + radius * np.sin(a)) for a in angles],
+                         fill=COLOURS["red"])
+        else:
+            draw.ellipse((centre - radius, centre - radius, centre + radius, centre + radius), fill=COLOURS["red"])
+            draw.rectangle((0, centre + 0.7 * radius, size, size), fill=(255, 255, 255))
+        images.append(image)
+    return images
+
+
+@pytest.mark.parametrize("size", [128, 256, 512])
+def test_lumpy_circles_fail_on_shape(size):
+    spec = PromptSpec(shape="circle", colour="red", background="white")
+    lumpy = _lumpy_circles(size)
+    for image in lumpy[1:] if size < 256 else lumpy:  # a 128 px octagon is within a pixel of its circle
+        verdict = check(image, spec)
+        assert "shape" in verdict.failures and verdict.deviation > 0.02, verdict.reasons

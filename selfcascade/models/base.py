@@ -46,6 +46,8 @@ class DiffusionModel(ABC):
     # How stages above the training size predict noise (selfcascade.upper_stage); chosen per family by
     # benchmarks/upper_stage.py where it can be measured (the embedded model), else by analogy.
     default_upper_stage = "frequency-split"
+    # Weight of the pivot's low band at upper stages (selfcascade.pivot_anchor), measured the same way.
+    default_anchor = 1.0
 
     def __init__(self, pipeline, name: str):
         self.pipeline = pipeline

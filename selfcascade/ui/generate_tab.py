@@ -6,6 +6,7 @@ import gradio as gr
 
 from ..request import MODES
 from ..sampling import SCHEDULERS
+from ..pivot_anchor import DEFAULT_ANCHOR
 from ..upper_stage import DEFAULT_STRATEGY, STRATEGIES
 from . import handlers
 from .train_handlers import add_uploaded_adapter, adapter_choices
@@ -14,6 +15,8 @@ PROMPT_HINT = "a [small|large] <colour> <shape> [on a <background> background]"
 UPPER_HINT = ("frequency-split: layout from native-size dilated views, edges from the full view (best measured); "
               "plain: the paper's full-size call; dilated: DemoFusion; redilated: ScaleCrafter; "
               "fouriscale: FouriScale")
+ANCHOR_HINT = ("1: the pivot's low frequencies (layout, flat backgrounds) are kept and the model adds detail "
+               "(no blotches or lumpy shapes; best measured); 0: the paper's sampling, free to redraw them")
 
 
 def build_generate_tab(demo: gr.Blocks) -> tuple[gr.Radio, gr.Dropdown]:
@@ -42,6 +45,9 @@ def build_generate_tab(demo: gr.Blocks) -> tuple[gr.Radio, gr.Dropdown]:
                 upper = gr.Dropdown(list(STRATEGIES), value=first["upper"] or DEFAULT_STRATEGY, elem_id="upper",
                                     label="Upper-stage denoising (stages above the training size)",
                                     info=UPPER_HINT)
+                anchor = gr.Slider(0, 1, value=DEFAULT_ANCHOR if first["anchor"] == "" else first["anchor"], step=0.05, elem_id="anchor",
+                                   label="Pivot anchoring: how much each upper stage keeps its pivot's layout",
+                                   info=ANCHOR_HINT)
                 with gr.Row():
                     seed = gr.Number(label="Seed", value=0, precision=0)
                     randomise = gr.Button("🎲 Random seed", size="sm")
@@ -75,8 +81,8 @@ def build_generate_tab(demo: gr.Blocks) -> tuple[gr.Radio, gr.Dropdown]:
                 compare_status = gr.Markdown()
                 slider = gr.ImageSlider(label="Baseline (left) vs Self-Cascade (right)", type="pil", format="png")
 
-    form = [model, prompt, negative, width, height, stages, mode, steps, strength, guidance, scheduler, upper]
-    sizing = [model, width, height, stages, mode, steps, strength, guidance, scheduler, upper, adapter]
+    form = [model, prompt, negative, width, height, stages, mode, steps, strength, guidance, scheduler, upper, anchor]
+    sizing = [model, width, height, stages, mode, steps, strength, guidance, scheduler, upper, anchor, adapter]
     preset.change(handlers.preset_values, inputs=preset, outputs=form).then(
         handlers.describe_plan, inputs=sizing, outputs=plan)
     for component in sizing:

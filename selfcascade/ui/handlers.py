@@ -42,7 +42,7 @@ MODEL_CHOICES = [
 ]
 _cancel_flags: dict[str, threading.Event] = {}
 FORM = ("model", "prompt", "negative_prompt", "width", "height", "stages", "mode", "steps", "strength",
-        "guidance", "scheduler", "upper")
+        "guidance", "scheduler", "upper", "anchor")
 
 
 def preset_names() -> list[str]:
@@ -83,25 +83,25 @@ def whole_number(value, name: str) -> int:
 
 
 def build_request(model, prompt, negative, width, height, stages, mode, steps, strength, guidance, scheduler,
-                  upper, seed, adapter=None) -> GenerationRequest:
+                  upper, anchor, seed, adapter=None) -> GenerationRequest:
     """UI values -> a checked request (InvalidRequest with the reason otherwise)."""
     request = GenerationRequest(
         prompt=prompt or "", negative_prompt=negative or "", width=whole_number(width, "width"),
         height=whole_number(height, "height"), stages=stages or "", mode=mode, steps=whole_number(steps, "steps"),
         strength=float(strength), guidance=float(guidance), seed=whole_number(seed, "seed"),
         scheduler=scheduler or None, model=None if is_embedded(model) else model.strip(),
-        adapter=adapter or None, upper=upper or None,
+        adapter=adapter or None, upper=upper or None, anchor=None if anchor in (None, "") else float(anchor),
     )
     request.check()
     return request
 
 
 def describe_plan(model, width, height, stages, mode, steps, strength, guidance, scheduler, upper=None,
-                  adapter=None) -> str:
+                  anchor=None, adapter=None) -> str:
     """Stage chain, time and memory before running; the reason when the settings cannot run."""
     try:
         request = build_request(model, "", "", width, height, stages, mode, steps, strength, guidance,
-                                scheduler, upper, 0, adapter)
+                                scheduler, upper, anchor, 0, adapter)
         loaded = load_model(None) if request.model is None else current_model(request.model)
         if loaded is None:
             return f"Stages and estimate appear once **{request.model}** is loaded (on the first run)."
@@ -117,14 +117,14 @@ def _stage_caption(event: StageDone) -> str:
 
 @on_gpu
 def generate_stream(model, prompt, negative, width, height, stages, mode, steps, strength, guidance, scheduler,
-                    upper, seed, upload=None, adapter=None, request: gr.Request | None = None):
+                    upper, anchor, seed, upload=None, adapter=None, request: gr.Request | None = None):
     """Yield (status, live preview, stage gallery, result image, PNG file) as the cascade runs."""
     cancel = session_cancel_flag(request)
     cancel.clear()
     gallery: list[tuple] = []
     try:
         generation = build_request(model, prompt, negative, width, height, stages, mode, steps, strength,
-                                   guidance, scheduler, upper, seed, adapter)
+                                   guidance, scheduler, upper, anchor, seed, adapter)
         pivot_image = load_user_image(upload) if upload else None
         yield "Loading the model...", gr.skip(), [], None, None
         loaded = load_model(generation.model)
@@ -147,7 +147,8 @@ def generate_stream(model, prompt, negative, width, height, stages, mode, steps,
                 notes = "".join(f"\n- {m}" for m in event.metadata["messages"])
                 chain = " -> ".join(event.metadata["stage_sizes"])
                 upper = ", ".join(sorted(set(event.metadata["upper_stage"]) - {"-"})) or "none"
-                yield (f"**Done** ({event.metadata['mode']}; upper stages: {upper}) in {event.seconds:.1f} s: "
+                yield (f"**Done** ({event.metadata['mode']}; upper stages: {upper}; pivot anchoring "
+                       f"{event.metadata['pivot_anchor']:g}) in {event.seconds:.1f} s: "
                        f"{chain}{notes}",
                        gr.skip(), list(gallery), event.image, str(path))
     except InvalidRequest as error:
@@ -159,7 +160,7 @@ def generate_stream(model, prompt, negative, width, height, stages, mode, steps,
 
 @on_gpu
 def compare(model, prompt, negative, width, height, stages, mode, steps, strength, guidance, scheduler, upper,
-            seed, baseline="direct", adapter=None, request: gr.Request | None = None):
+            anchor, seed, baseline="direct", adapter=None, request: gr.Request | None = None):
     """Run `baseline` and the cascade (tuned when the mode is) with the same seed; yield (status, pair)."""
     cancel = session_cancel_flag(request)
     cancel.clear()
@@ -169,7 +170,7 @@ def compare(model, prompt, negative, width, height, stages, mode, steps, strengt
         for run_mode in (baseline, cascade_mode):
             generation = build_request(model, prompt, negative, width, height, stages, run_mode, steps,
                                        strength, guidance, scheduler, upper if run_mode != "direct" else None,
-                                       seed, adapter)
+                                       anchor if run_mode != "direct" else None, seed, adapter)
             yield f"Running {run_mode}...", gr.skip()
             loaded = load_model(generation.model)
             for event in generate(generation, loaded, cancel=cancel, previews=False):

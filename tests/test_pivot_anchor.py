@@ -1,0 +1,86 @@
+"""Pivot anchoring (ILVR on the clean estimate): the algebra, and its effect on the embedded model."""
+
+import pytest
+import torch
+
+from selfcascade import cascade
+from selfcascade.cascade import StageDone, generate, run
+from selfcascade.cli import main as cli_main
+from selfcascade.media import read_png_metadata
+from selfcascade.pivot_anchor import ANCHOR_SIGMA, anchored, clean_estimate, output_for
+from selfcascade.request import GenerationRequest
+from selfcascade.stages import InvalidRequest
+from selfcascade.upper_stage import gaussian_blur
+
+
+@pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction", "sample"])
+def test_clean_estimate_and_output_are_inverse(prediction_type):
+    generator = torch.Generator().manual_seed(0)
+    latents, output = torch.randn(2, 4, 8, 8, generator=generator), torch.randn(2, 4, 8, 8, generator=generator)
+    alpha_bar = torch.tensor(0.37)
+    x0 = clean_estimate(output, latents, alpha_bar, prediction_type)
+    assert torch.allclose(output_for(x0, latents, alpha_bar, prediction_type), output, atol=1e-5)
+
+
+def test_epsilon_clean_estimate_recovers_the_sample():
+    x0, eps, alpha_bar = torch.randn(1, 4, 6, 6), torch.randn(1, 4, 6, 6), torch.tensor(0.6)
+    z = alpha_bar.sqrt() * x0 + (1 - alpha_bar).sqrt() * eps
+    assert torch.allclose(clean_estimate(eps, z, alpha_bar, "epsilon"), x0, atol=1e-5)
+    v = alpha_bar.sqrt() * eps - (1 - alpha_bar).sqrt() * x0
+    assert torch.allclose(clean_estimate(v, z, alpha_bar, "v_prediction"), x0, atol=1e-5)
+
+
+def test_anchoring_pulls_the_low_band_to_the_pivot_and_leaves_the_high_band():
+    generator = torch.Generator().manual_seed(1)
+    pivot = torch.randn(1, 4, 32, 32, generator=generator)
+    x0_model = torch.randn(1, 4, 32, 32, generator=generator)  # a "model" that predicts this clean image
+    alphas = torch.linspace(0.99, 0.01, 1000)
+    t = torch.tensor(500)
+    z = torch.randn(1, 4, 32, 32, generator=generator)
+
+    def predict(latents, timestep):
+        a = alphas[int(timestep)]
+        return (latents - a.sqrt() * x0_model) / (1 - a).sqrt()
+
+    x0 = clean_estimate(anchored(predict, pivot, alphas, "epsilon", 1.0)(z, t), z, alphas[500], "epsilon")
+    low = lambda x: gaussian_blur(x, ANCHOR_SIGMA)  # noqa: E731
+    assert (low(x0) - low(pivot)).norm() < 0.5 * (low(x0_model) - low(pivot)).norm()
+    assert torch.allclose(x0 - low(x0), x0_model - low(x0_model), atol=0.35 * float((x0_model - low(x0_model)).std()))
+    assert anchored(predict, pivot, alphas, "epsilon", 0.0) is predict  # weight 0: the paper's sampling
+
+
+def _pivot_distance(model, anchor):
+    """Low-band distance between the last stage's result and its up-sampled pivot, on the embedded model."""
+    captured = {}
+    original = cascade.upsample_pivot
+
+    def capture(*args):
+        captured["pivot_up"] = original(*args)
+        return captured["pivot_up"]
+
+    request = GenerationRequest("a large red circle on a white background", 128, 128, steps=8, strength=0.5,
+                                guidance=4.0, scheduler="ddpm", seed=7, anchor=anchor)
+    cascade.upsample_pivot = capture
+    try:
+        final = [e.pivot for e in generate(request, model, previews=False) if isinstance(e, StageDone)][-1]
+    finally:
+        cascade.upsample_pivot = original
+    low = lambda x: gaussian_blur(x, ANCHOR_SIGMA)  # noqa: E731
+    return float((low(final) - low(captured["pivot_up"])).norm())
+
+
+def test_anchored_stage_stays_closer_to_its_pivot(embedded_model):
+    assert _pivot_distance(embedded_model, 1.0) < 0.7 * _pivot_distance(embedded_model, 0.0)
+
+
+def test_anchor_weight_is_checked_recorded_and_off_for_direct(embedded_model, tmp_path):
+    with pytest.raises(InvalidRequest, match="pivot anchoring"):
+        GenerationRequest("a red circle", 128, 128, anchor=1.5).check()
+    result = run(GenerationRequest("a red circle", 128, 128, steps=4, anchor=0.5), embedded_model, previews=False)
+    assert result.metadata["pivot_anchor"] == 0.5 and result.metadata["anchor"] == 0.5
+    direct = run(GenerationRequest("a red circle", 128, 128, steps=4, mode="direct"), embedded_model, previews=False)
+    assert direct.metadata["pivot_anchor"] == 0.0
+    out = tmp_path / "a.png"
+    assert cli_main(["generate", "--prompt", "a red circle", "--size", "128x128", "--steps", "4",
+                     "--anchor", "0.25", "--out", str(out)]) == 0
+    assert read_png_metadata(out)["pivot_anchor"] == 0.25
