@@ -6,11 +6,9 @@ and return plain values (or gr.skip()), so they are testable without a browser.
 
 from __future__ import annotations
 
+import os
 import random
-import tempfile
-import threading
 import time
-from pathlib import Path
 
 import gradio as gr
 
@@ -18,21 +16,26 @@ from ..cascade import Finished, StageDone, StageStarted, StepDone, generate
 from ..estimate import estimate
 from ..media import load_user_image, save_png
 from ..models.loader import current_model, is_embedded, load_model
+from ..outputs import OUTPUTS
 from ..presets import load_presets, request_defaults
 from ..preview import quick_preview
 from ..request import GenerationRequest
 from ..sampling import Cancelled
 from ..stages import InvalidRequest
+from . import sessions
 
-try:  # ZeroGPU on Hugging Face Spaces; a no-op elsewhere
-    import spaces
+GPU_SECONDS = int(os.environ.get("SELFCASCADE_GPU_SECONDS", "120"))  # ZeroGPU time asked for one run
 
-    on_gpu = spaces.GPU(duration=120)
+try:  # ZeroGPU on Hugging Face Spaces: each decorated handler (generators too) holds a GPU while it runs.
+    import spaces  # not a requirement; off ZeroGPU, spaces.GPU returns the function unchanged
+
+    def on_gpu(function=None, *, seconds: int = GPU_SECONDS):
+        decorate = spaces.GPU(duration=seconds)
+        return decorate if function is None else decorate(function)
 except ImportError:
-    def on_gpu(function):
-        return function
+    def on_gpu(function=None, *, seconds: int = GPU_SECONDS):
+        return (lambda f: f) if function is None else function
 
-OUTPUT_FOLDER = Path(tempfile.gettempdir()) / "selfcascade-outputs"
 LIVE_PREVIEW_INTERVAL = 0.5  # seconds between live previews: the browser need not redraw every step
 MODEL_CHOICES = [
     ("Embedded shapes model (64 px, offline)", "embedded"),
@@ -40,7 +43,6 @@ MODEL_CHOICES = [
     ("Stable Diffusion 1.5 (512 px)", "stable-diffusion-v1-5/stable-diffusion-v1-5"),
     ("Stable Diffusion XL base (1024 px)", "stabilityai/stable-diffusion-xl-base-1.0"),
 ]
-_cancel_flags: dict[str, threading.Event] = {}
 FORM = ("model", "prompt", "negative_prompt", "width", "height", "stages", "mode", "steps", "strength",
         "guidance", "scheduler", "upper")
 
@@ -63,14 +65,14 @@ def new_seed() -> int:
     return random.randint(0, 2**31 - 1)
 
 
-def session_cancel_flag(request: gr.Request | None) -> threading.Event:
-    key = getattr(request, "session_hash", None) or "local"
-    return _cancel_flags.setdefault(key, threading.Event())
-
-
 def stop(request: gr.Request | None = None) -> str:
-    session_cancel_flag(request).set()
-    return "Stopping after the current step..."
+    """Stop this session's run (never another user's) at its next denoising step."""
+    return "Stopping after the current step..." if sessions.stop(request) else "Nothing of yours is running."
+
+
+def end_session(request: gr.Request | None = None) -> None:
+    """The browser tab closed (Blocks.unload): stop its run and drop its state."""
+    sessions.end_session(request)
 
 
 def whole_number(value, name: str) -> int:
@@ -119,8 +121,7 @@ def _stage_caption(event: StageDone) -> str:
 def generate_stream(model, prompt, negative, width, height, stages, mode, steps, strength, guidance, scheduler,
                     upper, seed, upload=None, adapter=None, request: gr.Request | None = None):
     """Yield (status, live preview, stage gallery, result image, PNG file) as the cascade runs."""
-    cancel = session_cancel_flag(request)
-    cancel.clear()
+    cancel = sessions.begin(request)
     gallery: list[tuple] = []
     try:
         generation = build_request(model, prompt, negative, width, height, stages, mode, steps, strength,
@@ -143,7 +144,7 @@ def generate_stream(model, prompt, negative, width, height, stages, mode, steps,
                 gallery.append((event.preview, _stage_caption(event)))
                 yield gr.skip(), event.preview, list(gallery), gr.skip(), gr.skip()
             elif isinstance(event, Finished):
-                path = save_png(event.image, OUTPUT_FOLDER / f"selfcascade-{time.time_ns()}.png", event.metadata)
+                path = save_png(event.image, OUTPUTS.new_path("images", "selfcascade", ".png"), event.metadata)
                 notes = "".join(f"\n- {m}" for m in event.metadata["messages"])
                 chain = " -> ".join(event.metadata["stage_sizes"])
                 upper = ", ".join(sorted(set(event.metadata["upper_stage"]) - {"-"})) or "none"
@@ -155,14 +156,15 @@ def generate_stream(model, prompt, negative, width, height, stages, mode, steps,
         yield f"**Not run:** {error}", gr.skip(), gr.skip(), gr.skip(), gr.skip()
     except Cancelled:
         yield "**Stopped.** The app is ready for the next run.", gr.skip(), list(gallery), gr.skip(), gr.skip()
+    finally:
+        sessions.finish(request, cancel)
 
 
 @on_gpu
 def compare(model, prompt, negative, width, height, stages, mode, steps, strength, guidance, scheduler, upper,
             seed, baseline="direct", adapter=None, request: gr.Request | None = None):
     """Run `baseline` and the cascade (tuned when the mode is) with the same seed; yield (status, pair)."""
-    cancel = session_cancel_flag(request)
-    cancel.clear()
+    cancel = sessions.begin(request)
     results = {}
     cascade_mode = "tuned" if mode == "tuned" else "tuning-free"
     try:
@@ -184,3 +186,5 @@ def compare(model, prompt, negative, width, height, stages, mode, steps, strengt
         yield f"**Not run:** {error}", gr.skip()
     except Cancelled:
         yield "**Stopped.**", gr.skip()
+    finally:
+        sessions.finish(request, cancel)
