@@ -55,6 +55,8 @@ def build_generate_tab(demo: gr.Blocks) -> tuple[gr.Radio, gr.Dropdown]:
             with gr.Accordion("Upscale my image", open=False):
                 upload = gr.File(label="Image to continue from (becomes the stage-0 pivot)", type="filepath",
                                  file_types=["image"])
+            with gr.Accordion("Reuse the settings of a PNG made here", open=False):
+                settings_png = gr.File(label="PNG with Self-Cascade settings", type="filepath", file_types=[".png"])
             plan = gr.Markdown(elem_id="plan")
             with gr.Row():
                 run_button = gr.Button("Generate", variant="primary", elem_id="generate")
@@ -82,6 +84,7 @@ def build_generate_tab(demo: gr.Blocks) -> tuple[gr.Radio, gr.Dropdown]:
     for component in sizing:
         component.change(handlers.describe_plan, inputs=sizing, outputs=plan, show_progress="hidden")
     randomise.click(handlers.new_seed, outputs=seed)
+    settings_png.upload(handlers.reuse_settings, inputs=settings_png, outputs=[*form, seed, adapter, status])
     adapter_file.upload(add_uploaded_adapter, inputs=[adapter_file, model], outputs=[adapter, adapter_status])
     run_button.click(handlers.generate_stream, inputs=[*form, seed, upload, adapter],
                      outputs=[status, live, gallery, result, download], concurrency_id="device",

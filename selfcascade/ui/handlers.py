@@ -9,16 +9,18 @@ from __future__ import annotations
 import os
 import random
 import time
+from pathlib import Path
 
 import gradio as gr
 
 from ..cascade import Finished, StageDone, StageStarted, StepDone, generate
 from ..estimate import estimate
-from ..media import load_user_image, save_png
+from ..media import load_user_image, read_png_metadata, save_png
 from ..models.loader import current_model, is_embedded, load_model
 from ..outputs import OUTPUTS
 from ..presets import load_presets, request_defaults
 from ..preview import quick_preview
+from ..provenance import request_from_metadata
 from ..request import GenerationRequest
 from ..sampling import Cancelled
 from ..stages import InvalidRequest
@@ -59,6 +61,20 @@ def preset_values(name: str) -> list:
     values = {"model": preset.model or "embedded", "negative_prompt": "", "stages": "", "mode": "tuning-free",
               **request_defaults(preset.model), **preset.settings}
     return [values.get(key, "") for key in FORM]
+
+
+def reuse_settings(path: str | None) -> list:
+    """Form values, seed and adapter recorded in a PNG this app made, then a status line (FORM order first)."""
+    unchanged = [gr.skip()] * (len(FORM) + 2)
+    if not path:
+        return [*unchanged, "No file."]
+    try:
+        request = request_from_metadata(read_png_metadata(path))
+    except (InvalidRequest, OSError, ValueError, TypeError) as error:  # not a PNG, no or damaged record
+        return [*unchanged, f"**Settings not read:** {error}"]
+    values = {**vars(request), "model": request.model or "embedded", "upper": request.upper or gr.skip()}
+    return ([values[key] for key in FORM] + [request.seed, request.adapter or gr.skip()]
+            + [f"Settings of {Path(path).name} loaded (seed {request.seed}, {request.width}x{request.height})."])
 
 
 def new_seed() -> int:
