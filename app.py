@@ -9,7 +9,10 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr  # noqa: E402
 from transformers.utils import logging as transformers_logging  # noqa: E402
 
+from selfcascade.hosting import MAX_UPLOAD_MB  # noqa: E402
+from selfcascade.outputs import OUTPUTS  # noqa: E402
 from selfcascade.ui.generate_tab import build_generate_tab  # noqa: E402
+from selfcascade.ui.handlers import end_session  # noqa: E402
 from selfcascade.ui.train_tab import build_train_tab  # noqa: E402
 
 transformers_logging.set_verbosity_error()  # its import-time notes (e.g. no torchvision) are not for users
@@ -22,14 +25,20 @@ The embedded model was trained by this project at **64x64** on a world of colour
 Stable Diffusion 1.x/2.x and SDXL load by hub id or local folder when their weights are available."""
 
 
+# gradio's own copies (results, previews, uploads) are deleted at the same age as our outputs folder.
+CACHE_AGE = int(OUTPUTS.max_age)
+LAUNCH_OPTIONS = dict(max_file_size=f"{MAX_UPLOAD_MB}mb", allowed_paths=[str(OUTPUTS.root)])
+
+
 def build_demo() -> gr.Blocks:
-    with gr.Blocks(title="Self-Cascade Studio") as demo:
+    with gr.Blocks(title="Self-Cascade Studio", delete_cache=(max(60, min(600, CACHE_AGE)), CACHE_AGE)) as demo:
         gr.Markdown(DESCRIPTION)
         with gr.Tabs() as tabs:
             with gr.Tab("Generate", id="generate"):
                 mode, adapter = build_generate_tab(demo)
             with gr.Tab("Train adapter", id="train"):
                 build_train_tab(mode, adapter, tabs)
+        demo.unload(end_session)  # a closed tab stops its run and frees its state
     return demo
 
 
@@ -38,4 +47,4 @@ demo = build_demo()
 demo.queue(default_concurrency_limit=1, max_size=int(os.environ.get("SELFCASCADE_QUEUE_SIZE", "16")))
 
 if __name__ == "__main__":
-    demo.launch(max_file_size="20mb", server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
+    demo.launch(**LAUNCH_OPTIONS, server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))

@@ -16,7 +16,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from .models.base import DiffusionModel
-from .models.loader import EMBEDDED_MODEL
+from .provenance import public_name
 from .stages import InvalidRequest, Size
 from .upsampler import FeatureUpsamplers, skip_layout
 
@@ -36,9 +36,8 @@ def save_adapter(upsamplers: FeatureUpsamplers, folder: str | Path, size: Size |
     folder = Path(folder)
     if size is not None:
         upsamplers.register_to_config(stage_size=list(size))
-    if model is not None:  # the embedded model by its name, not by this machine's path to it
-        name = "embedded" if Path(model.name) == EMBEDDED_MODEL else model.name
-        upsamplers.register_to_config(base_model=name, unet_fingerprint=unet_fingerprint(model.unet))
+    if model is not None:  # the model by its id or folder name, not by this machine's path to it
+        upsamplers.register_to_config(base_model=public_name(model.name), unet_fingerprint=unet_fingerprint(model.unet))
     upsamplers.save_pretrained(folder, safe_serialization=True)
     config = json.dumps({k: v for k, v in dict(upsamplers.config).items() if not k.startswith("_")})
     state = {k: v.detach().contiguous() for k, v in upsamplers.state_dict().items()}

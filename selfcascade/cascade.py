@@ -24,6 +24,7 @@ from .adapters import load_adapter
 from .models.base import DiffusionModel
 from .models.loader import load_model
 from .pivot_anchor import anchored
+from .provenance import public_name
 from .request import GenerationRequest
 from .sampling import denoise, guided_predictor, initial_noise, make_scheduler, renoise, schedule
 from .stages import Size
@@ -178,7 +179,8 @@ def generate(request: GenerationRequest, model: DiffusionModel | None = None,
     seconds = time.perf_counter() - started
     metadata = {
         **request.to_metadata(),
-        "model": model.name if request.model is None else request.model,
+        "model": public_name(model.name if request.model is None else request.model),  # never a server path
+        "adapter": public_name(request.adapter),
         "stage_sizes": [f"{w}x{h}" for w, h in sizes],
         "stage_seconds": stage_seconds,
         "upper_stage": strategies,  # per stage: the upper-stage denoising strategy ("-" at native size)

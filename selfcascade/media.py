@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
+
+from .hosting import cap
 
 METADATA_KEY = "selfcascade"
 
@@ -31,7 +32,7 @@ def read_png_metadata(path: str | Path) -> dict:
 
 
 MIN_IMAGE_SIDE = 16
-MAX_IMAGE_PIXELS = int(os.environ.get("SELFCASCADE_MAX_IMAGE_PIXELS", str(64 * 2**20)))
+MAX_IMAGE_PIXELS = cap("SELFCASCADE_MAX_IMAGE_PIXELS", 64 * 2**20, 16 * 2**20)  # uploads; 16 MP on a Space
 
 
 def load_user_image(path: str | Path) -> Image.Image:

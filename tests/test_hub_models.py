@@ -21,6 +21,7 @@ def test_sd_folder_runs_the_cascade_at_the_right_sizes(tiny_sd):
     assert result.image.size == (128, 96)
     assert result.metadata["stage_sizes"][-1] == "128x96"
     assert len(result.metadata["stage_sizes"]) == 2
+    assert result.metadata["model"] == "tiny-sd"  # the folder name, not this machine's path to it
 
 
 def test_sdxl_folder_runs_the_cascade(tmp_path):

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from diffusers import DiffusionPipeline, StableDiffusionPipeline, StableDiffusionXLPipeline
 
-from ..stages import InvalidRequest
+from .availability import ModelUnavailable, check_folder, check_hub_model, explain
 from .base import DiffusionModel
 from .sdxl import StableDiffusionXLModel
 from .stable_diffusion import StableDiffusionModel
@@ -24,9 +24,7 @@ EMBEDDED_NAMES = {"", "shapes", "embedded", "default"}
 _lock = threading.Lock()
 _loaded: DiffusionModel | None = None
 
-
-class ModelUnavailable(InvalidRequest):
-    """The model cannot be loaded (no network, no cache, bad folder); the message says why."""
+SUPPORTED_PIPELINES = ("StableDiffusionPipeline", "StableDiffusionXLPipeline")  # model_index.json _class_name
 
 
 def is_embedded(model_id: str | None) -> bool:
@@ -54,21 +52,20 @@ def _wrap(pipeline: DiffusionPipeline, name: str) -> DiffusionModel:
 
 
 def load_pipeline(name: str, dtype: torch.dtype) -> DiffusionPipeline:
-    """diffusers' own loading; every failure becomes one clear ModelUnavailable."""
+    """diffusers' own loading after a cheap check of model_index.json; every failure is one ModelUnavailable."""
     local = Path(name).expanduser()
     is_hub_id = not local.exists() and name.count("/") == 1 and not name.startswith((".", "/", "~"))
-    if not is_hub_id and not (local / "model_index.json").is_file():
-        problem = "not a diffusers model folder (no model_index.json)" if local.exists() else "no such folder"
-        raise ModelUnavailable(f"{name}: {problem}")
+    if is_hub_id:
+        check_hub_model(name, SUPPORTED_PIPELINES)
+    else:
+        check_folder(local, name, SUPPORTED_PIPELINES)
     try:
         return DiffusionPipeline.from_pretrained(
             name if is_hub_id else str(local), dtype=dtype, use_safetensors=True,
             safety_checker=None, requires_safety_checker=False,
         )
-    except (OSError, ValueError, EnvironmentError) as error:
-        offline = "outgoing traffic has been disabled" in str(error) or "connect" in str(error).lower()
-        reason = "not available offline; the embedded model works offline" if offline else str(error)[:300]
-        raise ModelUnavailable(f"{name}: {reason}") from None
+    except (OSError, ValueError, KeyError, AttributeError, TypeError, ImportError) as error:
+        raise explain(error, name) from None
 
 
 def load_model(model_id: str | None = None, dtype: torch.dtype | None = None) -> DiffusionModel:

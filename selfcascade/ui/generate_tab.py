@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import gradio as gr
 
+from ..pivot_anchor import DEFAULT_ANCHOR
 from ..request import MODES
 from ..sampling import SCHEDULERS
-from ..pivot_anchor import DEFAULT_ANCHOR
 from ..upper_stage import DEFAULT_STRATEGY, STRATEGIES
 from . import handlers
 from .train_handlers import add_uploaded_adapter, adapter_choices
@@ -45,7 +45,8 @@ def build_generate_tab(demo: gr.Blocks) -> tuple[gr.Radio, gr.Dropdown]:
                 upper = gr.Dropdown(list(STRATEGIES), value=first["upper"] or DEFAULT_STRATEGY, elem_id="upper",
                                     label="Upper-stage denoising (stages above the training size)",
                                     info=UPPER_HINT)
-                anchor = gr.Slider(0, 1, value=DEFAULT_ANCHOR if first["anchor"] == "" else first["anchor"], step=0.05, elem_id="anchor",
+                anchor = gr.Slider(0, 1, value=DEFAULT_ANCHOR if first["anchor"] == "" else first["anchor"],
+                                   step=0.05, elem_id="anchor",
                                    label="Pivot anchoring: how much each upper stage keeps its pivot's layout",
                                    info=ANCHOR_HINT)
                 with gr.Row():
@@ -61,6 +62,8 @@ def build_generate_tab(demo: gr.Blocks) -> tuple[gr.Radio, gr.Dropdown]:
             with gr.Accordion("Upscale my image", open=False):
                 upload = gr.File(label="Image to continue from (becomes the stage-0 pivot)", type="filepath",
                                  file_types=["image"])
+            with gr.Accordion("Reuse the settings of a PNG made here", open=False):
+                settings_png = gr.File(label="PNG with Self-Cascade settings", type="filepath", file_types=[".png"])
             plan = gr.Markdown(elem_id="plan")
             with gr.Row():
                 run_button = gr.Button("Generate", variant="primary", elem_id="generate")
@@ -88,6 +91,7 @@ def build_generate_tab(demo: gr.Blocks) -> tuple[gr.Radio, gr.Dropdown]:
     for component in sizing:
         component.change(handlers.describe_plan, inputs=sizing, outputs=plan, show_progress="hidden")
     randomise.click(handlers.new_seed, outputs=seed)
+    settings_png.upload(handlers.reuse_settings, inputs=settings_png, outputs=[*form, seed, adapter, status])
     adapter_file.upload(add_uploaded_adapter, inputs=[adapter_file, model], outputs=[adapter, adapter_status])
     run_button.click(handlers.generate_stream, inputs=[*form, seed, upload, adapter],
                      outputs=[status, live, gallery, result, download], concurrency_id="device",

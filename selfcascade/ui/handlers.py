@@ -6,9 +6,8 @@ and return plain values (or gr.skip()), so they are testable without a browser.
 
 from __future__ import annotations
 
+import os
 import random
-import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -16,23 +15,29 @@ import gradio as gr
 
 from ..cascade import Finished, StageDone, StageStarted, StepDone, generate
 from ..estimate import estimate
-from ..media import load_user_image, save_png
+from ..media import load_user_image, read_png_metadata, save_png
 from ..models.loader import current_model, is_embedded, load_model
+from ..outputs import OUTPUTS
 from ..presets import load_presets, request_defaults
 from ..preview import quick_preview
+from ..provenance import request_from_metadata
 from ..request import GenerationRequest
 from ..sampling import Cancelled
 from ..stages import InvalidRequest
+from . import sessions
 
-try:  # ZeroGPU on Hugging Face Spaces; a no-op elsewhere
-    import spaces
+GPU_SECONDS = int(os.environ.get("SELFCASCADE_GPU_SECONDS", "120"))  # ZeroGPU time asked for one run
 
-    on_gpu = spaces.GPU(duration=120)
+try:  # ZeroGPU on Hugging Face Spaces: each decorated handler (generators too) holds a GPU while it runs.
+    import spaces  # not a requirement; off ZeroGPU, spaces.GPU returns the function unchanged
+
+    def on_gpu(function=None, *, seconds: int = GPU_SECONDS):
+        decorate = spaces.GPU(duration=seconds)
+        return decorate if function is None else decorate(function)
 except ImportError:
-    def on_gpu(function):
-        return function
+    def on_gpu(function=None, *, seconds: int = GPU_SECONDS):
+        return (lambda f: f) if function is None else function
 
-OUTPUT_FOLDER = Path(tempfile.gettempdir()) / "selfcascade-outputs"
 LIVE_PREVIEW_INTERVAL = 0.5  # seconds between live previews: the browser need not redraw every step
 MODEL_CHOICES = [
     ("Embedded shapes model (64 px, offline)", "embedded"),
@@ -40,7 +45,6 @@ MODEL_CHOICES = [
     ("Stable Diffusion 1.5 (512 px)", "stable-diffusion-v1-5/stable-diffusion-v1-5"),
     ("Stable Diffusion XL base (1024 px)", "stabilityai/stable-diffusion-xl-base-1.0"),
 ]
-_cancel_flags: dict[str, threading.Event] = {}
 FORM = ("model", "prompt", "negative_prompt", "width", "height", "stages", "mode", "steps", "strength",
         "guidance", "scheduler", "upper", "anchor")
 
@@ -59,18 +63,33 @@ def preset_values(name: str) -> list:
     return [values.get(key, "") for key in FORM]
 
 
+def reuse_settings(path: str | None) -> list:
+    """Form values, seed and adapter recorded in a PNG this app made, then a status line (FORM order first)."""
+    unchanged = [gr.skip()] * (len(FORM) + 2)
+    if not path:
+        return [*unchanged, "No file."]
+    try:
+        request = request_from_metadata(read_png_metadata(path))
+    except (InvalidRequest, OSError, ValueError, TypeError) as error:  # not a PNG, no or damaged record
+        return [*unchanged, f"**Settings not read:** {error}"]
+    values = {**vars(request), "model": request.model or "embedded", "upper": request.upper or gr.skip(),
+              "anchor": gr.skip() if request.anchor is None else request.anchor}
+    return ([values[key] for key in FORM] + [request.seed, request.adapter or gr.skip()]
+            + [f"Settings of {Path(path).name} loaded (seed {request.seed}, {request.width}x{request.height})."])
+
+
 def new_seed() -> int:
     return random.randint(0, 2**31 - 1)
 
 
-def session_cancel_flag(request: gr.Request | None) -> threading.Event:
-    key = getattr(request, "session_hash", None) or "local"
-    return _cancel_flags.setdefault(key, threading.Event())
-
-
 def stop(request: gr.Request | None = None) -> str:
-    session_cancel_flag(request).set()
-    return "Stopping after the current step..."
+    """Stop this session's run (never another user's) at its next denoising step."""
+    return "Stopping after the current step..." if sessions.stop(request) else "Nothing of yours is running."
+
+
+def end_session(request: gr.Request | None = None) -> None:
+    """The browser tab closed (Blocks.unload): stop its run and drop its state."""
+    sessions.end_session(request)
 
 
 def whole_number(value, name: str) -> int:
@@ -119,8 +138,7 @@ def _stage_caption(event: StageDone) -> str:
 def generate_stream(model, prompt, negative, width, height, stages, mode, steps, strength, guidance, scheduler,
                     upper, anchor, seed, upload=None, adapter=None, request: gr.Request | None = None):
     """Yield (status, live preview, stage gallery, result image, PNG file) as the cascade runs."""
-    cancel = session_cancel_flag(request)
-    cancel.clear()
+    cancel = sessions.begin(request)
     gallery: list[tuple] = []
     try:
         generation = build_request(model, prompt, negative, width, height, stages, mode, steps, strength,
@@ -143,7 +161,7 @@ def generate_stream(model, prompt, negative, width, height, stages, mode, steps,
                 gallery.append((event.preview, _stage_caption(event)))
                 yield gr.skip(), event.preview, list(gallery), gr.skip(), gr.skip()
             elif isinstance(event, Finished):
-                path = save_png(event.image, OUTPUT_FOLDER / f"selfcascade-{time.time_ns()}.png", event.metadata)
+                path = save_png(event.image, OUTPUTS.new_path("images", "selfcascade", ".png"), event.metadata)
                 notes = "".join(f"\n- {m}" for m in event.metadata["messages"])
                 chain = " -> ".join(event.metadata["stage_sizes"])
                 upper = ", ".join(sorted(set(event.metadata["upper_stage"]) - {"-"})) or "none"
@@ -156,14 +174,15 @@ def generate_stream(model, prompt, negative, width, height, stages, mode, steps,
         yield f"**Not run:** {error}", gr.skip(), gr.skip(), gr.skip(), gr.skip()
     except Cancelled:
         yield "**Stopped.** The app is ready for the next run.", gr.skip(), list(gallery), gr.skip(), gr.skip()
+    finally:
+        sessions.finish(request, cancel)
 
 
 @on_gpu
 def compare(model, prompt, negative, width, height, stages, mode, steps, strength, guidance, scheduler, upper,
             anchor, seed, baseline="direct", adapter=None, request: gr.Request | None = None):
     """Run `baseline` and the cascade (tuned when the mode is) with the same seed; yield (status, pair)."""
-    cancel = session_cancel_flag(request)
-    cancel.clear()
+    cancel = sessions.begin(request)
     results = {}
     cascade_mode = "tuned" if mode == "tuned" else "tuning-free"
     try:
@@ -185,3 +204,5 @@ def compare(model, prompt, negative, width, height, stages, mode, steps, strengt
         yield f"**Not run:** {error}", gr.skip()
     except Cancelled:
         yield "**Stopped.**", gr.skip()
+    finally:
+        sessions.finish(request, cancel)

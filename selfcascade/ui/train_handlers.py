@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import tempfile
+import os
 import time
 from pathlib import Path
 
@@ -12,15 +12,17 @@ import pandas as pd
 from ..adapters import load_adapter
 from ..cascade import run
 from ..models.loader import is_embedded, load_model
+from ..outputs import OUTPUTS
 from ..presets import request_defaults
 from ..request import GenerationRequest
 from ..sampling import Cancelled
 from ..shapes.train_adapter import render_examples
 from ..stages import InvalidRequest
 from ..training import TrainingDone, TrainingRequest, TrainingStep, train
-from .handlers import session_cancel_flag, whole_number, on_gpu
+from . import sessions
+from .handlers import on_gpu, whole_number
 
-ADAPTER_FOLDER = Path(tempfile.gettempdir()) / "selfcascade-adapters"
+TRAIN_GPU_SECONDS = int(os.environ.get("SELFCASCADE_TRAIN_GPU_SECONDS", "300"))  # ZeroGPU time for one training
 SHIPPED_ADAPTER = Path(__file__).resolve().parents[2] / "assets" / "shapes-adapter"
 SAMPLE_PROMPT = "a large red circle on a white background"
 _session_adapters: list[str] = []  # adapters trained or uploaded while this app runs, newest first
@@ -28,6 +30,7 @@ _session_adapters: list[str] = []  # adapters trained or uploaded while this app
 
 def adapter_choices() -> list[str]:
     shipped = [str(SHIPPED_ADAPTER)] if SHIPPED_ADAPTER.is_dir() else []
+    _session_adapters[:] = [path for path in _session_adapters if Path(path).exists()]  # the bounded folder prunes
     return _session_adapters + shipped
 
 
@@ -47,12 +50,11 @@ def _loss_frame(losses: list[float]) -> pd.DataFrame:
     return pd.DataFrame({"step": range(1, len(losses) + 1), "loss": losses})
 
 
-@on_gpu
+@on_gpu(seconds=TRAIN_GPU_SECONDS)
 def train_stream(model, uploads, use_examples, width, height, steps, learning_rate, batch, caption,
                  request: gr.Request | None = None):
     """Yield (status, loss plot, sample image, adapter file) while the upsamplers train."""
-    cancel = session_cancel_flag(request)
-    cancel.clear()
+    cancel = sessions.begin(request)
     losses: list[float] = []
     try:
         size = (whole_number(width, "width"), whole_number(height, "height"))
@@ -61,8 +63,8 @@ def train_stream(model, uploads, use_examples, width, height, steps, learning_ra
         if use_examples:
             if model_id is not None:
                 raise InvalidRequest("the example images are renders of the shapes world: use the embedded model")
-            paths += render_examples(ADAPTER_FOLDER / f"examples-{time.time_ns()}", 64, max(size), 0)
-        out = ADAPTER_FOLDER / f"adapter-{time.strftime('%Y%m%d-%H%M%S')}"
+            paths += render_examples(OUTPUTS.new_path("examples", "examples"), 64, max(size), 0)
+        out = OUTPUTS.new_path("adapters", "adapter")
         training = TrainingRequest(images=paths, size=size, steps=whole_number(steps, "steps"),
                                    learning_rate=float(learning_rate), batch=whole_number(batch, "batch"),
                                    caption=caption or "", model=model_id, out=str(out))
@@ -91,3 +93,5 @@ def train_stream(model, uploads, use_examples, width, height, steps, learning_ra
         yield f"**Not trained:** {error}", gr.skip(), gr.skip(), gr.skip()
     except Cancelled:
         yield "**Stopped.** Nothing was saved.", gr.skip(), gr.skip(), gr.skip()
+    finally:
+        sessions.finish(request, cancel)

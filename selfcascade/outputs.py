@@ -1,0 +1,94 @@
+"""A bounded folder for the files the app hands out (result PNGs, trained adapters, example renders).
+
+A server that writes every result to the temp folder fills its disk: here each new file first prunes the
+folder, removing entries older than the age cap, then the oldest entries until the total is under the size
+cap. An "entry" is a top-level file or folder of a kind (an adapter is one folder). Files already handed to
+the browser are not affected: gradio serves copies from its own cache (bounded by Blocks' delete_cache).
+
+Caps: SELFCASCADE_OUTPUT_DIR (default <temp>/selfcascade), SELFCASCADE_OUTPUT_MAX_AGE (seconds; 24 h, 1 h
+on a Space), SELFCASCADE_OUTPUT_MAX_MB (2048; 512 on a Space).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .hosting import cap
+
+
+@dataclass(frozen=True)
+class Entry:
+    path: Path
+    modified: float
+    size: int
+
+
+def _entry(path: Path) -> Entry | None:
+    try:
+        if path.is_dir():
+            files = [item for item in path.rglob("*") if item.is_file()]
+            size = sum(item.stat().st_size for item in files)
+            modified = max([path.stat().st_mtime, *(item.stat().st_mtime for item in files)])
+        else:
+            stat = path.stat()
+            size, modified = stat.st_size, stat.st_mtime
+    except FileNotFoundError:  # removed meanwhile by another thread or process
+        return None
+    return Entry(path, modified, size)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+class BoundedFolder:
+    """Files and folders under `root/<kind>/`, kept under `max_age` seconds and `max_bytes` in total."""
+
+    def __init__(self, root: str | Path, max_age: float, max_bytes: int):
+        self.root, self.max_age, self.max_bytes = Path(root), max_age, max_bytes
+        self._lock = threading.Lock()
+
+    def entries(self) -> list[Entry]:
+        """Every entry of every kind, newest first."""
+        if not self.root.is_dir():
+            return []
+        found = [_entry(path) for kind in self.root.iterdir() if kind.is_dir() for path in kind.iterdir()]
+        return sorted((entry for entry in found if entry is not None), key=lambda e: e.modified, reverse=True)
+
+    def prune(self, now: float | None = None) -> list[Path]:
+        """Remove entries past the age cap, then the oldest until the total fits; returns what was removed."""
+        now = time.time() if now is None else now
+        removed, total, full = [], 0, False
+        with self._lock:
+            for entry in self.entries():
+                expired = now - entry.modified > self.max_age
+                full = full or (not expired and total + entry.size > self.max_bytes)
+                if expired or full:  # once the cap is reached, everything older goes too
+                    _remove(entry.path)
+                    removed.append(entry.path)
+                else:
+                    total += entry.size
+        return removed
+
+    def new_path(self, kind: str, prefix: str, suffix: str = "") -> Path:
+        """A fresh, unused path `root/kind/prefix-<time><suffix>` (its folder made), after pruning."""
+        self.prune()
+        folder = self.root / kind
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}-{time.time_ns() % 10**9:09d}{suffix}"
+
+
+OUTPUTS = BoundedFolder(
+    os.environ.get("SELFCASCADE_OUTPUT_DIR") or Path(tempfile.gettempdir()) / "selfcascade",
+    max_age=cap("SELFCASCADE_OUTPUT_MAX_AGE", 24 * 3600, 3600),
+    max_bytes=cap("SELFCASCADE_OUTPUT_MAX_MB", 2048, 512) * 2**20,
+)

