@@ -103,8 +103,10 @@ def main() -> None:
     parser.add_argument("--no-picture", action="store_true")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "composition.md"))
     parser.add_argument("--picture", default=str(ROOT / "assets" / "direct_vs_cascade_256.png"))
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                        help="torch threads (1 on a machine shared with other jobs: no OpenMP spin contention)")
     args = parser.parse_args()
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(args.threads)
 
     model = load_model(None)
     settings = request_defaults(None)

@@ -66,8 +66,10 @@ def main() -> None:
     parser.add_argument("--adapter", default=str(ROOT / "assets" / "shapes-adapter"))
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "upper_stage.md"))
     parser.add_argument("--sheet", default=str(ROOT / "benchmarks" / "results" / "upper_stage.png"))
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                        help="torch threads (1 on a machine shared with other jobs: no OpenMP spin contention)")
     args = parser.parse_args()
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(args.threads)
 
     model = load_model(None)
     settings = request_defaults(None)
