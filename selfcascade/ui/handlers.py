@@ -17,6 +17,7 @@ import gradio as gr
 from ..cascade import Finished, StageDone, StageStarted, StepDone, generate
 from ..estimate import estimate
 from ..media import load_user_image, save_png
+from ..memory import is_out_of_memory, out_of_memory_message, release_memory
 from ..models.loader import current_model, is_embedded, load_model
 from ..presets import load_presets, request_defaults
 from ..preview import quick_preview
@@ -83,30 +84,35 @@ def whole_number(value, name: str) -> int:
 
 
 def build_request(model, prompt, negative, width, height, stages, mode, steps, strength, guidance, scheduler,
-                  upper, seed, adapter=None) -> GenerationRequest:
+                  upper, seed, adapter=None, dtype="auto", vae=None, vae_tiling="auto",
+                  offload="auto") -> GenerationRequest:
     """UI values -> a checked request (InvalidRequest with the reason otherwise)."""
     request = GenerationRequest(
         prompt=prompt or "", negative_prompt=negative or "", width=whole_number(width, "width"),
         height=whole_number(height, "height"), stages=stages or "", mode=mode, steps=whole_number(steps, "steps"),
         strength=float(strength), guidance=float(guidance), seed=whole_number(seed, "seed"),
         scheduler=scheduler or None, model=None if is_embedded(model) else model.strip(),
-        adapter=adapter or None, upper=upper or None,
+        adapter=adapter or None, upper=upper or None, dtype=dtype or "auto", vae=(vae or "").strip() or None,
+        vae_tiling=vae_tiling or "auto", offload=offload or "auto",
     )
     request.check()
     return request
 
 
 def describe_plan(model, width, height, stages, mode, steps, strength, guidance, scheduler, upper=None,
-                  adapter=None) -> str:
+                  adapter=None, vae_tiling="auto") -> str:
     """Stage chain, time and memory before running; the reason when the settings cannot run."""
     try:
         request = build_request(model, "", "", width, height, stages, mode, steps, strength, guidance,
-                                scheduler, upper, 0, adapter)
-        loaded = load_model(None) if request.model is None else current_model(request.model)
+                                scheduler, upper, 0, adapter, vae_tiling=vae_tiling)
+        loaded = current_model(request.model) or (load_model(None) if request.model is None else None)
         if loaded is None:
             return f"Stages and estimate appear once **{request.model}** is loaded (on the first run)."
         result = estimate(loaded, request)
-        return f"**Stages** {result.stage_chain} · estimated {result.seconds:.1f} s, {result.memory_mb:.0f} MB"
+        text = f"**Stages** {result.stage_chain} · estimated {result.seconds:.1f} s, {result.memory_mb:.0f} MB"
+        if not result.memory.fits:
+            text += f"\n\n**Will not run:** {result.memory.refusal(loaded.dtype)}"
+        return text
     except (InvalidRequest, ValueError, TypeError) as error:
         return f"**Cannot run:** {error}"
 
@@ -117,17 +123,19 @@ def _stage_caption(event: StageDone) -> str:
 
 @on_gpu
 def generate_stream(model, prompt, negative, width, height, stages, mode, steps, strength, guidance, scheduler,
-                    upper, seed, upload=None, adapter=None, request: gr.Request | None = None):
+                    upper, seed, upload=None, adapter=None, dtype="auto", vae=None, vae_tiling="auto",
+                    offload="auto", request: gr.Request | None = None):
     """Yield (status, live preview, stage gallery, result image, PNG file) as the cascade runs."""
     cancel = session_cancel_flag(request)
     cancel.clear()
     gallery: list[tuple] = []
+    out_of_memory = False
     try:
         generation = build_request(model, prompt, negative, width, height, stages, mode, steps, strength,
-                                   guidance, scheduler, upper, seed, adapter)
+                                   guidance, scheduler, upper, seed, adapter, dtype, vae, vae_tiling, offload)
         pivot_image = load_user_image(upload) if upload else None
         yield "Loading the model...", gr.skip(), [], None, None
-        loaded = load_model(generation.model)
+        loaded = load_model(generation.model, generation.dtype, generation.vae, generation.offload)
         last_preview, stage = 0.0, None
         for event in generate(generation, loaded, cancel=cancel, pivot_image=pivot_image):
             if isinstance(event, StageStarted):
@@ -155,11 +163,19 @@ def generate_stream(model, prompt, negative, width, height, stages, mode, steps,
         yield f"**Not run:** {error}", gr.skip(), gr.skip(), gr.skip(), gr.skip()
     except Cancelled:
         yield "**Stopped.** The app is ready for the next run.", gr.skip(), list(gallery), gr.skip(), gr.skip()
+    except (RuntimeError, MemoryError) as error:  # e.g. a live preview's decode, outside the cascade
+        if not is_out_of_memory(error):
+            raise
+        out_of_memory = True
+    if out_of_memory:  # outside the except block: its traceback no longer holds the tensors
+        release_memory()
+        yield f"**Not run:** {out_of_memory_message('during this run')}", gr.skip(), gr.skip(), gr.skip(), gr.skip()
 
 
 @on_gpu
 def compare(model, prompt, negative, width, height, stages, mode, steps, strength, guidance, scheduler, upper,
-            seed, baseline="direct", adapter=None, request: gr.Request | None = None):
+            seed, baseline="direct", adapter=None, dtype="auto", vae=None, vae_tiling="auto", offload="auto",
+            request: gr.Request | None = None):
     """Run `baseline` and the cascade (tuned when the mode is) with the same seed; yield (status, pair)."""
     cancel = session_cancel_flag(request)
     cancel.clear()
@@ -169,9 +185,9 @@ def compare(model, prompt, negative, width, height, stages, mode, steps, strengt
         for run_mode in (baseline, cascade_mode):
             generation = build_request(model, prompt, negative, width, height, stages, run_mode, steps,
                                        strength, guidance, scheduler, upper if run_mode != "direct" else None,
-                                       seed, adapter)
+                                       seed, adapter, dtype, vae, vae_tiling, offload)
             yield f"Running {run_mode}...", gr.skip()
-            loaded = load_model(generation.model)
+            loaded = load_model(generation.model, generation.dtype, generation.vae, generation.offload)
             for event in generate(generation, loaded, cancel=cancel, previews=False):
                 if isinstance(event, Finished):
                     results[run_mode] = event
