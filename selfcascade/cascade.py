@@ -7,6 +7,10 @@
 `up` is what tells the modes apart: bilinear resize of the clean latent pivot (tuning-free), decode ->
 resize pixels -> encode (hires-fix). `tuned` is tuning-free plus the trained feature upsamplers, which add
 phi(pivot skip features, t) to the UNet's skips at every step. `direct` is one stage at the target size.
+
+Around the stages: a run that the memory plan says cannot fit is refused before it starts
+(NotEnoughMemory), latents holding NaN/Inf after a stage stop it (NonFiniteResult), and an out-of-memory
+error that still happens frees the memory and becomes OutOfMemory: all InvalidRequest, with a message.
 """
 
 from __future__ import annotations
@@ -21,10 +25,13 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps
 
 from .adapters import load_adapter
+from .estimate import memory_plan
+from .memory import OutOfMemory, check_fits, is_out_of_memory, out_of_memory_message, release_memory
 from .models.base import DiffusionModel
 from .models.loader import load_model
 from .pivot_anchor import anchored
 from .provenance import public_name
+from .precision import check_finite, dtype_name, unet_overflow_hint
 from .request import GenerationRequest
 from .sampling import denoise, guided_predictor, initial_noise, make_scheduler, renoise, schedule
 from .stages import Size
@@ -69,23 +76,25 @@ class Finished:
 Event = StageStarted | StepDone | StageDone | Finished
 
 
-def upsample_pivot(model: DiffusionModel, pivot: torch.Tensor, size: Size, mode: str) -> torch.Tensor:
+def upsample_pivot(model: DiffusionModel, pivot: torch.Tensor, size: Size, mode: str,
+                   tiling: str = "auto") -> torch.Tensor:
     """The pivot brought to the next stage's latent size (the `up` of Algorithm 2, or the hires-fix way)."""
     latent_size = (size[1] // model.vae_scale_factor, size[0] // model.vae_scale_factor)
     if mode == "hires-fix":
-        image = model.decode(pivot)[0].resize(size, Image.Resampling.LANCZOS)
-        return model.encode([image])
+        image = model.decode(pivot, tiling)[0].resize(size, Image.Resampling.LANCZOS)
+        return model.encode([image], tiling)
     return F.interpolate(pivot, size=latent_size, mode="bilinear", align_corners=False)
 
 
-def pivot_from_image(model: DiffusionModel, image: Image.Image, size: Size, messages: list[str]) -> torch.Tensor:
+def pivot_from_image(model: DiffusionModel, image: Image.Image, size: Size, messages: list[str],
+                     tiling: str = "auto") -> torch.Tensor:
     """A user's image as the stage-0 pivot: resized (centre-cropped to the aspect) to `size`, encoded."""
     image = image.convert("RGB")
     if image.size != size:
         messages.append(f"your image ({image.width}x{image.height}) was resized to {size[0]}x{size[1]}, "
                         "the first stage")
         image = ImageOps.fit(image, size, Image.Resampling.LANCZOS)
-    return model.encode([image])
+    return model.encode([image], tiling)
 
 
 def tuned_unet_inputs(model: DiffusionModel, upsamplers, pivot: torch.Tensor, conditioning):
@@ -137,9 +146,29 @@ def generate(request: GenerationRequest, model: DiffusionModel | None = None,
     """Run `request`, yielding StageStarted, StepDone..., StageDone per stage, then Finished.
 
     With `pivot_image`, that image replaces stage 0 ("upscale my image") and the cascade continues from it.
-    Raises InvalidRequest (bad settings, before any model work) and Cancelled (when `cancel` is set).
+    Raises InvalidRequest (bad settings, before any model work; NotEnoughMemory, NonFiniteResult,
+    OutOfMemory) and Cancelled (when `cancel` is set).
     """
-    model = model or load_model(request.model)
+    request.check()
+    model = model or load_model(request.model, request.dtype, request.vae, request.offload)
+    check_fits(memory_plan(model, request), model.dtype)
+    stages = _stages(request, model, cancel, previews, pivot_image)
+    try:
+        yield from stages
+        return
+    except Exception as error:  # noqa: BLE001 - only out-of-memory is handled; the rest is re-raised
+        if not is_out_of_memory(error):
+            raise
+    # Outside the except block, so the traceback (and the tensors its frames hold) is gone.
+    stages.close()
+    del stages
+    release_memory()
+    raise OutOfMemory(out_of_memory_message(f"at {request.width}x{request.height}"))
+
+
+def _stages(request: GenerationRequest, model: DiffusionModel, cancel: threading.Event | None, previews: bool,
+            pivot_image: Image.Image | None) -> Iterator[Event]:
+    """The stage loop of Algorithm 2 (see the module docstring)."""
     plan = request.plan(model.base_size, model.size_multiple)
     started = time.perf_counter()
     generator = torch.Generator().manual_seed(int(request.seed))
@@ -148,7 +177,7 @@ def generate(request: GenerationRequest, model: DiffusionModel | None = None,
     upsamplers = load_adapter(request.adapter, model) if request.mode == "tuned" else None
     pivot, stage_seconds, strategies, sizes = None, [], [], list(plan.sizes)
     if pivot_image is not None:
-        pivot = pivot_from_image(model, pivot_image, sizes[0], plan.messages)
+        pivot = pivot_from_image(model, pivot_image, sizes[0], plan.messages, request.vae_tiling)
         if len(sizes) > 1:  # the image is stage 0; a one-stage plan becomes img2img at that size
             sizes.pop(0)
     for index, size in enumerate(sizes):
@@ -160,7 +189,7 @@ def generate(request: GenerationRequest, model: DiffusionModel | None = None,
             latents = initial_noise(model, scheduler, model.latent_shape(size), generator)
         else:
             timesteps = schedule(scheduler, request.steps, request.strength)
-            pivot_up = upsample_pivot(model, pivot, size, request.mode)
+            pivot_up = upsample_pivot(model, pivot, size, request.mode, request.vae_tiling)
             latents = renoise(scheduler, pivot_up, timesteps[:1], generator)
         unet_inputs = tuned_unet_inputs(model, upsamplers, pivot, conditioning) if (
             upsamplers is not None and pivot is not None) else None
@@ -171,9 +200,11 @@ def generate(request: GenerationRequest, model: DiffusionModel | None = None,
         for info in denoise(scheduler, latents, timesteps, predict, generator, cancel):
             latents = info.latents
             yield StepDone(index, info.index + 1, info.total, latents)
+        check_finite(latents, f"the latents after stage {index + 1} ({size[0]}x{size[1]})",
+                     unet_overflow_hint(model.dtype))
         pivot = latents
         last = index == len(sizes) - 1
-        image = model.decode(pivot)[0] if (previews or last) else None
+        image = model.decode(pivot, request.vae_tiling)[0] if (previews or last) else None
         stage_seconds.append(round(time.perf_counter() - stage_started, 3))
         yield StageDone(index, len(sizes), size, stage_seconds[-1], pivot, image)
     seconds = time.perf_counter() - started
@@ -181,10 +212,14 @@ def generate(request: GenerationRequest, model: DiffusionModel | None = None,
         **request.to_metadata(),
         "model": public_name(model.name if request.model is None else request.model),  # never a server path
         "adapter": public_name(request.adapter),
+        "vae": public_name(request.vae),  # a hub id or folder name, never a server path
         "stage_sizes": [f"{w}x{h}" for w, h in sizes],
         "stage_seconds": stage_seconds,
         "upper_stage": strategies,  # per stage: the upper-stage denoising strategy ("-" at native size)
-        "pivot_anchor": request.anchor_weight(model.default_anchor) if len(sizes) > 1 or pivot_image is not None else 0.0,
+        "pivot_anchor": (request.anchor_weight(model.default_anchor)
+                         if len(sizes) > 1 or pivot_image is not None else 0.0),
+        "dtype_used": dtype_name(model.dtype),  # what "auto" became on this device
+        "vae_dtype": dtype_name(model.vae.dtype),  # float32 when the VAE's config sets force_upcast
         "seconds": round(seconds, 3),
         "messages": plan.messages,
         "pivot_image": pivot_image is not None,

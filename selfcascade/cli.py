@@ -18,6 +18,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _add_generate(commands) -> None:
+    from .models.placement import OFFLOAD_CHOICES
+    from .models.vae import TILING_CHOICES
+    from .precision import DTYPE_CHOICES
     from .request import MODES
     from .upper_stage import STRATEGIES
 
@@ -41,6 +44,14 @@ def _add_generate(commands) -> None:
     command.add_argument("--max-side", type=int, default=None, help="refuse sizes above this many px per side")
     command.add_argument("--previews", default=None, help="folder for each stage's decoded pivot")
     command.add_argument("--adapter", default=None, help="trained upsamplers (folder or .safetensors) for --mode tuned")
+    command.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES,
+                         help="auto: float16 on a GPU, float32 on the CPU (a VAE with force_upcast runs in float32)")
+    command.add_argument("--vae", default=None, metavar="ID_OR_PATH",
+                         help="VAE to use instead of the model's own, e.g. madebyollin/sdxl-vae-fp16-fix")
+    command.add_argument("--vae-tiling", default="auto", choices=TILING_CHOICES,
+                         help="decode in tiles (auto: above 1024x1024)")
+    command.add_argument("--offload", default="auto", choices=OFFLOAD_CHOICES,
+                         help="model CPU offload on a GPU (auto: when the weights leave too little room)")
 
 
 def _add_train(commands) -> None:
@@ -80,13 +91,19 @@ def _generate(args) -> int:
 
     request = GenerationRequest(prompt=args.prompt, width=width, height=height, mode=args.mode,
                                 negative_prompt=args.negative, stages=args.stages, seed=args.seed,
-                                model=args.model, adapter=args.adapter, **settings)
+                                model=args.model, adapter=args.adapter, dtype=args.dtype, vae=args.vae,
+                                vae_tiling=args.vae_tiling, offload=args.offload, **settings)
     request.check()  # before loading a model: bad numbers fail fast
     out = Path(args.out)
     if out.suffix.lower() != ".png":
         raise InvalidRequest(f"--out {args.out}: the output must be a .png file")
     out.parent.mkdir(parents=True, exist_ok=True)  # fail before sampling, not after
-    for event in generate(request, previews=args.previews is not None):
+    from .estimate import memory_plan
+    from .models.loader import load_model
+
+    model = load_model(request.model, request.dtype, request.vae, request.offload)
+    print(f"memory: {memory_plan(model, request).describe()}", file=sys.stderr)
+    for event in generate(request, model, previews=args.previews is not None):
         if isinstance(event, StageStarted):
             print(f"stage {event.stage + 1}/{event.stages}: {event.size[0]}x{event.size[1]}, "
                   f"{event.steps} steps, upper-stage denoising: {event.strategy}", file=sys.stderr)
@@ -140,4 +157,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"selfcascade: error: {error.strerror or error}: {error.filename or ''}".rstrip(": "),
               file=sys.stderr)
         return EXIT_BAD_INPUT
+    except (RuntimeError, MemoryError) as error:  # out of memory outside the cascade's own handling
+        from .memory import is_out_of_memory, out_of_memory_message, release_memory
+
+        if not is_out_of_memory(error):
+            raise
+        release_memory()
+        print(f"selfcascade: error: {out_of_memory_message('during this run')}", file=sys.stderr)
     return 1

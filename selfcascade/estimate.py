@@ -4,8 +4,9 @@ Time: a guided UNet call is timed at the base size and at 2x per side once per l
 of a second for the embedded model); a line through the two (fixed cost + cost per latent pixel) is scaled
 by each stage's size and step count. Attention grows faster than linearly, so stages far above 2x are
 under-estimated a little: it is a guide.
-Memory: the model's weights plus the largest stage's activations (an empirical bytes-per-latent-pixel
-factor of the UNet's widest level).
+Memory: selfcascade.memory's model of the peak (weights, UNet activations at the largest stage, the VAE
+decode with or without tiles) against the device's free memory; `memory_plan` is also what the cascade
+checks before it starts.
 """
 
 from __future__ import annotations
@@ -15,28 +16,44 @@ from dataclasses import dataclass
 
 import torch
 
+from .memory import MemoryPlan, free_memory, module_bytes, plan_memory
 from .models.base import DiffusionModel
+from .models.placement import pipeline_modules
+from .models.vae import wants_tiles
 from .request import GenerationRequest
 from .sampling import make_scheduler, schedule
 from .upper_stage import relative_cost
 
-_call_cost: dict[str, tuple[float, float]] = {}  # model -> (seconds per call, seconds per latent pixel)
-ACTIVATION_FACTOR = 60  # activations held per latent pixel and channel of the widest level (forward only)
+# model and its load settings -> (seconds per call, seconds per latent pixel)
+_call_cost: dict[str, tuple[float, float]] = {}
 
 
 @dataclass(frozen=True)
 class Estimate:
     seconds: float
-    memory_mb: float
+    memory_mb: float  # the peak: weights + the larger of UNet activations and VAE decode
     stage_chain: str
+    memory: MemoryPlan | None = None
 
     def describe(self) -> str:
         return f"{self.stage_chain}: about {self.seconds:.0f} s, about {self.memory_mb:.0f} MB"
 
 
+def memory_plan(model: DiffusionModel, request: GenerationRequest) -> MemoryPlan:
+    """Peak memory of `request` on `model` (as loaded: dtype, offload) and the device's free memory."""
+    plan = request.plan(model.base_size, model.size_multiple)
+    largest = max(plan.sizes, key=lambda size: size[0] * size[1])
+    weights = module_bytes(model.unet) if model.offloaded else module_bytes(*pipeline_modules(model.pipeline))
+    return plan_memory(model.unet.config, model.vae.config, largest, weights=weights, unet_dtype=model.dtype,
+                       vae_dtype=model.vae.dtype, guided=request.guidance > 1,
+                       tiled=wants_tiles(request.vae_tiling, *largest), tuned=request.mode == "tuned",
+                       device=str(model.device), free=free_memory(model.device))
+
+
 @torch.no_grad()
 def _calibrate(model: DiffusionModel) -> tuple[float, float]:
-    if model.name not in _call_cost:
+    key = f"{model.name} {model.settings}"  # float16 and float32 loads of one model differ in speed
+    if key not in _call_cost:
         conditioning = model.encode_prompt("", "", guided=True)
         timestep = torch.tensor(500, device=model.device)
         timings = []
@@ -49,8 +66,8 @@ def _calibrate(model: DiffusionModel) -> tuple[float, float]:
             timings.append((latents.shape[-1] * latents.shape[-2], time.perf_counter() - started))
         (small, fast), (large, slow) = timings
         per_pixel = max(slow - fast, 0.0) / (large - small)
-        _call_cost[model.name] = (max(fast - per_pixel * small, 0.0), per_pixel)
-    return _call_cost[model.name]
+        _call_cost[key] = (max(fast - per_pixel * small, 0.0), per_pixel)
+    return _call_cost[key]
 
 
 def estimate(model: DiffusionModel, request: GenerationRequest) -> Estimate:
@@ -65,8 +82,5 @@ def estimate(model: DiffusionModel, request: GenerationRequest) -> Estimate:
         latent_pixels = (size[0] // model.vae_scale_factor) * (size[1] // model.vae_scale_factor)
         cost = 1.0 if size == model.base_size else relative_cost(upper)
         seconds += steps * (fixed + latent_pixels * per_pixel) * cost * (1 if request.guidance > 1 else 0.5)
-    weights = sum(p.numel() * p.element_size() for part in (model.unet, model.vae) for p in part.parameters())
-    largest = max(w * h for w, h in plan.sizes) / model.vae_scale_factor**2
-    widest = max(model.unet.config.block_out_channels)
-    activations = 2 * largest * widest * ACTIVATION_FACTOR * torch.finfo(model.dtype).bits / 8
-    return Estimate(seconds, (weights + activations) / 2**20, plan.chain())
+    memory = memory_plan(model, request)
+    return Estimate(seconds, memory.peak / 2**20, plan.chain(), memory)

@@ -33,6 +33,10 @@ class GenerationRequest:
     adapter: str | None = None  # trained upsamplers (folder or .safetensors), for mode "tuned"
     upper: str | None = None  # upper-stage denoising strategy (selfcascade.upper_stage); None: the model's
     anchor: float | None = None  # weight of the pivot's low band at upper stages (pivot_anchor); None: model's
+    dtype: str = "auto"  # auto (float16 on a GPU, float32 on the CPU), float32, float16, bfloat16
+    vae: str | None = None  # a VAE to use instead of the model's own (hub id or folder), e.g. the fp16-fix one
+    vae_tiling: str = "auto"  # auto (tiles above 1024x1024), on, off
+    offload: str = "auto"  # model CPU offload: auto (when a GPU lacks room for the weights), on, off
     max_side: int = DEFAULT_MAX_SIDE
     extra: dict = field(default_factory=dict)
 
@@ -60,6 +64,14 @@ class GenerationRequest:
                                  f"{', '.join(STRATEGIES)}")
         if self.anchor is not None and not (isinstance(self.anchor, (int, float)) and 0 <= self.anchor <= 1):
             raise InvalidRequest(f"pivot anchoring must be between 0 (off) and 1, not {self.anchor!r}")
+        from .models.placement import OFFLOAD_CHOICES
+        from .models.vae import check_tiling_choice
+        from .precision import check_dtype_choice
+
+        check_dtype_choice(self.dtype)
+        check_tiling_choice(self.vae_tiling)
+        if self.offload not in OFFLOAD_CHOICES:
+            raise InvalidRequest(f"unknown offload {self.offload!r}; choose one of {', '.join(OFFLOAD_CHOICES)}")
         if not isinstance(self.prompt, str):
             raise InvalidRequest("the prompt must be text")
         if not all(isinstance(v, int) for v in (self.width, self.height)):

@@ -3,6 +3,7 @@
 import pytest
 from PIL import Image
 
+from selfcascade.media import read_png_metadata
 from selfcascade.ui import handlers
 
 from .bad_files import make_bad_image
@@ -66,6 +67,9 @@ BAD = [
     (dict(strength=1.5), "strength"),
     (dict(steps=0), "steps"),
     (dict(model="nobody/no-such-model"), "not available offline"),
+    (dict(dtype="half"), "unknown dtype"),
+    (dict(vae_tiling="sometimes"), "unknown VAE tiling"),
+    (dict(vae="/no/such/vae"), "no such folder"),
 ]
 
 
@@ -93,3 +97,10 @@ def test_compare_gives_both_images_with_times(embedded_model):
                                          baseline="direct"))[-1]
     assert "direct" in status and "Self-Cascade" in status
     assert pair[0].size == pair[1].size == (128, 128)
+
+
+def test_precision_and_tiling_settings_reach_the_run(embedded_model):
+    status, _, _, image, path = run(width=64, height=64, dtype="bfloat16", vae_tiling="on")[-1]
+    assert status.startswith("**Done**") and image.size == (64, 64)
+    metadata = read_png_metadata(path)
+    assert metadata["dtype_used"] == "bfloat16" and metadata["vae_tiling"] == "on"

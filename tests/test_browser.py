@@ -54,6 +54,15 @@ def test_upper_stage_choice_is_in_the_sampling_settings(page):
     page.screenshot(path=str(SCREENSHOTS / "sampling-settings.png"), full_page=True)
 
 
+def test_precision_and_memory_settings(page):
+    page.get_by_role("tab", name="Generate").click()
+    page.get_by_text("Precision and memory", exact=True).click()
+    field = page.locator("#dtype input")
+    field.wait_for(timeout=10_000)
+    assert field.input_value() == "auto"
+    assert page.locator("#vae-tiling input[value=auto]").is_checked()
+
+
 def test_train_an_adapter_and_use_it(page):
     page.get_by_role("tab", name="Train adapter").click()
     page.locator("#use-examples input[type=checkbox]").check()

@@ -41,6 +41,9 @@ BAD = [
     (["--size", "256x256", "--model", "/no/such/model"], "no such folder"),
     (["--size", "256x256", "--stages", "128,64"], "stages must grow"),
     (["--size", "256x256", "--scheduler", "fancy"], "unknown scheduler"),
+    (["--size", "256x256", "--dtype", "half"], "invalid choice"),
+    (["--size", "256x256", "--vae-tiling", "sometimes"], "invalid choice"),
+    (["--size", "64x64", "--vae", "/no/such/vae"], "VAE /no/such/vae: no such folder"),
 ]
 
 
@@ -60,3 +63,13 @@ def test_unwritable_output_is_a_clear_error(tmp_path):
     done = cli("generate", "--prompt", "a red circle", "--size", "64x64", "--steps", "2",
                "--out", str(blocker / "x.png"))
     assert done.returncode == 2 and "Traceback" not in done.stderr
+
+
+def test_precision_and_memory_flags(tmp_path):
+    out = tmp_path / "half.png"
+    done = cli("generate", "--prompt", "a red circle", "--size", "128x128", "--steps", "2", "--out", str(out),
+               "--dtype", "float16", "--vae-tiling", "on", "--offload", "off")
+    assert done.returncode == 0, done.stderr
+    assert "memory: peak about" in done.stderr and "GiB free" in done.stderr
+    metadata = read_png_metadata(out)
+    assert metadata["dtype_used"] == "float16" and metadata["vae_tiling"] == "on"

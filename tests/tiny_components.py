@@ -17,8 +17,9 @@ from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProject
 from selfcascade.shapes.tokenizer import build_tokenizer
 
 
-def save_tiny_stable_diffusion(folder: Path) -> Path:
-    """An SD-1.x-shaped folder: 8x VAE (4 blocks), 2-level cross-attention UNet, PNDM scheduler config."""
+def save_tiny_stable_diffusion(folder: Path, prediction_type: str = "epsilon") -> Path:
+    """An SD-1.x-shaped folder: 8x VAE (4 blocks), 2-level cross-attention UNet, PNDM scheduler config;
+    SD-2.x-shaped with prediction_type="v_prediction" (and its upcast attention)."""
     torch.manual_seed(0)
     tokenizer = build_tokenizer(folder / "_tokenizer")
     text_encoder = CLIPTextModel(CLIPTextConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=37,
@@ -27,16 +28,17 @@ def save_tiny_stable_diffusion(folder: Path) -> Path:
     unet = UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, block_out_channels=(32, 64),
                                 layers_per_block=1, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
                                 up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32,
-                                norm_num_groups=8, attention_head_dim=4)
+                                norm_num_groups=8, attention_head_dim=4,
+                                upcast_attention=prediction_type == "v_prediction")
     vae = AutoencoderKL(block_out_channels=(8, 16, 16, 16), down_block_types=("DownEncoderBlock2D",) * 4,
                         up_block_types=("UpDecoderBlock2D",) * 4, latent_channels=4, norm_num_groups=8,
                         sample_size=64)
     scheduler = PNDMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012,
-                              skip_prk_steps=True, steps_offset=1)
+                              skip_prk_steps=True, steps_offset=1, prediction_type=prediction_type)
     pipeline = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
                                        scheduler=scheduler, safety_checker=None, feature_extractor=None,
                                        requires_safety_checker=False)
-    target = folder / "tiny-sd"
+    target = folder / ("tiny-sd" if prediction_type == "epsilon" else "tiny-sd2v")
     pipeline.save_pretrained(target, safe_serialization=True)
     return target
 
@@ -65,3 +67,15 @@ def save_tiny_sdxl(folder: Path) -> Path:
     target = folder / "tiny-sdxl"
     pipeline.save_pretrained(target, safe_serialization=True)
     return target
+
+
+def make_vae_overflow_in_float16(model_folder: Path, force_upcast: bool, factor: float = 1e5) -> Path:
+    """Scale the VAE decoder's first convolution so its activations exceed float16's 65504 (as the real
+    SDXL VAE's do), and set its config's force_upcast. In float32 the decoder's GroupNorms absorb the scale."""
+    vae = AutoencoderKL.from_pretrained(model_folder / "vae")
+    with torch.no_grad():
+        vae.decoder.conv_in.weight.mul_(factor)
+        vae.decoder.conv_in.bias.mul_(factor)
+    vae.register_to_config(force_upcast=force_upcast)
+    vae.save_pretrained(model_folder / "vae", safe_serialization=True)
+    return model_folder

@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 from ..stages import Size
+from .vae import decode_to_uint8, encode_mean, wants_tiles
 
 
 @dataclass
@@ -49,9 +50,11 @@ class DiffusionModel(ABC):
     # Weight of the pivot's low band at upper stages (selfcascade.pivot_anchor), measured the same way.
     default_anchor = 1.0
 
-    def __init__(self, pipeline, name: str):
+    def __init__(self, pipeline, name: str, settings: tuple = ()):
         self.pipeline = pipeline
         self.name = name  # id or path it was loaded from
+        self.settings = settings  # (dtype name, replacement VAE, offload choice) it was loaded with
+        self.offloaded = False  # model CPU offload: components move to the GPU for their own forward only
         self.unet = pipeline.unet.eval().requires_grad_(False)
         self.vae = pipeline.vae.eval().requires_grad_(False)
         for encoder in (getattr(pipeline, "text_encoder", None), getattr(pipeline, "text_encoder_2", None)):
@@ -86,6 +89,9 @@ class DiffusionModel(ABC):
 
     @property
     def device(self) -> torch.device:
+        """Where latents live: the GPU even while offloaded components wait in CPU RAM."""
+        if self.offloaded:
+            return self.pipeline._execution_device
         return next(self.unet.parameters()).device
 
     @property
@@ -105,20 +111,17 @@ class DiffusionModel(ABC):
                       **unet_extras) -> torch.Tensor:
         """One UNet call on a batch laid out as [negative; positive] when guided."""
 
-    @torch.no_grad()
-    def decode(self, latents: torch.Tensor) -> list[Image.Image]:
-        """Latents -> RGB images (the VAE decoder)."""
-        scaled = latents.to(self.vae.dtype) / self.vae.config.scaling_factor
-        pixels = self.vae.decode(scaled).sample
-        pixels = ((pixels.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-        return [Image.fromarray(p.permute(1, 2, 0).cpu().numpy()) for p in pixels]
+    def decode(self, latents: torch.Tensor, tiling: str = "auto") -> list[Image.Image]:
+        """Latents -> RGB images (the VAE decoder, in tiles by size: selfcascade.models.vae)."""
+        height, width = (side * self.vae_scale_factor for side in latents.shape[-2:])
+        pixels = decode_to_uint8(self.vae, latents, wants_tiles(tiling, width, height))
+        return [Image.fromarray(p.numpy()) for p in pixels]
 
-    @torch.no_grad()
-    def encode(self, images: list[Image.Image]) -> torch.Tensor:
-        """RGB images (all one size) -> latents, the posterior mean (deterministic)."""
+    def encode(self, images: list[Image.Image], tiling: str = "auto") -> torch.Tensor:
+        """RGB images (all one size) -> latents, the posterior mean (deterministic), in the UNet's dtype."""
         import numpy as np
 
         array = np.stack([np.asarray(image.convert("RGB"), dtype=np.float32) for image in images])
         pixels = torch.from_numpy(array).permute(0, 3, 1, 2) / 127.5 - 1
-        posterior = self.vae.encode(pixels.to(self.device, self.vae.dtype)).latent_dist
-        return posterior.mean.to(self.dtype) * self.vae.config.scaling_factor
+        tiled = wants_tiles(tiling, images[0].width, images[0].height)
+        return encode_mean(self.vae, pixels.to(self.device), tiled).to(self.dtype)

@@ -1,6 +1,8 @@
 """Load a base model by hub id or local path into the right family; the embedded default by default.
 
-One model is held in memory at a time (a second load replaces the first): hub models are gigabytes.
+One model is held in memory at a time (a second load replaces the first): hub models are gigabytes. How it
+is held is part of its identity: dtype (selfcascade.precision), an optional replacement VAE (e.g. the
+fp16-fix one) and model CPU offload (selfcascade.models.placement).
 """
 
 from __future__ import annotations
@@ -10,10 +12,14 @@ import threading
 from pathlib import Path
 
 import torch
-from diffusers import DiffusionPipeline, StableDiffusionPipeline, StableDiffusionXLPipeline
+from diffusers import AutoencoderKL, DiffusionPipeline, StableDiffusionPipeline, StableDiffusionXLPipeline
 
+from ..memory import OutOfMemory, is_out_of_memory, out_of_memory_message, release_memory
+from ..precision import dtype_name, resolve_dtype, vae_dtype
+from ..stages import InvalidRequest
 from .availability import ModelUnavailable, check_folder, check_hub_model, explain
 from .base import DiffusionModel
+from .placement import OFFLOAD_CHOICES, place, use_sdpa
 from .sdxl import StableDiffusionXLModel
 from .stable_diffusion import StableDiffusionModel
 
@@ -37,48 +43,99 @@ def resolve(model_id: str | None) -> str:
 
 
 def current_model(model_id: str | None) -> DiffusionModel | None:
-    """The model in memory if it is `model_id`, without loading anything."""
+    """The model in memory if it is `model_id` (in whatever dtype it was loaded), without loading anything."""
     loaded = _loaded
     return loaded if loaded is not None and loaded.name == resolve(model_id) else None
 
 
-def _wrap(pipeline: DiffusionPipeline, name: str) -> DiffusionModel:
+def _wrap(pipeline: DiffusionPipeline, name: str, settings: tuple) -> DiffusionModel:
     if isinstance(pipeline, StableDiffusionXLPipeline):
-        return StableDiffusionXLModel(pipeline, name)
+        return StableDiffusionXLModel(pipeline, name, settings)
     if isinstance(pipeline, StableDiffusionPipeline):
-        return StableDiffusionModel(pipeline, name)
+        return StableDiffusionModel(pipeline, name, settings)
     raise ModelUnavailable(f"{name}: a {type(pipeline).__name__} is not supported yet "
                            "(supported: Stable Diffusion 1.x/2.x, SDXL and the embedded model)")
 
 
-def load_pipeline(name: str, dtype: torch.dtype) -> DiffusionPipeline:
-    """diffusers' own loading after a cheap check of model_index.json; every failure is one ModelUnavailable."""
+def _is_hub_id(name: str) -> bool:
+    return not Path(name).expanduser().exists() and name.count("/") == 1 and not name.startswith((".", "/", "~"))
+
+
+def load_vae(source: str, run_dtype: torch.dtype, subfolder: str | None = None) -> AutoencoderKL:
+    """A VAE (a VAE folder or hub id, or a pipeline's `vae` subfolder) in the dtype its config asks for:
+    float32 when it sets `force_upcast` and the run is float16, else the run's dtype."""
+    location = source if _is_hub_id(source) else str(Path(source).expanduser())
+    if not _is_hub_id(source) and not Path(location).is_dir():
+        raise ModelUnavailable(f"VAE {source}: no such folder")
+    if subfolder is None and not _is_hub_id(source) and (Path(location) / "vae" / "config.json").is_file():
+        subfolder = "vae"  # a whole pipeline folder given as --vae: take its VAE
+    try:
+        try:
+            config = AutoencoderKL.load_config(location, subfolder=subfolder)
+        except OSError:
+            if subfolder is not None or not _is_hub_id(source):
+                raise
+            subfolder = "vae"  # a pipeline's hub id given as --vae: take its VAE
+            config = AutoencoderKL.load_config(location, subfolder=subfolder)
+        dtype = vae_dtype(config.get("force_upcast", True), run_dtype)
+        return AutoencoderKL.from_pretrained(location, subfolder=subfolder, dtype=dtype, use_safetensors=True)
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise explain(error, f"VAE {source}") from None
+
+
+def load_pipeline(name: str, dtype: torch.dtype, vae: str | None = None) -> DiffusionPipeline:
+    """diffusers' own loading after a cheap check of model_index.json; every failure is one ModelUnavailable.
+    The VAE is `vae` when given, else the folder's own, loaded in float32 when its config sets force_upcast
+    and the run is float16 (see load_vae)."""
     local = Path(name).expanduser()
-    is_hub_id = not local.exists() and name.count("/") == 1 and not name.startswith((".", "/", "~"))
+    is_hub_id = _is_hub_id(name)
     if is_hub_id:
         check_hub_model(name, SUPPORTED_PIPELINES)
     else:
         check_folder(local, name, SUPPORTED_PIPELINES)
+    source = name if is_hub_id else str(local)
+    extra = {}
+    if vae:
+        extra["vae"] = load_vae(vae, dtype)
+    elif dtype == torch.float16:
+        extra["vae"] = load_vae(source, dtype, subfolder="vae")
     try:
-        return DiffusionPipeline.from_pretrained(
-            name if is_hub_id else str(local), dtype=dtype, use_safetensors=True,
-            safety_checker=None, requires_safety_checker=False,
-        )
+        return DiffusionPipeline.from_pretrained(source, dtype=dtype, use_safetensors=True, safety_checker=None,
+                                                 requires_safety_checker=False, **extra)
     except (OSError, ValueError, KeyError, AttributeError, TypeError, ImportError) as error:
         raise explain(error, name) from None
 
 
-def load_model(model_id: str | None = None, dtype: torch.dtype | None = None) -> DiffusionModel:
-    """The model for `model_id` (None: the embedded default), reusing the one in memory if it matches."""
+def load_model(model_id: str | None = None, dtype: str | torch.dtype | None = None, vae: str | None = None,
+               offload: str = "auto") -> DiffusionModel:
+    """The model for `model_id` (None: the embedded default), reusing the one in memory if it matches.
+
+    dtype: 'auto' / None (float16 on a GPU, float32 on the CPU), 'float32', 'float16', 'bfloat16' or a torch
+    dtype. vae: a VAE to use instead of the model's own. offload: model CPU offload, 'auto' (when a GPU
+    lacks room for the weights), 'on' or 'off'.
+    """
     global _loaded
     name = resolve(model_id)
+    dtype = dtype if isinstance(dtype, torch.dtype) else resolve_dtype(dtype)
+    if offload not in OFFLOAD_CHOICES:
+        raise InvalidRequest(f"unknown offload {offload!r}; choose one of {', '.join(OFFLOAD_CHOICES)}")
+    settings = (dtype_name(dtype), (vae or "").strip() or None, offload)
     with _lock:
-        if _loaded is not None and _loaded.name == name:
+        if _loaded is not None and _loaded.name == name and _loaded.settings == settings:
             return _loaded
         _loaded = None  # release the previous model before loading the next
-        dtype = dtype or (torch.float16 if torch.cuda.is_available() else torch.float32)
-        pipeline = load_pipeline(name, dtype)
-        if torch.cuda.is_available():
-            pipeline.to("cuda")
-        _loaded = _wrap(pipeline, name)
+        release_memory()
+        try:
+            pipeline = load_pipeline(name, dtype, settings[1])
+            use_sdpa(pipeline)
+            offloaded = place(pipeline, offload)
+        except Exception as error:
+            if not is_out_of_memory(error):
+                raise
+            pipeline = None
+        if pipeline is None:  # outside the except block: its traceback no longer holds the tensors
+            release_memory()
+            raise OutOfMemory(out_of_memory_message(f"loading {name}"))
+        _loaded = _wrap(pipeline, name, settings)
+        _loaded.offloaded = offloaded
         return _loaded

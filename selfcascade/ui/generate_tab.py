@@ -5,6 +5,9 @@ from __future__ import annotations
 import gradio as gr
 
 from ..pivot_anchor import DEFAULT_ANCHOR
+from ..models.placement import OFFLOAD_CHOICES
+from ..models.vae import TILING_CHOICES
+from ..precision import DTYPE_CHOICES, FP16_FIX_VAE
 from ..request import MODES
 from ..sampling import SCHEDULERS
 from ..upper_stage import DEFAULT_STRATEGY, STRATEGIES
@@ -59,6 +62,17 @@ def build_generate_tab(demo: gr.Blocks) -> tuple[gr.Radio, gr.Dropdown]:
                 adapter_file = gr.File(label="Load an adapter file (.safetensors)", type="filepath",
                                        file_types=[".safetensors"])
                 adapter_status = gr.Markdown()
+            with gr.Accordion("Precision and memory", open=False):
+                dtype = gr.Dropdown(list(DTYPE_CHOICES), value="auto", label="Precision", elem_id="dtype",
+                                    info="auto: float16 on a GPU, float32 on the CPU; a VAE that asks for it "
+                                         "(force_upcast, e.g. SDXL's) decodes in float32")
+                vae = gr.Textbox(label="VAE instead of the model's own (hub id or folder; empty: the model's)",
+                                 placeholder=FP16_FIX_VAE, elem_id="vae")
+                with gr.Row():
+                    vae_tiling = gr.Radio(list(TILING_CHOICES), value="auto", elem_id="vae-tiling",
+                                          label="VAE tiling (auto: above 1024x1024)")
+                    offload = gr.Radio(list(OFFLOAD_CHOICES), value="auto", elem_id="offload",
+                                       label="Model CPU offload (GPU only; auto: when memory is short)")
             with gr.Accordion("Upscale my image", open=False):
                 upload = gr.File(label="Image to continue from (becomes the stage-0 pivot)", type="filepath",
                                  file_types=["image"])
@@ -85,7 +99,9 @@ def build_generate_tab(demo: gr.Blocks) -> tuple[gr.Radio, gr.Dropdown]:
                 slider = gr.ImageSlider(label="Baseline (left) vs Self-Cascade (right)", type="pil", format="png")
 
     form = [model, prompt, negative, width, height, stages, mode, steps, strength, guidance, scheduler, upper, anchor]
-    sizing = [model, width, height, stages, mode, steps, strength, guidance, scheduler, upper, anchor, adapter]
+    sizing = [model, width, height, stages, mode, steps, strength, guidance, scheduler, upper, anchor, adapter,
+              vae_tiling]
+    precision = [dtype, vae, vae_tiling, offload]
     preset.change(handlers.preset_values, inputs=preset, outputs=form).then(
         handlers.describe_plan, inputs=sizing, outputs=plan)
     for component in sizing:
@@ -93,10 +109,11 @@ def build_generate_tab(demo: gr.Blocks) -> tuple[gr.Radio, gr.Dropdown]:
     randomise.click(handlers.new_seed, outputs=seed)
     settings_png.upload(handlers.reuse_settings, inputs=settings_png, outputs=[*form, seed, adapter, status])
     adapter_file.upload(add_uploaded_adapter, inputs=[adapter_file, model], outputs=[adapter, adapter_status])
-    run_button.click(handlers.generate_stream, inputs=[*form, seed, upload, adapter],
+    run_button.click(handlers.generate_stream, inputs=[*form, seed, upload, adapter, *precision],
                      outputs=[status, live, gallery, result, download], concurrency_id="device",
                      api_name="generate")
-    compare_button.click(handlers.compare, inputs=[*form, seed, baseline, adapter], outputs=[compare_status, slider],
+    compare_button.click(handlers.compare, inputs=[*form, seed, baseline, adapter, *precision],
+                         outputs=[compare_status, slider],
                          concurrency_id="device", api_name="compare")
     # Cooperative stop: the running loop checks a per-session flag before every denoising step.
     stop_button.click(handlers.stop, outputs=status, api_name="stop", concurrency_limit=None)

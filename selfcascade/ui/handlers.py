@@ -16,6 +16,7 @@ import gradio as gr
 from ..cascade import Finished, StageDone, StageStarted, StepDone, generate
 from ..estimate import estimate
 from ..media import load_user_image, read_png_metadata, save_png
+from ..memory import is_out_of_memory, out_of_memory_message, release_memory
 from ..models.loader import current_model, is_embedded, load_model
 from ..outputs import OUTPUTS
 from ..presets import load_presets, request_defaults
@@ -102,7 +103,8 @@ def whole_number(value, name: str) -> int:
 
 
 def build_request(model, prompt, negative, width, height, stages, mode, steps, strength, guidance, scheduler,
-                  upper, anchor, seed, adapter=None) -> GenerationRequest:
+                  upper, anchor, seed, adapter=None, dtype="auto", vae=None, vae_tiling="auto",
+                  offload="auto") -> GenerationRequest:
     """UI values -> a checked request (InvalidRequest with the reason otherwise)."""
     request = GenerationRequest(
         prompt=prompt or "", negative_prompt=negative or "", width=whole_number(width, "width"),
@@ -110,22 +112,27 @@ def build_request(model, prompt, negative, width, height, stages, mode, steps, s
         strength=float(strength), guidance=float(guidance), seed=whole_number(seed, "seed"),
         scheduler=scheduler or None, model=None if is_embedded(model) else model.strip(),
         adapter=adapter or None, upper=upper or None, anchor=None if anchor in (None, "") else float(anchor),
+        dtype=dtype or "auto", vae=(vae or "").strip() or None, vae_tiling=vae_tiling or "auto",
+        offload=offload or "auto",
     )
     request.check()
     return request
 
 
 def describe_plan(model, width, height, stages, mode, steps, strength, guidance, scheduler, upper=None,
-                  anchor=None, adapter=None) -> str:
+                  anchor=None, adapter=None, vae_tiling="auto") -> str:
     """Stage chain, time and memory before running; the reason when the settings cannot run."""
     try:
         request = build_request(model, "", "", width, height, stages, mode, steps, strength, guidance,
-                                scheduler, upper, anchor, 0, adapter)
-        loaded = load_model(None) if request.model is None else current_model(request.model)
+                                scheduler, upper, anchor, 0, adapter, vae_tiling=vae_tiling)
+        loaded = current_model(request.model) or (load_model(None) if request.model is None else None)
         if loaded is None:
             return f"Stages and estimate appear once **{request.model}** is loaded (on the first run)."
         result = estimate(loaded, request)
-        return f"**Stages** {result.stage_chain} · estimated {result.seconds:.1f} s, {result.memory_mb:.0f} MB"
+        text = f"**Stages** {result.stage_chain} · estimated {result.seconds:.1f} s, {result.memory_mb:.0f} MB"
+        if not result.memory.fits:
+            text += f"\n\n**Will not run:** {result.memory.refusal(loaded.dtype)}"
+        return text
     except (InvalidRequest, ValueError, TypeError) as error:
         return f"**Cannot run:** {error}"
 
@@ -136,16 +143,19 @@ def _stage_caption(event: StageDone) -> str:
 
 @on_gpu
 def generate_stream(model, prompt, negative, width, height, stages, mode, steps, strength, guidance, scheduler,
-                    upper, anchor, seed, upload=None, adapter=None, request: gr.Request | None = None):
+                    upper, anchor, seed, upload=None, adapter=None, dtype="auto", vae=None, vae_tiling="auto",
+                    offload="auto", request: gr.Request | None = None):
     """Yield (status, live preview, stage gallery, result image, PNG file) as the cascade runs."""
     cancel = sessions.begin(request)
     gallery: list[tuple] = []
+    out_of_memory = False
     try:
         generation = build_request(model, prompt, negative, width, height, stages, mode, steps, strength,
-                                   guidance, scheduler, upper, anchor, seed, adapter)
+                                   guidance, scheduler, upper, anchor, seed, adapter, dtype, vae, vae_tiling,
+                                   offload)
         pivot_image = load_user_image(upload) if upload else None
         yield "Loading the model...", gr.skip(), [], None, None
-        loaded = load_model(generation.model)
+        loaded = load_model(generation.model, generation.dtype, generation.vae, generation.offload)
         last_preview, stage = 0.0, None
         for event in generate(generation, loaded, cancel=cancel, pivot_image=pivot_image):
             if isinstance(event, StageStarted):
@@ -174,13 +184,21 @@ def generate_stream(model, prompt, negative, width, height, stages, mode, steps,
         yield f"**Not run:** {error}", gr.skip(), gr.skip(), gr.skip(), gr.skip()
     except Cancelled:
         yield "**Stopped.** The app is ready for the next run.", gr.skip(), list(gallery), gr.skip(), gr.skip()
+    except (RuntimeError, MemoryError) as error:  # e.g. a live preview's decode, outside the cascade
+        if not is_out_of_memory(error):
+            raise
+        out_of_memory = True
     finally:
         sessions.finish(request, cancel)
+    if out_of_memory:  # outside the except block: its traceback no longer holds the tensors
+        release_memory()
+        yield f"**Not run:** {out_of_memory_message('during this run')}", gr.skip(), gr.skip(), gr.skip(), gr.skip()
 
 
 @on_gpu
 def compare(model, prompt, negative, width, height, stages, mode, steps, strength, guidance, scheduler, upper,
-            anchor, seed, baseline="direct", adapter=None, request: gr.Request | None = None):
+            anchor, seed, baseline="direct", adapter=None, dtype="auto", vae=None, vae_tiling="auto",
+            offload="auto", request: gr.Request | None = None):
     """Run `baseline` and the cascade (tuned when the mode is) with the same seed; yield (status, pair)."""
     cancel = sessions.begin(request)
     results = {}
@@ -189,9 +207,10 @@ def compare(model, prompt, negative, width, height, stages, mode, steps, strengt
         for run_mode in (baseline, cascade_mode):
             generation = build_request(model, prompt, negative, width, height, stages, run_mode, steps,
                                        strength, guidance, scheduler, upper if run_mode != "direct" else None,
-                                       anchor if run_mode != "direct" else None, seed, adapter)
+                                       anchor if run_mode != "direct" else None, seed, adapter, dtype, vae,
+                                       vae_tiling, offload)
             yield f"Running {run_mode}...", gr.skip()
-            loaded = load_model(generation.model)
+            loaded = load_model(generation.model, generation.dtype, generation.vae, generation.offload)
             for event in generate(generation, loaded, cancel=cancel, previews=False):
                 if isinstance(event, Finished):
                     results[run_mode] = event
