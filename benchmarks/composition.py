@@ -122,19 +122,27 @@ def main() -> None:
         else:
             modes = DEFAULT_MODES.get(size, ALL_MODES)
         rows += run_size(model, settings, pairs, size, modes, args.adapter, Path(args.out).parent)
-    header = (f"Embedded shapes model (trained at 64x64), {len(pairs)} prompt x seed pairs (seeds from "
-              f"{args.first_seed}), {settings['steps']} {settings['scheduler']} steps, strength "
-              f"{settings['strength']}, guidance {settings['guidance']}, {os.cpu_count()} CPU cores. Edge "
-              "sharpness: 1.0 = as sharp as a true render; roughness: true renders 0.002-0.005; grain: RGB "
-              "standard deviation of the background away from the object, true renders < 0.4.\n\n")
-    table = header + TABLE_HEADER + "".join(rows)
+        write_table(args, settings, pairs, rows)  # after every size: a long run keeps what it measured
+    table = write_table(args, settings, pairs, rows)
     print("\n" + table)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(table)
     print(f"wrote {args.out}")
     if not args.no_picture:
         comparison_picture(model, settings, Path(args.picture))
         print(f"wrote {args.picture}")
+
+
+def write_table(args, settings: dict, pairs, rows: list[str]) -> str:
+    header = (f"Embedded shapes model (trained at 64x64), {len(pairs)} prompt x seed pairs (seeds from "
+              f"{args.first_seed}), {settings['steps']} {settings['scheduler']} steps, strength "
+              f"{settings['strength']}, guidance {settings['guidance']}, {os.cpu_count()} CPU cores "
+              f"({args.threads} torch thread(s), "
+              "a machine shared with other jobs when 1). Edge "
+              "sharpness: 1.0 = as sharp as a true render; roughness: true renders 0.002-0.005; grain: RGB "
+              "standard deviation of the background away from the object, true renders < 0.4.\n\n")
+    table = header + TABLE_HEADER + "".join(rows)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(table)
+    return table
 
 
 if __name__ == "__main__":
