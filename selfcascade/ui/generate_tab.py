@@ -19,7 +19,7 @@ UPPER_HINT = ("frequency-split: layout from native-size dilated views, edges fro
               "plain: the paper's full-size call; dilated: DemoFusion; redilated: ScaleCrafter; "
               "fouriscale: FouriScale")
 ANCHOR_HINT = ("1: the pivot's low frequencies (layout, flat backgrounds) are kept and the model adds detail "
-               "(no blotches or lumpy shapes; best measured); 0: the paper's sampling, free to redraw them")
+               "(far fewer background blotches at 8x; best measured); 0: the paper's sampling, free to redraw them")
 
 
 def build_generate_tab(demo: gr.Blocks) -> tuple[gr.Radio, gr.Dropdown]:
