@@ -43,11 +43,17 @@ def test_generate_in_the_browser(page):
     assert "frequency-split" in status and "pivot anchoring 1" in status  # what the run used is shown
 
 
-def test_upper_stage_choice_is_in_the_sampling_settings(page):
+def open_settings(page, accordion: str, selector: str):
+    """Open an accordion of the Generate tab and return one of its fields once it is shown."""
     page.get_by_role("tab", name="Generate").click()
-    page.get_by_text("Sampling", exact=True).click()
-    field = page.locator("#upper input")
+    page.get_by_text(accordion, exact=True).click()
+    field = page.locator(selector)
     field.wait_for(timeout=10_000)
+    return field
+
+
+def test_upper_stage_choice_is_in_the_sampling_settings(page):
+    field = open_settings(page, "Sampling", "#upper input")
     assert field.input_value() == "frequency-split"
     anchor = page.locator("#anchor input[type=number]")
     assert float(anchor.input_value()) == 1.0  # pivot anchoring on by default
@@ -55,10 +61,7 @@ def test_upper_stage_choice_is_in_the_sampling_settings(page):
 
 
 def test_precision_and_memory_settings(page):
-    page.get_by_role("tab", name="Generate").click()
-    page.get_by_text("Precision and memory", exact=True).click()
-    field = page.locator("#dtype input")
-    field.wait_for(timeout=10_000)
+    field = open_settings(page, "Precision and memory", "#dtype input")
     assert field.input_value() == "auto"
     assert page.locator("#vae-tiling input[value=auto]").is_checked()
 
