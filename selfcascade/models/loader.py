@@ -10,29 +10,46 @@ import threading
 from pathlib import Path
 
 import torch
-from diffusers import DiffusionPipeline, StableDiffusionPipeline, StableDiffusionXLPipeline
+from diffusers import (
+    AnimateDiffPipeline,
+    DiffusionPipeline,
+    StableDiffusionPipeline,
+    StableDiffusionXLPipeline,
+    TextToVideoSDPipeline,
+)
 
-from .availability import ModelUnavailable, check_folder, check_hub_model, explain
+from .availability import SUPPORTED_TEXT, ModelUnavailable, check_folder, check_hub_model, explain
 from .base import DiffusionModel
 from .sdxl import StableDiffusionXLModel
 from .stable_diffusion import StableDiffusionModel
+from .video import AnimateDiffModel, TextToVideoModel
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 EMBEDDED_MODEL = ASSETS / "shapes-model"
 EMBEDDED_NAMES = {"", "shapes", "embedded", "default"}
+EMBEDDED_VIDEO_MODEL = ASSETS / "shapes-video"
+EMBEDDED_VIDEO_NAMES = {"shapes-video", "embedded-video"}
 
 _lock = threading.Lock()
 _loaded: DiffusionModel | None = None
 
-SUPPORTED_PIPELINES = ("StableDiffusionPipeline", "StableDiffusionXLPipeline")  # model_index.json _class_name
+SUPPORTED_PIPELINES = ("StableDiffusionPipeline", "StableDiffusionXLPipeline",  # model_index.json _class_name
+                       "AnimateDiffPipeline", "TextToVideoSDPipeline")
 
 
 def is_embedded(model_id: str | None) -> bool:
     return model_id is None or model_id.strip().lower() in EMBEDDED_NAMES
 
 
+def is_embedded_video(model_id: str | None) -> bool:
+    return model_id is not None and model_id.strip().lower() in EMBEDDED_VIDEO_NAMES
+
+
 def resolve(model_id: str | None) -> str:
-    """The id or path to load: None and the embedded aliases mean the shipped shapes model."""
+    """The id or path to load: None and the embedded aliases mean the shipped shapes model (image), the
+    video aliases the shipped shapes-video model."""
+    if is_embedded_video(model_id):
+        return str(EMBEDDED_VIDEO_MODEL)
     return str(EMBEDDED_MODEL) if is_embedded(model_id) else model_id.strip()
 
 
@@ -43,12 +60,16 @@ def current_model(model_id: str | None) -> DiffusionModel | None:
 
 
 def _wrap(pipeline: DiffusionPipeline, name: str) -> DiffusionModel:
+    if isinstance(pipeline, AnimateDiffPipeline):
+        return AnimateDiffModel(pipeline, name)
+    if isinstance(pipeline, TextToVideoSDPipeline):
+        return TextToVideoModel(pipeline, name)
     if isinstance(pipeline, StableDiffusionXLPipeline):
         return StableDiffusionXLModel(pipeline, name)
     if isinstance(pipeline, StableDiffusionPipeline):
         return StableDiffusionModel(pipeline, name)
     raise ModelUnavailable(f"{name}: a {type(pipeline).__name__} is not supported yet "
-                           "(supported: Stable Diffusion 1.x/2.x, SDXL and the embedded model)")
+                           f"(supported: {SUPPORTED_TEXT})")
 
 
 def load_pipeline(name: str, dtype: torch.dtype) -> DiffusionPipeline:
