@@ -89,7 +89,10 @@ def describe(path: str | Path) -> dict:
     info = subprocess.run([ffmpeg, "-hide_banner", "-i", str(path)], capture_output=True, text=True).stderr
     stream = re.search(r"Stream #\S+: Video: (\w+)[^,]*, (\w+)[^,]*(?:\([^)]*\))?, (\d+)x(\d+)", info)
     frames, _ = imageio_ffmpeg.count_frames_and_secs(str(path))
-    comment = re.search(r"^\s*comment\s*: (.*)$", info, re.MULTILINE)
+    # `-i` shortens long metadata in its report; the ffmetadata muxer writes it whole (with \-escapes)
+    metadata = subprocess.run([ffmpeg, "-v", "error", "-i", str(path), "-f", "ffmetadata", "-"],
+                              capture_output=True, text=True).stdout
+    comment = re.search(r"^comment=(.*)$", metadata, re.MULTILINE)
     return {"codec": stream.group(1) if stream else None, "pix_fmt": stream.group(2) if stream else None,
             "width": int(stream.group(3)) if stream else None, "height": int(stream.group(4)) if stream else None,
-            "frames": frames, "comment": comment.group(1) if comment else None}
+            "frames": frames, "comment": re.sub(r"\\(.)", r"\1", comment.group(1)) if comment else None}

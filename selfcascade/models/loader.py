@@ -77,13 +77,15 @@ def load_pipeline(name: str, dtype: torch.dtype) -> DiffusionPipeline:
     local = Path(name).expanduser()
     is_hub_id = not local.exists() and name.count("/") == 1 and not name.startswith((".", "/", "~"))
     if is_hub_id:
-        check_hub_model(name, SUPPORTED_PIPELINES)
+        index = check_hub_model(name, SUPPORTED_PIPELINES)
     else:
-        check_folder(local, name, SUPPORTED_PIPELINES)
+        index = check_folder(local, name, SUPPORTED_PIPELINES)
+    # Only Stable Diffusion pipelines have a safety checker; other families would warn about the argument.
+    no_checker = ({"safety_checker": None, "requires_safety_checker": False}
+                  if index["_class_name"] == "StableDiffusionPipeline" else {})
     try:
         return DiffusionPipeline.from_pretrained(
-            name if is_hub_id else str(local), dtype=dtype, use_safetensors=True,
-            safety_checker=None, requires_safety_checker=False,
+            name if is_hub_id else str(local), dtype=dtype, use_safetensors=True, **no_checker,
         )
     except (OSError, ValueError, KeyError, AttributeError, TypeError, ImportError) as error:
         raise explain(error, name) from None
