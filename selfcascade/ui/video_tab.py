@@ -56,7 +56,7 @@ def build_video_tab(demo: gr.Blocks, adapter: gr.Dropdown) -> None:
         with gr.Column(scale=3):
             status = gr.Markdown("Ready.", elem_id="video-status")
             live = gr.Image(label="Live frames", type="pil", format="png", height=160, elem_id="video-live")
-            gallery = gr.Gallery(label="Stage pivots (a strip of frames per stage)", columns=1, height=300,
+            gallery = gr.Gallery(label="Stage pivots (a strip of frames per stage)", columns=1, height="auto",
                                  format="png", elem_id="video-stages", object_fit="contain")
             player = gr.Video(label="Result", format="mp4", elem_id="video-result", autoplay=True, loop=True,
                               buttons=["download"])
