@@ -14,6 +14,7 @@ from selfcascade.outputs import OUTPUTS  # noqa: E402
 from selfcascade.ui.generate_tab import build_generate_tab  # noqa: E402
 from selfcascade.ui.handlers import end_session  # noqa: E402
 from selfcascade.ui.train_tab import build_train_tab  # noqa: E402
+from selfcascade.ui.video_tab import build_video_tab  # noqa: E402
 
 transformers_logging.set_verbosity_error()  # its import-time notes (e.g. no torchvision) are not for users
 
@@ -22,7 +23,9 @@ Generate at several times a diffusion model's training size without repeated obj
 [Self-Cascade](https://arxiv.org/abs/2402.10491): the image made at the base size becomes the *pivot*
 of the next stage (bilinear up-sampling, re-noising to K, denoising with the same frozen model).
 The embedded model was trained by this project at **64x64** on a world of coloured shapes and runs offline;
-Stable Diffusion 1.x/2.x and SDXL load by hub id or local folder when their weights are available."""
+Stable Diffusion 1.x/2.x and SDXL load by hub id or local folder when their weights are available.
+The Video tab runs the same cascade per frame on a text-to-video model (the embedded shapes-video, AnimateDiff,
+ModelScope/zeroscope)."""
 
 
 # gradio's own copies (results, previews, uploads) are deleted at the same age as our outputs folder.
@@ -36,6 +39,8 @@ def build_demo() -> gr.Blocks:
         with gr.Tabs() as tabs:
             with gr.Tab("Generate", id="generate"):
                 mode, adapter = build_generate_tab(demo)
+            with gr.Tab("Video", id="video"):
+                build_video_tab(demo, adapter)
             with gr.Tab("Train adapter", id="train"):
                 build_train_tab(mode, adapter, tabs)
         demo.unload(end_session)  # a closed tab stops its run and frees its state

@@ -29,10 +29,11 @@ from .estimate import memory_plan
 from .memory import OutOfMemory, check_fits, is_out_of_memory, out_of_memory_message, release_memory
 from .models.base import DiffusionModel
 from .models.loader import load_model
+from .models.video import check_video_model
 from .pivot_anchor import anchored
 from .provenance import public_name
 from .precision import check_finite, dtype_name, unet_overflow_hint
-from .request import GenerationRequest
+from .request import GenerationRequest, VideoRequest
 from .sampling import denoise, guided_predictor, initial_noise, make_scheduler, renoise, schedule
 from .stages import Size
 from .upper_stage import Predictor, StageContext, stage_scale, upper_stage_predictor
@@ -63,14 +64,16 @@ class StageDone:
     size: Size
     seconds: float
     pivot: torch.Tensor  # this stage's clean latents: the next stage's pivot
-    preview: Image.Image | None  # the pivot decoded (None when previews are off)
+    preview: Image.Image | None  # the pivot decoded (None when previews are off); a video's: a strip of frames
+    frames: list[Image.Image] | None = None  # a video's pivot decoded, every frame (None for images)
 
 
 @dataclass
 class Finished:
-    image: Image.Image
+    image: Image.Image  # the result (a video's first frame)
     seconds: float
     metadata: dict = field(default_factory=dict)
+    frames: list[Image.Image] | None = None  # a video's frames (None for images)
 
 
 Event = StageStarted | StepDone | StageDone | Finished
@@ -78,11 +81,13 @@ Event = StageStarted | StepDone | StageDone | Finished
 
 def upsample_pivot(model: DiffusionModel, pivot: torch.Tensor, size: Size, mode: str,
                    tiling: str = "auto") -> torch.Tensor:
-    """The pivot brought to the next stage's latent size (the `up` of Algorithm 2, or the hires-fix way)."""
+    """The pivot brought to the next stage's latent size (the `up` of Algorithm 2, or the hires-fix way).
+
+    Per image of the batch: a video's frames are folded into it (models/video.py), so space is resized per frame."""
     latent_size = (size[1] // model.vae_scale_factor, size[0] // model.vae_scale_factor)
     if mode == "hires-fix":
-        image = model.decode(pivot, tiling)[0].resize(size, Image.Resampling.LANCZOS)
-        return model.encode([image], tiling)
+        images = model.decode(pivot, tiling)
+        return model.encode([image.resize(size, Image.Resampling.LANCZOS) for image in images], tiling)
     return F.interpolate(pivot, size=latent_size, mode="bilinear", align_corners=False)
 
 
@@ -104,7 +109,7 @@ def tuned_unet_inputs(model: DiffusionModel, upsamplers, pivot: torch.Tensor, co
     t-independent trunk of phi are computed once per stage; each step adds only phi's timestep modulation.
     """
     pivot_batch = torch.cat([pivot, pivot]) if conditioning.guided else pivot
-    skips = encoder_skips(model, pivot_batch, torch.zeros((), dtype=torch.long), conditioning)
+    skips = encoder_skips(model, pivot_batch, torch.zeros((), dtype=torch.long), conditioning.expand(pivot.shape[0]))
     trunks: dict = {}  # per latent size: the t-independent part of phi, once per stage
 
     def unet_inputs(latents: torch.Tensor, timestep: torch.Tensor) -> dict:
@@ -146,13 +151,19 @@ def generate(request: GenerationRequest, model: DiffusionModel | None = None,
     """Run `request`, yielding StageStarted, StepDone..., StageDone per stage, then Finished.
 
     With `pivot_image`, that image replaces stage 0 ("upscale my image") and the cascade continues from it.
-    Raises InvalidRequest (bad settings, before any model work; NotEnoughMemory, NonFiniteResult,
-    OutOfMemory) and Cancelled (when `cancel` is set).
+    A VideoRequest runs the same stages on a video model (frames folded into the batch, kept at every stage);
+    its StageDone and Finished events carry every frame.
+    Raises InvalidRequest (bad settings, an image model for a video or the reverse, before any model work;
+    NotEnoughMemory, NonFiniteResult, OutOfMemory) and Cancelled (when `cancel` is set).
     """
-    request.check()
-    model = model or load_model(request.model, request.dtype, request.vae, request.offload)
+    video = isinstance(request, VideoRequest)
+    request.check()  # before loading a model: bad numbers fail fast
+    model = model or load_model(request.model or request.default_model, request.dtype, request.vae, request.offload)
+    check_video_model(model, video)
+    if video:
+        model = model.for_frames(request.frames)
     check_fits(memory_plan(model, request), model.dtype)
-    stages = _stages(request, model, cancel, previews, pivot_image)
+    stages = _stages(request, model, video, cancel, previews, pivot_image)
     try:
         yield from stages
         return
@@ -166,8 +177,8 @@ def generate(request: GenerationRequest, model: DiffusionModel | None = None,
     raise OutOfMemory(out_of_memory_message(f"at {request.width}x{request.height}"))
 
 
-def _stages(request: GenerationRequest, model: DiffusionModel, cancel: threading.Event | None, previews: bool,
-            pivot_image: Image.Image | None) -> Iterator[Event]:
+def _stages(request: GenerationRequest, model: DiffusionModel, video: bool, cancel: threading.Event | None,
+            previews: bool, pivot_image: Image.Image | None) -> Iterator[Event]:
     """The stage loop of Algorithm 2 (see the module docstring)."""
     plan = request.plan(model.base_size, model.size_multiple)
     started = time.perf_counter()
@@ -204,9 +215,10 @@ def _stages(request: GenerationRequest, model: DiffusionModel, cancel: threading
                      unet_overflow_hint(model.dtype))
         pivot = latents
         last = index == len(sizes) - 1
-        image = model.decode(pivot, request.vae_tiling)[0] if (previews or last) else None
+        frames = model.decode(pivot, request.vae_tiling) if (previews or last) else None
+        image = frames and (model.strip(frames) if video else frames[0])
         stage_seconds.append(round(time.perf_counter() - stage_started, 3))
-        yield StageDone(index, len(sizes), size, stage_seconds[-1], pivot, image)
+        yield StageDone(index, len(sizes), size, stage_seconds[-1], pivot, image, frames if video else None)
     seconds = time.perf_counter() - started
     metadata = {
         **request.to_metadata(),
@@ -225,7 +237,7 @@ def _stages(request: GenerationRequest, model: DiffusionModel, cancel: threading
         "pivot_image": pivot_image is not None,
         "method": "Self-Cascade (arXiv 2402.10491)",
     }
-    yield Finished(image, seconds, metadata)
+    yield Finished(frames[0], seconds, metadata, frames if video else None)
 
 
 def run(request: GenerationRequest, model: DiffusionModel | None = None, **kwargs) -> Finished:

@@ -1,4 +1,4 @@
-"""Command line: python -m selfcascade generate ... (exit 2 with one line on stderr for bad arguments)."""
+"""Command line: python -m selfcascade {generate,video,train} ... (exit 2 with one line on stderr for bad arguments)."""
 
 from __future__ import annotations
 
@@ -17,18 +17,18 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_BAD_INPUT)
 
 
-def _add_generate(commands) -> None:
+def _add_sampling(command, image: bool) -> None:
+    """Options `generate` and `video` share: model, mode, stages, the sampling and the device settings."""
     from .models.placement import OFFLOAD_CHOICES
     from .models.vae import TILING_CHOICES
     from .precision import DTYPE_CHOICES
     from .request import MODES
     from .upper_stage import STRATEGIES
 
-    command = commands.add_parser("generate", help="make an image several times the model's training size")
     command.add_argument("--prompt", required=True)
     command.add_argument("--size", required=True, help="WIDTHxHEIGHT of the result, e.g. 256x256")
-    command.add_argument("--out", required=True, help="PNG file to write (parameters in its metadata)")
-    command.add_argument("--model", default=None, help="hub id or local diffusers folder (default: embedded)")
+    default_model = "embedded" if image else "shapes-video (embedded)"
+    command.add_argument("--model", default=None, help=f"hub id or local diffusers folder (default: {default_model})")
     command.add_argument("--mode", default="tuning-free", choices=MODES)
     command.add_argument("--stages", default="", help="stage sizes, e.g. 64,128,256 (default: automatic)")
     command.add_argument("--steps", type=int, default=None)
@@ -42,7 +42,6 @@ def _add_generate(commands) -> None:
     command.add_argument("--anchor", type=float, default=None,
                          help="pivot anchoring: weight 0..1 of the pivot's low band at upper stages (0: off)")
     command.add_argument("--max-side", type=int, default=None, help="refuse sizes above this many px per side")
-    command.add_argument("--previews", default=None, help="folder for each stage's decoded pivot")
     command.add_argument("--adapter", default=None, help="trained upsamplers (folder or .safetensors) for --mode tuned")
     command.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES,
                          help="auto: float16 on a GPU, float32 on the CPU (a VAE with force_upcast runs in float32)")
@@ -52,6 +51,22 @@ def _add_generate(commands) -> None:
                          help="decode in tiles (auto: above 1024x1024)")
     command.add_argument("--offload", default="auto", choices=OFFLOAD_CHOICES,
                          help="model CPU offload on a GPU (auto: when the weights leave too little room)")
+
+
+def _add_generate(commands) -> None:
+    command = commands.add_parser("generate", help="make an image several times the model's training size")
+    _add_sampling(command, image=True)
+    command.add_argument("--out", required=True, help="PNG file to write (parameters in its metadata)")
+    command.add_argument("--previews", default=None, help="folder for each stage's decoded pivot")
+
+
+def _add_video(commands) -> None:
+    command = commands.add_parser("video", help="make a video several times the video model's training size")
+    _add_sampling(command, image=False)
+    command.add_argument("--frames", type=int, default=16, help="frame count (kept at every stage)")
+    command.add_argument("--fps", type=float, default=8, help="frames per second of the written file")
+    command.add_argument("--out", required=True, help=".mp4 (H.264), .gif or .webp to write (parameters inside)")
+    command.add_argument("--previews", default=None, help="folder for each stage's strip of frames")
 
 
 def _add_train(commands) -> None:
@@ -73,27 +88,39 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m selfcascade", description="Self-Cascade diffusion (arXiv 2402.10491)")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_generate(commands)
+    _add_video(commands)
     _add_train(commands)
     return parser
+
+
+def _request(args, request_class, **extra):
+    """The validated request of `generate` or `video` (before any model loads: bad numbers fail fast)."""
+    from .presets import request_defaults
+
+    width, height = parse_size(args.size)
+    settings = request_defaults(args.model)  # the embedded video model samples like the image model under it
+    for key in ("steps", "strength", "guidance", "scheduler", "upper", "anchor", "max_side"):
+        if getattr(args, key) is not None:
+            settings[key] = getattr(args, key)
+    request = request_class(prompt=args.prompt, width=width, height=height, mode=args.mode,
+                            negative_prompt=args.negative, stages=args.stages, seed=args.seed,
+                            model=args.model, adapter=args.adapter, dtype=args.dtype, vae=args.vae,
+                            vae_tiling=args.vae_tiling, offload=args.offload, **settings, **extra)
+    request.check()
+    return request
+
+
+def _print_stage(event) -> None:
+    print(f"stage {event.stage + 1}/{event.stages}: {event.size[0]}x{event.size[1]}, "
+          f"{event.steps} steps, upper-stage denoising: {event.strategy}", file=sys.stderr)
 
 
 def _generate(args) -> int:
     from .cascade import Finished, StageDone, StageStarted, generate
     from .media import save_png
-    from .presets import request_defaults
-
-    width, height = parse_size(args.size)
-    settings = request_defaults(args.model)
-    for key in ("steps", "strength", "guidance", "scheduler", "upper", "anchor", "max_side"):
-        if getattr(args, key) is not None:
-            settings[key] = getattr(args, key)
     from .request import GenerationRequest
 
-    request = GenerationRequest(prompt=args.prompt, width=width, height=height, mode=args.mode,
-                                negative_prompt=args.negative, stages=args.stages, seed=args.seed,
-                                model=args.model, adapter=args.adapter, dtype=args.dtype, vae=args.vae,
-                                vae_tiling=args.vae_tiling, offload=args.offload, **settings)
-    request.check()  # before loading a model: bad numbers fail fast
+    request = _request(args, GenerationRequest)
     out = Path(args.out)
     if out.suffix.lower() != ".png":
         raise InvalidRequest(f"--out {args.out}: the output must be a .png file")
@@ -101,12 +128,14 @@ def _generate(args) -> int:
     from .estimate import memory_plan
     from .models.loader import load_model
 
+    from .models.video import check_video_model
+
     model = load_model(request.model, request.dtype, request.vae, request.offload)
+    check_video_model(model, wanted_video=False)  # before the memory line: a video model is a one-line error
     print(f"memory: {memory_plan(model, request).describe()}", file=sys.stderr)
     for event in generate(request, model, previews=args.previews is not None):
         if isinstance(event, StageStarted):
-            print(f"stage {event.stage + 1}/{event.stages}: {event.size[0]}x{event.size[1]}, "
-                  f"{event.steps} steps, upper-stage denoising: {event.strategy}", file=sys.stderr)
+            _print_stage(event)
         elif isinstance(event, StageDone) and args.previews:
             save_png(event.preview, Path(args.previews) / f"stage{event.stage}_{event.size[0]}x{event.size[1]}.png",
                      {"stage": event.stage, "prompt": request.prompt})
@@ -115,6 +144,32 @@ def _generate(args) -> int:
                 print(f"note: {message}", file=sys.stderr)
             save_png(event.image, out, event.metadata)
             print(f"wrote {out} ({event.image.width}x{event.image.height}, {event.seconds:.1f} s)")
+    return 0
+
+
+def _video(args) -> int:
+    from .cascade import Finished, StageDone, StageStarted
+    from .media import save_png
+    from .request import VideoRequest
+    from .video import generate_video
+    from .video_io import check_video_path, write_video
+
+    fps = int(args.fps) if float(args.fps).is_integer() else args.fps
+    request = _request(args, VideoRequest, frames=args.frames, fps=fps)
+    out = check_video_path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)  # fail before sampling, not after
+    for event in generate_video(request, previews=args.previews is not None):
+        if isinstance(event, StageStarted):
+            _print_stage(event)
+        elif isinstance(event, StageDone) and args.previews:
+            save_png(event.preview, Path(args.previews) / f"stage{event.stage}_{event.size[0]}x{event.size[1]}.png",
+                     {"stage": event.stage, "prompt": request.prompt})
+        elif isinstance(event, Finished):
+            for message in event.metadata["messages"]:
+                print(f"note: {message}", file=sys.stderr)
+            write_video(event.frames, out, request.fps, event.metadata)
+            width, height = event.frames[0].size
+            print(f"wrote {out} ({len(event.frames)} frames, {width}x{height}, {event.seconds:.1f} s)")
     return 0
 
 
@@ -145,9 +200,12 @@ def main(argv: list[str] | None = None) -> int:
     from diffusers.utils import logging as diffusers_logging
 
     diffusers_logging.disable_progress_bar()  # loading bars would bury the one-line messages on stderr
+    diffusers_logging.set_verbosity_error()  # e.g. deprecation notes of TextToVideoSDPipeline
     try:
         if args.command == "generate":
             return _generate(args)
+        if args.command == "video":
+            return _video(args)
         if args.command == "train":
             return _train(args)
     except InvalidRequest as error:

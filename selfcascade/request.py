@@ -11,6 +11,8 @@ from .stages import InvalidRequest, Size, StagePlan, check_size, parse_stage_lis
 MODES = ("tuning-free", "tuned", "direct", "hires-fix")
 ON_SPACE = bool(os.environ.get("SPACE_ID"))  # a shared Hugging Face Space gets tighter caps by default
 DEFAULT_MAX_SIDE = int(os.environ.get("SELFCASCADE_MAX_SIDE", "2048" if ON_SPACE else "4096"))
+MAX_FRAMES = int(os.environ.get("SELFCASCADE_MAX_FRAMES", "32" if ON_SPACE else "128"))
+MAX_FPS = 60
 MAX_STEPS = int(os.environ.get("SELFCASCADE_MAX_STEPS", "100" if ON_SPACE else "500"))
 
 
@@ -39,6 +41,8 @@ class GenerationRequest:
     offload: str = "auto"  # model CPU offload: auto (when a GPU lacks room for the weights), on, off
     max_side: int = DEFAULT_MAX_SIDE
     extra: dict = field(default_factory=dict)
+
+    default_model = None  # what `model=None` loads (class attribute, not a field): the embedded image model
 
     def check(self) -> None:
         """Model-independent checks; raise InvalidRequest with a message for the user."""
@@ -104,3 +108,23 @@ class GenerationRequest:
 
     def to_metadata(self) -> dict:
         return {key: value for key, value in asdict(self).items() if key not in ("extra", "max_side")}
+
+
+@dataclass
+class VideoRequest(GenerationRequest):
+    """A text-to-video request: every image setting plus the frame count (kept across stages) and the fps
+    of the written file. Video sizes must be even (H.264 with yuv420p halves the chroma)."""
+
+    frames: int = 16
+    fps: int = 8
+
+    default_model = "shapes-video"  # the embedded video model (assets/shapes-video)
+
+    def check(self) -> None:
+        if isinstance(self.frames, bool) or not isinstance(self.frames, int) or not 1 <= self.frames <= MAX_FRAMES:
+            raise InvalidRequest(f"frames must be a whole number from 1 to {MAX_FRAMES}, not {self.frames!r}")
+        if isinstance(self.fps, bool) or not isinstance(self.fps, (int, float)) or not 0 < self.fps <= MAX_FPS:
+            raise InvalidRequest(f"fps must be above 0 and at most {MAX_FPS}, not {self.fps!r}")
+        super().check()
+        if self.width % 2 or self.height % 2:
+            raise InvalidRequest(f"a video's width and height must be even (H.264), not {self.width}x{self.height}")

@@ -64,14 +64,15 @@ def _padded_lattice(size: int, factor: int, multiple: int) -> int:
 
 
 def to_sublattices(latents: torch.Tensor, scale: Scale, multiple: int) -> torch.Tensor:
-    """(N, C, H, W) -> (N*sr*sc, C, h, w): the interleaved views latents[..., i::sr, j::sc] (DemoFusion's
-    dilated sampling). The latents are edge-padded so every view has the same UNet-compatible size."""
+    """(N, C, H, W) -> (sr*sc*N, C, h, w): the interleaved views latents[..., i::sr, j::sc] (DemoFusion's
+    dilated sampling), view-major so a batch of folded video frames stays whole videos. The latents are
+    edge-padded so every view has the same UNet-compatible size."""
     (rows, cols), (height, width) = scale, latents.shape[-2:]
     h, w = _padded_lattice(height, rows, multiple), _padded_lattice(width, cols, multiple)
     padded = F.pad(latents, (0, w * cols - width, 0, h * rows - height), mode="replicate")
     n, c = latents.shape[:2]
-    views = padded.reshape(n, c, h, rows, w, cols).permute(0, 3, 5, 1, 2, 4)
-    return views.reshape(n * rows * cols, c, h, w)
+    views = padded.reshape(n, c, h, rows, w, cols).permute(3, 5, 0, 1, 2, 4)
+    return views.reshape(rows * cols * n, c, h, w)
 
 
 def from_sublattices(views: torch.Tensor, scale: Scale, size: tuple[int, int]) -> torch.Tensor:
@@ -79,7 +80,7 @@ def from_sublattices(views: torch.Tensor, scale: Scale, size: tuple[int, int]) -
     rows, cols = scale
     c, h, w = views.shape[1:]
     n = views.shape[0] // (rows * cols)
-    merged = views.reshape(n, rows, cols, c, h, w).permute(0, 3, 4, 1, 5, 2).reshape(n, c, h * rows, w * cols)
+    merged = views.reshape(rows, cols, n, c, h, w).permute(2, 3, 4, 0, 5, 1).reshape(n, c, h * rows, w * cols)
     return merged[..., : size[0], : size[1]]
 
 
@@ -181,7 +182,8 @@ def dilated(full: Predictor, native: Predictor, stage: StageContext, smoothing: 
             smoothed = _match_statistics(gaussian_blur(latents, smoothing * c), latents)
             eps = c * dilated_prediction(native, smoothed, t, stage.scale, stage.multiple)
         if c < 1 - 1e-3:
-            eps = eps + (1 - c) * windowed_prediction(native, latents, t, stage.native_latent, chunk)
+            eps = eps + (1 - c) * windowed_prediction(native, latents, t, stage.native_latent,
+                                                      chunk * latents.shape[0])
         return eps
 
     return predict

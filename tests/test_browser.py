@@ -84,3 +84,25 @@ def test_train_an_adapter_and_use_it(page):
     page.wait_for_function("document.querySelector('#status')?.innerText.includes('Done')", timeout=180_000)
     assert "Not run" not in page.locator("#status").inner_text()
     page.screenshot(path=str(SCREENSHOTS / "generate-tuned.png"), full_page=True)
+
+
+def test_video_in_the_browser(page):
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.get_by_role("tab", name="Video").click()
+    page.locator("#video-prompt textarea").fill("a blue circle moving left")
+    for field, value in (("#video-frames", "4"), ("#video-width", "128"), ("#video-height", "128")):
+        box = page.locator(f"{field} input")
+        box.fill(value)
+        box.press("Enter")
+    page.locator("#video-run").click()
+    page.wait_for_function("document.querySelector('#video-status')?.innerText.includes('Stage')", timeout=120_000)
+    page.screenshot(path=str(SCREENSHOTS / "video-running.png"))
+    page.wait_for_function("['Done', 'Not run', 'Stopped'].some(word => "
+                           "document.querySelector('#video-status')?.innerText.includes(word))", timeout=240_000)
+    status = page.locator("#video-status").inner_text()
+    assert "Done" in status, status
+    assert page.locator("#video-stages img").count() >= 2  # a strip per stage
+    source = page.locator("#video-result video").get_attribute("src")
+    assert source and ".mp4" in source
+    assert "4 frames" in page.locator("#video-status").inner_text()
+    page.screenshot(path=str(SCREENSHOTS / "video-done.png"), full_page=True)

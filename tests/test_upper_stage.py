@@ -34,9 +34,9 @@ def test_sublattices_round_trip_and_interleave(size, scale):
     views = to_sublattices(latents, scale, multiple=4)
     assert views.shape[0] == 2 * scale[0] * scale[1] and views.shape[-1] % 4 == 0
     assert torch.equal(from_sublattices(views, scale, size), latents)
-    # view (i, j) of image 0 holds latents[..., i::sr, j::sc]
+    # view (i, j) of image 0 holds latents[..., i::sr, j::sc]; views are view-major (frames stay together)
     i, j = scale[0] - 1, scale[1] - 1
-    view = views[i * scale[1] + j]
+    view = views[(i * scale[1] + j) * 2]
     expected = latents[0, :, i::scale[0], j::scale[1]]
     assert torch.equal(view[:, :expected.shape[1], :expected.shape[2]], expected)
 

@@ -5,12 +5,17 @@ from pathlib import Path
 
 import torch
 from diffusers import (
+    AnimateDiffPipeline,
     AutoencoderKL,
+    DDIMScheduler,
     EulerDiscreteScheduler,
+    MotionAdapter,
     PNDMScheduler,
     StableDiffusionPipeline,
     StableDiffusionXLPipeline,
+    TextToVideoSDPipeline,
     UNet2DConditionModel,
+    UNet3DConditionModel,
 )
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
@@ -79,3 +84,48 @@ def make_vae_overflow_in_float16(model_folder: Path, force_upcast: bool, factor:
     vae.register_to_config(force_upcast=force_upcast)
     vae.save_pretrained(model_folder / "vae", safe_serialization=True)
     return model_folder
+
+
+def _tiny_text_parts(folder: Path, name: str):
+    tokenizer = build_tokenizer(folder / name)
+    text_encoder = CLIPTextModel(CLIPTextConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=37,
+                                                num_hidden_layers=2, num_attention_heads=4,
+                                                max_position_embeddings=tokenizer.model_max_length))
+    vae = AutoencoderKL(block_out_channels=(8, 16, 16, 16), down_block_types=("DownEncoderBlock2D",) * 4,
+                        up_block_types=("UpDecoderBlock2D",) * 4, latent_channels=4, norm_num_groups=8,
+                        sample_size=64)
+    return tokenizer, text_encoder, vae
+
+
+def save_tiny_animatediff(folder: Path) -> Path:
+    """An AnimateDiff folder: the tiny SD UNet + a tiny MotionAdapter (saved as a UNetMotionModel), DDIM."""
+    torch.manual_seed(0)
+    tokenizer, text_encoder, vae = _tiny_text_parts(folder, "_tokenizer_ad")
+    unet = UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, block_out_channels=(32, 64),
+                                layers_per_block=1, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32,
+                                norm_num_groups=8, attention_head_dim=4)
+    adapter = MotionAdapter(block_out_channels=(32, 64), motion_layers_per_block=1, motion_num_attention_heads=2,
+                            motion_norm_num_groups=8, motion_max_seq_length=32)
+    scheduler = DDIMScheduler(beta_schedule="linear", beta_start=0.00085, beta_end=0.012, clip_sample=False)
+    pipeline = AnimateDiffPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
+                                   motion_adapter=adapter, scheduler=scheduler)
+    target = folder / "tiny-animatediff"
+    pipeline.save_pretrained(target, safe_serialization=True)
+    return target
+
+
+def save_tiny_text_to_video(folder: Path) -> Path:
+    """A ModelScope-shaped folder (TextToVideoSDPipeline): a tiny UNet3DConditionModel, DDIM."""
+    torch.manual_seed(0)
+    tokenizer, text_encoder, vae = _tiny_text_parts(folder, "_tokenizer_t2v")
+    unet = UNet3DConditionModel(sample_size=8, in_channels=4, out_channels=4, block_out_channels=(32, 64),
+                                layers_per_block=1, down_block_types=("CrossAttnDownBlock3D", "DownBlock3D"),
+                                up_block_types=("UpBlock3D", "CrossAttnUpBlock3D"), cross_attention_dim=32,
+                                attention_head_dim=4, norm_num_groups=8)
+    scheduler = DDIMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, clip_sample=False)
+    pipeline = TextToVideoSDPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
+                                     scheduler=scheduler)
+    target = folder / "tiny-text-to-video"
+    pipeline.save_pretrained(target, safe_serialization=True)
+    return target

@@ -26,7 +26,8 @@ from huggingface_hub.errors import (
 from ..stages import InvalidRequest
 
 INDEX = "model_index.json"
-SUPPORTED_TEXT = "Stable Diffusion 1.x/2.x, SDXL and the embedded model"
+SUPPORTED_TEXT = ("Stable Diffusion 1.x/2.x, SDXL, AnimateDiff, ModelScope text-to-video and the embedded "
+                  "models")
 OFFLINE_HINT = "the embedded model always works offline"
 
 

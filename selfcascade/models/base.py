@@ -49,6 +49,7 @@ class DiffusionModel(ABC):
     default_upper_stage = "frequency-split"
     # Weight of the pivot's low band at upper stages (selfcascade.pivot_anchor), measured the same way.
     default_anchor = 1.0
+    is_video = False  # video families (models/video.py) fold frames into the batch
 
     def __init__(self, pipeline, name: str, settings: tuple = ()):
         self.pipeline = pipeline

@@ -12,33 +12,51 @@ import threading
 from pathlib import Path
 
 import torch
-from diffusers import AutoencoderKL, DiffusionPipeline, StableDiffusionPipeline, StableDiffusionXLPipeline
+from diffusers import (
+    AnimateDiffPipeline,
+    AutoencoderKL,
+    DiffusionPipeline,
+    StableDiffusionPipeline,
+    StableDiffusionXLPipeline,
+    TextToVideoSDPipeline,
+)
 
 from ..memory import OutOfMemory, is_out_of_memory, out_of_memory_message, release_memory
 from ..precision import dtype_name, resolve_dtype, vae_dtype
 from ..stages import InvalidRequest
-from .availability import ModelUnavailable, check_folder, check_hub_model, explain
+from .availability import SUPPORTED_TEXT, ModelUnavailable, check_folder, check_hub_model, explain
 from .base import DiffusionModel
 from .placement import OFFLOAD_CHOICES, place, use_sdpa
 from .sdxl import StableDiffusionXLModel
 from .stable_diffusion import StableDiffusionModel
+from .video import AnimateDiffModel, TextToVideoModel
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 EMBEDDED_MODEL = ASSETS / "shapes-model"
 EMBEDDED_NAMES = {"", "shapes", "embedded", "default"}
+EMBEDDED_VIDEO_MODEL = ASSETS / "shapes-video"
+EMBEDDED_VIDEO_NAMES = {"shapes-video", "embedded-video"}
 
 _lock = threading.Lock()
 _loaded: DiffusionModel | None = None
 
-SUPPORTED_PIPELINES = ("StableDiffusionPipeline", "StableDiffusionXLPipeline")  # model_index.json _class_name
+SUPPORTED_PIPELINES = ("StableDiffusionPipeline", "StableDiffusionXLPipeline",  # model_index.json _class_name
+                       "AnimateDiffPipeline", "TextToVideoSDPipeline")
 
 
 def is_embedded(model_id: str | None) -> bool:
     return model_id is None or model_id.strip().lower() in EMBEDDED_NAMES
 
 
+def is_embedded_video(model_id: str | None) -> bool:
+    return model_id is not None and model_id.strip().lower() in EMBEDDED_VIDEO_NAMES
+
+
 def resolve(model_id: str | None) -> str:
-    """The id or path to load: None and the embedded aliases mean the shipped shapes model."""
+    """The id or path to load: None and the embedded aliases mean the shipped shapes model (image), the
+    video aliases the shipped shapes-video model."""
+    if is_embedded_video(model_id):
+        return str(EMBEDDED_VIDEO_MODEL)
     return str(EMBEDDED_MODEL) if is_embedded(model_id) else model_id.strip()
 
 
@@ -49,12 +67,16 @@ def current_model(model_id: str | None) -> DiffusionModel | None:
 
 
 def _wrap(pipeline: DiffusionPipeline, name: str, settings: tuple) -> DiffusionModel:
+    if isinstance(pipeline, AnimateDiffPipeline):
+        return AnimateDiffModel(pipeline, name, settings)
+    if isinstance(pipeline, TextToVideoSDPipeline):
+        return TextToVideoModel(pipeline, name, settings)
     if isinstance(pipeline, StableDiffusionXLPipeline):
         return StableDiffusionXLModel(pipeline, name, settings)
     if isinstance(pipeline, StableDiffusionPipeline):
         return StableDiffusionModel(pipeline, name, settings)
     raise ModelUnavailable(f"{name}: a {type(pipeline).__name__} is not supported yet "
-                           "(supported: Stable Diffusion 1.x/2.x, SDXL and the embedded model)")
+                           f"(supported: {SUPPORTED_TEXT})")
 
 
 def _is_hub_id(name: str) -> bool:
@@ -90,18 +112,20 @@ def load_pipeline(name: str, dtype: torch.dtype, vae: str | None = None) -> Diff
     local = Path(name).expanduser()
     is_hub_id = _is_hub_id(name)
     if is_hub_id:
-        check_hub_model(name, SUPPORTED_PIPELINES)
+        index = check_hub_model(name, SUPPORTED_PIPELINES)
     else:
-        check_folder(local, name, SUPPORTED_PIPELINES)
+        index = check_folder(local, name, SUPPORTED_PIPELINES)
     source = name if is_hub_id else str(local)
     extra = {}
     if vae:
         extra["vae"] = load_vae(vae, dtype)
     elif dtype == torch.float16:
         extra["vae"] = load_vae(source, dtype, subfolder="vae")
+    # Only Stable Diffusion pipelines have a safety checker; other families would warn about the argument.
+    if index["_class_name"] == "StableDiffusionPipeline":
+        extra.update(safety_checker=None, requires_safety_checker=False)
     try:
-        return DiffusionPipeline.from_pretrained(source, dtype=dtype, use_safetensors=True, safety_checker=None,
-                                                 requires_safety_checker=False, **extra)
+        return DiffusionPipeline.from_pretrained(source, dtype=dtype, use_safetensors=True, **extra)
     except (OSError, ValueError, KeyError, AttributeError, TypeError, ImportError) as error:
         raise explain(error, name) from None
 

@@ -1,0 +1,164 @@
+"""Train the embedded video default: a small MotionAdapter on top of the frozen embedded image model.
+
+    nice -n 19 python -m selfcascade.shapes.train_motion --out assets/shapes-video --steps 1500
+
+AnimateDiff's recipe (Guo et al. 2023, arXiv 2307.04725): the image UNet, VAE and text encoder stay frozen;
+motion modules (temporal self-attention after each spatial block) are inserted with UNetMotionModel.from_unet2d
+and are the only UNet weights that train, on clips of the shapes world in motion (selfcascade.shapes.motion).
+The image model's vocabulary has no words for motion, so the five words "moving right/left/up/down" are added
+to its tokenizer and their five token embeddings train too (every other embedding row is frozen): without
+them the direction could not reach the model at all. Writes an AnimateDiffPipeline folder (loaded through the
+same from_pretrained path as hub models) and training_log.json beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers import AnimateDiffPipeline, MotionAdapter, StableDiffusionPipeline, UNetMotionModel
+from diffusers.optimization import get_cosine_schedule_with_warmup
+from diffusers.training_utils import compute_snr
+
+from ..models.video import contiguous_motion_inputs
+from .motion import DIRECTIONS, MOTION_WORDS, motion_caption, random_clip_scene, render_clip
+
+IMAGE_MODEL = Path(__file__).resolve().parents[2] / "assets" / "shapes-model"
+CAPTION_DROP = 0.1  # empty captions, so classifier-free guidance keeps an unconditional model
+STILL_FRACTION = 0.2  # clips without motion ("a blue square"): the shape stays put
+
+
+def build_adapter(unet) -> MotionAdapter:
+    """A MotionAdapter sized for the embedded UNet (0.7M parameters, ECOSYSTEM.md)."""
+    return MotionAdapter(block_out_channels=tuple(unet.config.block_out_channels),
+                         motion_layers_per_block=unet.config.layers_per_block, motion_num_attention_heads=4,
+                         motion_norm_num_groups=8, motion_max_seq_length=32)
+
+
+def adapter_from(unet: UNetMotionModel, like: MotionAdapter) -> MotionAdapter:
+    """The trained motion modules as a MotionAdapter (what UNetMotionModel.save_motion_modules does)."""
+    adapter = MotionAdapter.from_config(like.config)
+    adapter.load_state_dict({key: value for key, value in unet.state_dict().items() if "motion_modules" in key})
+    return adapter
+
+
+def add_motion_words(tokenizer, text_encoder) -> list[int]:
+    """Add the motion words as whole tokens; their embeddings start at the mean of the existing words'."""
+    tokenizer.add_tokens([word for word in MOTION_WORDS if word not in tokenizer.get_vocab()])
+    old = text_encoder.get_input_embeddings().weight.shape[0]
+    text_encoder.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+    weight = text_encoder.get_input_embeddings().weight
+    with torch.no_grad():
+        weight[old:] = weight[:old].mean(0)
+    return list(range(old, len(tokenizer)))
+
+
+@torch.no_grad()
+def render_dataset(vae, count: int, frames: int, seed: int) -> tuple[torch.Tensor, list]:
+    """(count, C, F, h, w) latents of random clips (posterior means, scaled) and their (scene, direction)."""
+    rng = random.Random(seed)
+    clips, latents = [], []
+    for _ in range(count):
+        direction = None if rng.random() < STILL_FRACTION else rng.choice(list(DIRECTIONS))
+        scene = random_clip_scene(rng, None, direction)
+        clips.append((scene, direction))
+        pixels = np.stack([np.asarray(frame) for frame in render_clip(scene, direction, frames)])
+        pixels = torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 127.5 - 1
+        latent = vae.encode(pixels).latent_dist.mean * vae.config.scaling_factor
+        latents.append(latent.permute(1, 0, 2, 3))  # (C, F, h, w)
+    return torch.stack(latents), clips
+
+
+def train(args) -> dict:
+    torch.manual_seed(args.seed), np.random.seed(args.seed)
+    torch.set_num_threads(args.threads)
+    started = time.time()
+    image = StableDiffusionPipeline.from_pretrained(str(args.image_model), safety_checker=None,
+                                                   requires_safety_checker=False)
+    vae, text_encoder, tokenizer = image.vae.eval(), image.text_encoder, image.tokenizer
+    vae.requires_grad_(False)
+    new_ids = add_motion_words(tokenizer, text_encoder)
+    text_encoder.requires_grad_(False)
+    embeddings = text_encoder.get_input_embeddings().weight
+    embeddings.requires_grad_(True)
+    keep = torch.zeros_like(embeddings[:, :1])
+    keep[new_ids] = 1
+    embeddings.register_hook(lambda grad: grad * keep)  # only the motion words' rows learn
+
+    adapter = build_adapter(image.unet)
+    unet = UNetMotionModel.from_unet2d(image.unet, adapter)
+    unet.freeze_unet2d_params()  # the image UNet stays frozen: only the motion modules train
+    contiguous_motion_inputs(unet)
+    motion_parameters = [p for p in unet.parameters() if p.requires_grad]
+    log: dict = {"args": {k: str(v) for k, v in vars(args).items()}, "loss": [],
+                 "trainable_motion_parameters": sum(p.numel() for p in motion_parameters),
+                 "trainable_word_embeddings": len(new_ids) * embeddings.shape[1]}
+    print(f"motion parameters: {log['trainable_motion_parameters']:,}; rendering {args.clips} clips", flush=True)
+    latents, clips = render_dataset(vae, args.clips, args.frames, args.seed)
+    log["data_seconds"] = round(time.time() - started, 1)
+
+    scheduler = image.scheduler
+    optimizer = torch.optim.AdamW([{"params": motion_parameters, "weight_decay": 1e-2},
+                                   {"params": [embeddings], "weight_decay": 0.0}], lr=args.lr)
+    schedule = get_cosine_schedule_with_warmup(optimizer, min(100, args.steps // 10), args.steps)
+    rng = random.Random(args.seed + 1)
+    unet.train()
+    for step in range(1, args.steps + 1):
+        index = torch.randint(0, len(latents), (args.batch,))
+        z0 = latents[index]
+        captions = ["" if rng.random() < CAPTION_DROP else motion_caption(*clips[i], rng) for i in index.tolist()]
+        tokens = tokenizer(captions, padding="max_length", max_length=tokenizer.model_max_length,
+                           truncation=True, return_tensors="pt").input_ids
+        text = text_encoder(tokens)[0].repeat_interleave(args.frames, 0)  # one per frame (AnimateDiff)
+        noise = torch.randn_like(z0)
+        t = torch.randint(0, scheduler.config.num_train_timesteps, (args.batch,))
+        zt = scheduler.add_noise(z0, noise, t)
+        prediction = unet(zt, t, encoder_hidden_states=text).sample
+        snr = compute_snr(scheduler, t)
+        weight = torch.clamp(snr, max=5.0) / snr  # Min-SNR-5, as for the image model
+        loss = (weight * F.mse_loss(prediction, noise, reduction="none").mean(dim=(1, 2, 3, 4))).mean()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(motion_parameters + [embeddings], 1.0)
+        optimizer.step(), schedule.step(), optimizer.zero_grad(set_to_none=True)
+        if step % 25 == 0 or step == args.steps:
+            log["loss"].append((step, round(loss.item(), 5)))
+            print(f"step {step}/{args.steps} loss {loss.item():.4f} {time.time() - started:.0f} s", flush=True)
+
+    unet.eval()
+    text_encoder.requires_grad_(False)
+    pipeline = AnimateDiffPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
+                                   motion_adapter=adapter_from(unet, adapter), scheduler=scheduler)
+    out = Path(args.out)
+    if out.exists():
+        shutil.rmtree(out)
+    pipeline.save_pretrained(out, safe_serialization=True)
+    log["minutes"] = round((time.time() - started) / 60, 2)
+    (out / "training_log.json").write_text(json.dumps(log, indent=1))
+    print(f"wrote {out} in {log['minutes']:.1f} min")
+    return log
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default="assets/shapes-video")
+    parser.add_argument("--image-model", default=str(IMAGE_MODEL))
+    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--clips", type=int, default=1200, help="rendered training clips")
+    parser.add_argument("--frames", type=int, default=8)
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="1: on 2 busy shared cores, 2 OpenMP threads ran 10x slower (8 s vs 0.8 s a step)")
+    train(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""Thin event handlers of the Video tab: UI values -> VideoRequest -> cascade events -> UI outputs.
+
+Like the Generate tab's: plain values in and out (testable without a browser), one per-session cancel flag
+(sessions.py) checked at every denoising step, InvalidRequest shown as one line.
+"""
+
+from __future__ import annotations
+
+import time
+
+import gradio as gr
+
+from ..cascade import Finished, StageDone, StageStarted, StepDone
+from ..models.loader import is_embedded, load_model
+from ..models.video import VideoModel
+from ..outputs import OUTPUTS
+from ..preview import quick_preview
+from ..request import VideoRequest
+from ..sampling import Cancelled
+from ..stages import InvalidRequest
+from ..video import generate_video
+from ..video_io import write_video
+from . import sessions
+from .handlers import LIVE_PREVIEW_INTERVAL, on_gpu, whole_number
+
+VIDEO_MODEL_CHOICES = [
+    ("Embedded shapes-video (64 px, AnimateDiff-style, offline)", "shapes-video"),
+    ("ModelScope text-to-video 1.7B (256 px)", "ali-vilab/text-to-video-ms-1.7b"),
+    ("Zeroscope v2 576w (576x320)", "cerspense/zeroscope_v2_576w"),
+]
+DOWNLOAD_FORMATS = ("mp4", "gif", "webp")
+VIDEO_FORM = ("model", "prompt", "negative_prompt", "width", "height", "frames", "fps", "stages", "mode", "steps",
+              "strength", "guidance", "scheduler", "upper", "anchor")
+
+
+def build_video_request(model, prompt, negative, width, height, frames, fps, stages, mode, steps, strength,
+                        guidance, scheduler, upper, anchor, seed, adapter=None) -> VideoRequest:
+    """UI values -> a checked VideoRequest (InvalidRequest with the reason otherwise)."""
+    if fps in (None, ""):
+        raise InvalidRequest("fps is empty")
+    request = VideoRequest(
+        prompt=prompt or "", negative_prompt=negative or "", width=whole_number(width, "width"),
+        height=whole_number(height, "height"), frames=whole_number(frames, "frames"), fps=float(fps),
+        stages=stages or "", mode=mode, steps=whole_number(steps, "steps"), strength=float(strength),
+        guidance=float(guidance), seed=whole_number(seed, "seed"), scheduler=scheduler or None,
+        model=None if (model is None or is_embedded(model) or model.strip() == "shapes-video") else model.strip(),
+        adapter=adapter or None, upper=upper or None, anchor=None if anchor in (None, "") else float(anchor),
+    )
+    request.check()
+    return request
+
+
+def _strip(loaded, latents, most: int = 8):
+    """A live strip of up to `most` frames being denoised (quick_preview: a cheap linear map for big VAEs)."""
+    step = max(1, -(-latents.shape[0] // most))
+    return VideoModel.strip([quick_preview(loaded, latents[i:i + 1]) for i in range(0, latents.shape[0], step)])
+
+
+@on_gpu
+def video_stream(model, prompt, negative, width, height, frames, fps, stages, mode, steps, strength, guidance,
+                 scheduler, upper, anchor, seed, adapter=None, download_format="mp4",
+                 request: gr.Request | None = None):
+    """Yield (status, live strip, stage gallery, mp4 for the player, file to download) as the cascade runs."""
+    cancel = sessions.begin(request)
+    gallery: list[tuple] = []
+    try:
+        video = build_video_request(model, prompt, negative, width, height, frames, fps, stages, mode, steps,
+                                    strength, guidance, scheduler, upper, anchor, seed, adapter)
+        yield "Loading the model...", None, [], None, None
+        loaded = load_model(video.model or video.default_model)
+        last_preview, stage = 0.0, None
+        for event in generate_video(video, loaded, cancel=cancel):
+            if isinstance(event, StageStarted):
+                stage = event
+                yield (f"Stage {event.stage + 1}/{event.stages}: {video.frames} frames at {event.size[0]}x"
+                       f"{event.size[1]}, {event.steps} steps ({event.strategy})", gr.skip(), gr.skip(), gr.skip(),
+                       gr.skip())
+            elif isinstance(event, StepDone) and time.monotonic() - last_preview > LIVE_PREVIEW_INTERVAL:
+                last_preview = time.monotonic()
+                yield (f"Stage {stage.stage + 1}/{stage.stages} ({stage.size[0]}x{stage.size[1]}): step "
+                       f"{event.step}/{event.steps}", _strip(loaded, event.latents), gr.skip(), gr.skip(), gr.skip())
+            elif isinstance(event, StageDone):
+                gallery.append((event.preview, f"stage {event.stage}: {event.size[0]}x{event.size[1]}, "
+                                               f"{event.seconds:.1f} s"))
+                yield gr.skip(), event.preview, list(gallery), gr.skip(), gr.skip()
+            elif isinstance(event, Finished):
+                player = write_video(event.frames, OUTPUTS.new_path("videos", "selfcascade", ".mp4"), video.fps,
+                                     event.metadata)
+                download = player
+                if download_format in ("gif", "webp"):
+                    download = write_video(event.frames, OUTPUTS.new_path("videos", "selfcascade",
+                                                                          f".{download_format}"),
+                                           video.fps, event.metadata)
+                chain = " -> ".join(event.metadata["stage_sizes"])
+                yield (f"**Done** ({event.metadata['mode']}; {len(event.frames)} frames at {video.fps:g} fps) in "
+                       f"{event.seconds:.1f} s: {chain}", gr.skip(), list(gallery), str(player), str(download))
+    except InvalidRequest as error:
+        gr.Warning(str(error))
+        yield f"**Not run:** {error}", gr.skip(), gr.skip(), gr.skip(), gr.skip()
+    except Cancelled:
+        yield "**Stopped.** The app is ready for the next run.", gr.skip(), list(gallery), gr.skip(), gr.skip()
+    finally:
+        sessions.finish(request, cancel)

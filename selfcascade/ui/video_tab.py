@@ -1,0 +1,70 @@
+"""The Video tab: components and event wiring only (the handlers live in video_handlers.py)."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from ..pivot_anchor import DEFAULT_ANCHOR
+from ..presets import request_defaults
+from ..request import MAX_FPS, MAX_FRAMES, MODES
+from ..sampling import SCHEDULERS
+from ..upper_stage import DEFAULT_STRATEGY, STRATEGIES
+from . import handlers, video_handlers
+from .generate_tab import ANCHOR_HINT, UPPER_HINT
+
+PROMPT_HINT = "a [small|large] <colour> <shape> [on a <background> background] [moving right|left|up|down]"
+
+
+def build_video_tab(demo: gr.Blocks, adapter: gr.Dropdown) -> None:
+    """Declare the tab; the tuned mode uses the adapter chosen in the Generate tab's list."""
+    defaults = request_defaults(None)  # the embedded video model samples like the image model under it
+    with gr.Row():
+        with gr.Column(scale=2):
+            model = gr.Dropdown(video_handlers.VIDEO_MODEL_CHOICES, value="shapes-video", allow_custom_value=True,
+                                label="Video model (embedded, a hub id or a local diffusers folder)")
+            prompt = gr.Textbox(label="Prompt", value="a red circle moving right", placeholder=PROMPT_HINT,
+                                elem_id="video-prompt")
+            negative = gr.Textbox(label="Negative prompt", value="")
+            with gr.Row():
+                width = gr.Number(label="Width", value=128, precision=0, elem_id="video-width")
+                height = gr.Number(label="Height", value=128, precision=0, elem_id="video-height")
+            with gr.Row():
+                frames = gr.Number(label=f"Frames (1-{MAX_FRAMES})", value=8, precision=0, elem_id="video-frames")
+                fps = gr.Number(label=f"Frames per second (up to {MAX_FPS})", value=8, elem_id="video-fps")
+            stages = gr.Textbox(label="Stages (empty: automatic, 2x per side; or e.g. 64,128,256)", value="")
+            mode = gr.Radio(list(MODES), value="tuning-free", label="Mode", elem_id="video-mode")
+            with gr.Accordion("Sampling", open=False):
+                steps = gr.Slider(1, 200, value=defaults.get("steps", 40), step=1, label="Steps",
+                                  elem_id="video-steps")
+                strength = gr.Slider(0.05, 1.0, value=defaults.get("strength", 0.5), step=0.05,
+                                     label="Strength: re-noise level K/T of every stage after the first")
+                guidance = gr.Slider(0, 15, value=defaults.get("guidance", 4.0), step=0.5, label="Guidance")
+                scheduler = gr.Dropdown(list(SCHEDULERS), value=defaults.get("scheduler") or "ddpm",
+                                        label="Scheduler")
+                upper = gr.Dropdown(list(STRATEGIES), value=DEFAULT_STRATEGY, info=UPPER_HINT,
+                                    label="Upper-stage denoising (per frame, stages above the training size)")
+                anchor = gr.Slider(0, 1, value=DEFAULT_ANCHOR, step=0.05, info=ANCHOR_HINT,
+                                   label="Pivot anchoring: how much each upper stage keeps its pivot's layout")
+                with gr.Row():
+                    seed = gr.Number(label="Seed", value=0, precision=0, elem_id="video-seed")
+                    randomise = gr.Button("🎲 Random seed", size="sm")
+            download_format = gr.Radio(list(video_handlers.DOWNLOAD_FORMATS), value="mp4",
+                                       label="Download as (the player always gets the mp4)")
+            with gr.Row():
+                run_button = gr.Button("Make video", variant="primary", elem_id="video-run")
+                stop_button = gr.Button("Stop", elem_id="video-stop")
+        with gr.Column(scale=3):
+            status = gr.Markdown("Ready.", elem_id="video-status")
+            live = gr.Image(label="Live frames", type="pil", format="png", height=160, elem_id="video-live")
+            gallery = gr.Gallery(label="Stage pivots (a strip of frames per stage)", columns=1, height="auto",
+                                 format="png", elem_id="video-stages", object_fit="contain")
+            player = gr.Video(label="Result", format="mp4", elem_id="video-result", autoplay=True, loop=True,
+                              buttons=["download"])
+            download = gr.File(label="File with its parameters", elem_id="video-download")
+
+    inputs = [model, prompt, negative, width, height, frames, fps, stages, mode, steps, strength, guidance,
+              scheduler, upper, anchor, seed, adapter, download_format]
+    randomise.click(handlers.new_seed, outputs=seed)
+    run_button.click(video_handlers.video_stream, inputs=inputs, outputs=[status, live, gallery, player, download],
+                     concurrency_id="device", api_name="video")
+    stop_button.click(handlers.stop, outputs=status, api_name="stop_video", concurrency_limit=None)
