@@ -12,7 +12,8 @@ from PIL import Image
 from .media import load_user_image
 from .stages import InvalidRequest, Size
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+MAX_CAPTION_CHARS = 1000  # the text encoders read 77 tokens; a longer .txt is not a caption
 
 
 def image_files(folder: str | Path) -> list[str]:
@@ -22,8 +23,39 @@ def image_files(folder: str | Path) -> list[str]:
         raise InvalidRequest(f"{folder}: no such folder")
     files = sorted(str(p) for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
-        raise InvalidRequest(f"{folder}: no images (png, jpg, webp, bmp) in it")
+        raise InvalidRequest(f"{folder}: no images (png, jpg, webp, bmp, gif, tif) in it")
     return files
+
+
+def sidecar_caption(image_path: str | Path) -> str | None:
+    """The caption in the .txt of the same name beside an image (None without one)."""
+    text = Path(image_path).with_suffix(".txt")
+    if not text.is_file():
+        return None
+    with open(text, "rb") as handle:  # read a bounded amount: a huge .txt must not fill the memory
+        raw = handle.read(MAX_CAPTION_CHARS * 4)
+    return raw.decode("utf-8", errors="replace").lstrip("\ufeff").strip()[:MAX_CAPTION_CHARS]
+
+
+def training_image(path: str | Path, size: Size) -> Image.Image:
+    """One training image as RGB, or InvalidRequest saying why it cannot teach `size`."""
+    image = load_user_image(path)
+    if image.width < size[0] or image.height < size[1]:
+        raise InvalidRequest(f"{Path(path).name} is {image.width}x{image.height}: smaller than the stage "
+                             f"size {size[0]}x{size[1]} it would teach")
+    return image
+
+
+def usable_images(paths: list[str], size: Size) -> tuple[list[str], list[str]]:
+    """The paths that can teach `size`, and one line for each that cannot (unreadable, damaged, too small)."""
+    usable, reasons = [], []
+    for path in paths:
+        try:
+            training_image(path, size)
+            usable.append(path)
+        except InvalidRequest as error:
+            reasons.append(str(error))
+    return usable, reasons
 
 
 class TrainingImages:
@@ -38,17 +70,14 @@ class TrainingImages:
         self.images: list[Image.Image] = []
         self.captions: list[str] = []
         for path in paths:
-            image = load_user_image(path)
-            if image.width < size[0] or image.height < size[1]:
-                raise InvalidRequest(f"{Path(path).name} is {image.width}x{image.height}: smaller than the stage "
-                                     f"size {size[0]}x{size[1]} it would teach")
+            image = training_image(path, size)
             scale = max(size[0] / image.width, size[1] / image.height) * 2  # keep at most 2x the crop's detail
             if scale < 1:
                 image = image.resize((round(image.width * scale), round(image.height * scale)),
                                      Image.Resampling.LANCZOS)
             self.images.append(image)
-            text = Path(path).with_suffix(".txt")
-            self.captions.append(text.read_text().strip() if text.is_file() else caption)
+            own = sidecar_caption(path)
+            self.captions.append(caption if own is None else own)
 
     def batch(self, count: int, rng: random.Random) -> tuple[torch.Tensor, list[str]]:
         """`count` random crops at the stage size as (B, 3, H, W) in [-1, 1], with their captions."""

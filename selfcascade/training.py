@@ -6,7 +6,8 @@
     loss = || eps_theta(z_t, t, c; skips + phi(skips(pivot, 0), t)) - eps ||^2   (or the v-target)
 
 Everything but phi is frozen. A generator of progress events (step, loss, speed, ETA, the saved
-adapter); cooperative cancel; resume from a saved adapter.
+adapter); a checkpoint every N steps; resume from a saved adapter. Cancel (cooperative) keeps what was
+learned: the weights of the last finished step are saved and TrainingDone says it stopped.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ class TrainingRequest:
     out: str = ""
     resume: str | None = None
     seed: int = 0
+    checkpoint_every: int = 0  # save the adapter to `out` every N steps (0: only at the end)
 
     def check(self) -> None:
         if not 1 <= self.steps <= 100_000:
@@ -66,6 +68,9 @@ class TrainingRequest:
             raise InvalidRequest(f"batch must be from 1 to 64, not {self.batch}")
         if not 0 < self.strength <= 1:
             raise InvalidRequest(f"strength must be in (0, 1], not {self.strength}")
+        if not 0 <= self.checkpoint_every <= 100_000:
+            raise InvalidRequest(f"checkpoint every must be from 0 (only at the end) to 100000, "
+                                 f"not {self.checkpoint_every}")
 
 
 @dataclass
@@ -75,6 +80,7 @@ class TrainingStep:
     loss: float
     steps_per_second: float
     eta_seconds: float
+    checkpoint: Path | None = None  # the adapter folder when this step saved one (live samples load it)
 
 
 @dataclass
@@ -83,6 +89,7 @@ class TrainingDone:
     steps: int
     seconds: float
     losses: list[float] = field(default_factory=list)
+    stopped: bool = False  # cancelled: `path` holds the weights after `steps` finished steps
 
 
 def diffusion_target(scheduler, z0, noise, t):
@@ -118,17 +125,22 @@ def train(request: TrainingRequest, model: DiffusionModel | None = None,
     request.check()
     model = model or load_model(request.model)
     data = TrainingImages(request.images, request.size, model.size_multiple, request.caption)
-    upsamplers = load_adapter(request.resume, model) if request.resume else new_upsamplers(model.unet, model.name)
+    with torch.random.fork_rng():  # the request's seed makes the random start (and so the run) repeatable
+        torch.manual_seed(request.seed)
+        upsamplers = load_adapter(request.resume, model) if request.resume else new_upsamplers(model.unet, model.name)
     upsamplers.train()
     optimizer = torch.optim.AdamW(upsamplers.parameters(), lr=request.learning_rate, weight_decay=0.0)
     upsamplers, optimizer = accelerator().prepare(upsamplers, optimizer)
     scheduler = DDPMScheduler.from_config(model.scheduler_config)
     max_timestep = max(1, int(request.strength * scheduler.config.num_train_timesteps) - 1)
     rng, generator = random.Random(request.seed), torch.Generator().manual_seed(request.seed)
+    out = request.out or f"adapter-{int(time.time())}"
     losses, started = [], time.perf_counter()
     for step in range(1, request.steps + 1):
         if cancel is not None and cancel.is_set():
-            raise Cancelled()
+            if not losses:  # nothing learned yet: nothing worth saving
+                raise Cancelled()
+            break
         pixels, captions = data.batch(request.batch, rng)
         captions = ["" if rng.random() < CAPTION_DROP else c for c in captions]
         loss = training_loss(model, upsamplers, scheduler, pixels.to(model.device, model.dtype), captions,
@@ -137,10 +149,14 @@ def train(request: TrainingRequest, model: DiffusionModel | None = None,
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         losses.append(loss.item())
-        elapsed = time.perf_counter() - started
-        speed = step / elapsed
-        yield TrainingStep(step, request.steps, losses[-1], speed, (request.steps - step) / speed)
+        speed = step / (time.perf_counter() - started)
+        checkpoint = None
+        if request.checkpoint_every and step % request.checkpoint_every == 0 and step < request.steps:
+            # Saving reads the weights only: the training state (train mode, optimizer) is untouched.
+            checkpoint = save_adapter(accelerator().unwrap_model(upsamplers), out, size=request.size, model=model)
+        paused = time.perf_counter()
+        yield TrainingStep(step, request.steps, losses[-1], speed, (request.steps - step) / speed, checkpoint)
+        started += time.perf_counter() - paused  # the consumer's time (e.g. a live sample) is not training time
     trained = accelerator().unwrap_model(upsamplers).eval()
-    path = save_adapter(trained, request.out or f"adapter-{int(time.time())}", size=request.size,
-                        model=model)
-    yield TrainingDone(path, request.steps, time.perf_counter() - started, losses)
+    path = save_adapter(trained, out, size=request.size, model=model)
+    yield TrainingDone(path, len(losses), time.perf_counter() - started, losses, len(losses) < request.steps)

@@ -1,4 +1,4 @@
-"""Thin handlers of the Train adapter tab: uploads -> TrainingRequest -> training events -> UI outputs."""
+"""Thin handlers of the Train adapter tab: uploads -> TrainingRequest -> training events and samples -> UI outputs."""
 
 from __future__ import annotations
 
@@ -10,21 +10,24 @@ import gradio as gr
 import pandas as pd
 
 from ..adapters import load_adapter
-from ..cascade import run
+from ..dataset import sidecar_caption
 from ..models.loader import is_embedded, load_model
 from ..outputs import OUTPUTS
-from ..presets import request_defaults
-from ..request import GenerationRequest
 from ..sampling import Cancelled
 from ..shapes.train_adapter import render_examples
 from ..stages import InvalidRequest
-from ..training import TrainingDone, TrainingRequest, TrainingStep, train
+from ..training import TrainingDone, TrainingRequest, TrainingStep
+from ..training_data import TrainingData, gather_training_images
+from ..training_samples import SampleSettings, TrainingSample, samples_left, train_with_samples
 from . import sessions
 from .handlers import on_gpu, whole_number
 
 TRAIN_GPU_SECONDS = int(os.environ.get("SELFCASCADE_TRAIN_GPU_SECONDS", "300"))  # ZeroGPU time for one training
 SHIPPED_ADAPTER = Path(__file__).resolve().parents[2] / "assets" / "shapes-adapter"
-SAMPLE_PROMPT = "a large red circle on a white background"
+SAMPLE_PROMPT = "a large red circle on a white background"  # the embedded model's, when nothing else is given
+NEW_ADAPTER = "(new)"  # the resume choice that starts from zero, i.e. from the tuning-free result
+STATUS_INTERVAL = 0.5  # seconds between status updates: the browser need not redraw every step
+TRAIN_OUTPUTS = ("status", "plot", "reference", "sample", "adapter", "resume")
 _session_adapters: list[str] = []  # adapters trained or uploaded while this app runs, newest first
 
 
@@ -34,64 +37,130 @@ def adapter_choices() -> list[str]:
     return _session_adapters + shipped
 
 
+def resume_choices() -> list[tuple[str, str]]:
+    """What a training can start from: zero, or an adapter of this session (or the shipped one), by name."""
+    return [("New adapter (starts as the tuning-free result)", NEW_ADAPTER),
+            *((Path(path).name, path) for path in adapter_choices())]
+
+
+def _register_upload(path: str | None, model: str) -> None:
+    """Check an uploaded adapter against the chosen model and list it for this session."""
+    if not path:
+        raise InvalidRequest("no file")
+    load_adapter(path, load_model(None if is_embedded(model) else model))
+    _session_adapters.insert(0, path)
+
+
 def add_uploaded_adapter(path: str | None, model: str):
-    """Check an uploaded adapter file against the chosen model; list it when it fits."""
+    """Generate tab: check an uploaded adapter file against the chosen model; list it when it fits."""
     if not path:
         return gr.skip(), "No file."
     try:
-        load_adapter(path, load_model(None if is_embedded(model) else model))
+        _register_upload(path, model)
     except InvalidRequest as error:
         return gr.skip(), f"**Adapter refused:** {error}"
-    _session_adapters.insert(0, path)
     return gr.update(choices=adapter_choices(), value=path), f"Adapter {Path(path).name} is ready (mode: tuned)."
+
+
+def add_resume_adapter(path: str | None, model: str):
+    """Train tab: an uploaded adapter to continue training; checked against the base model now, not at Train."""
+    if not path:
+        return gr.skip(), gr.skip()
+    try:
+        _register_upload(path, model)
+    except InvalidRequest as error:
+        return gr.skip(), f"**Adapter refused:** {error}"
+    return (gr.update(choices=resume_choices(), value=path),
+            f"Training will continue from {Path(path).name}.")
+
+
+def _outputs(**values) -> tuple:
+    """The handler's outputs in the tab's order (TRAIN_OUTPUTS); what is not given stays as it is."""
+    return tuple(values.get(name, gr.skip()) for name in TRAIN_OUTPUTS)
 
 
 def _loss_frame(losses: list[float]) -> pd.DataFrame:
     return pd.DataFrame({"step": range(1, len(losses) + 1), "loss": losses})
 
 
+def _notes(data_notes: list[str]) -> str:
+    return "".join(f"\n- {note}" for note in data_notes)
+
+
+def _sample_prompt(prompt: str, caption: str, data: TrainingData, model_id: str | None) -> str:
+    """The sample's prompt: the one asked for, else the shared caption, else the first image's own."""
+    for text in (prompt, caption, sidecar_caption(data.images[0])):
+        if text and text.strip():
+            return text.strip()
+    return SAMPLE_PROMPT if model_id is None else ""
+
+
+def _training_data(uploads, folder, use_examples, size, model_id) -> TrainingData:
+    staging = OUTPUTS.new_path("datasets", "data")
+    if use_examples:
+        if model_id is not None:
+            raise InvalidRequest("the example images are renders of the shapes world: use the embedded model")
+        render_examples(staging / "examples", 64, max(size), 0)
+    return gather_training_images(uploads, folder, staging, size)
+
+
 @on_gpu(seconds=TRAIN_GPU_SECONDS)
-def train_stream(model, uploads, use_examples, width, height, steps, learning_rate, batch, caption,
+def train_stream(model, uploads, folder, use_examples, width, height, steps, learning_rate, batch, caption,
+                 sample_every=0, sample_prompt="", sample_seed=0, resume=NEW_ADAPTER,
                  request: gr.Request | None = None):
-    """Yield (status, loss plot, sample image, adapter file) while the upsamplers train."""
+    """Yield (status, loss plot, tuning-free sample, tuned sample, adapter file, resume choices) while training."""
     cancel = sessions.begin(request)
     losses: list[float] = []
     try:
         size = (whole_number(width, "width"), whole_number(height, "height"))
         model_id = None if is_embedded(model) else model
-        paths = list(uploads or [])
-        if use_examples:
-            if model_id is not None:
-                raise InvalidRequest("the example images are renders of the shapes world: use the embedded model")
-            paths += render_examples(OUTPUTS.new_path("examples", "examples"), 64, max(size), 0)
-        out = OUTPUTS.new_path("adapters", "adapter")
-        training = TrainingRequest(images=paths, size=size, steps=whole_number(steps, "steps"),
+        every = whole_number(sample_every, "sample every N steps")
+        training = TrainingRequest(images=[], size=size, steps=whole_number(steps, "steps"),
                                    learning_rate=float(learning_rate), batch=whole_number(batch, "batch"),
-                                   caption=caption or "", model=model_id, out=str(out))
-        training.check()
-        yield "Loading the model and the images...", gr.skip(), gr.skip(), gr.skip()
+                                   caption=caption or "", model=model_id, out=str(OUTPUTS.new_path("adapters", "adapter")),
+                                   resume=None if resume in (None, "", NEW_ADAPTER) else resume,
+                                   checkpoint_every=every)
+        training.check()  # bad numbers fail before any file work
+        data = _training_data(uploads, folder, use_examples, size, model_id)
+        training.images = data.images
+        settings = SampleSettings(_sample_prompt(sample_prompt, caption, data, model_id), size,
+                                  whole_number(sample_seed, "sample seed"), model_id)
+        notes = _notes(data.notes)
+        yield _outputs(status=f"Loading the model; {data.describe()}.{notes}", plot=_loss_frame([]))
         loaded = load_model(model_id)
-        last = 0.0
-        for event in train(training, loaded, cancel=cancel):
-            if isinstance(event, TrainingStep):
+        last_status, sample_seconds = 0.0, 0.0
+        for event in train_with_samples(training, loaded, settings, cancel):
+            if isinstance(event, TrainingSample):
+                sample_seconds = event.seconds
+                if not event.tuned:
+                    yield _outputs(status=f"Tuning-free sample ready ({event.seconds:.1f} s); training...",
+                                   reference=event.image)
+                else:
+                    yield _outputs(sample=gr.update(value=event.image, label=f"Tuned, step {event.step}"))
+            elif isinstance(event, TrainingStep):
                 losses.append(event.loss)
-                if time.monotonic() - last > 0.5 or event.step == event.steps:
-                    last = time.monotonic()
-                    yield (f"Step {event.step}/{event.steps} · loss {event.loss:.4f} · "
-                           f"{event.steps_per_second:.2f} steps/s · about {event.eta_seconds:.0f} s left",
-                           _loss_frame(losses), gr.skip(), gr.skip())
+                update = {"adapter": str(event.checkpoint / "adapter.safetensors")} if event.checkpoint else {}
+                if update or time.monotonic() - last_status > STATUS_INTERVAL or event.step == event.steps:
+                    last_status = time.monotonic()
+                    left = event.eta_seconds + samples_left(event.step, event.steps, every) * sample_seconds
+                    yield _outputs(status=f"Step {event.step}/{event.steps} · loss {event.loss:.4f} · "
+                                          f"{event.steps_per_second:.2f} steps/s · about {left:.0f} s left",
+                                   plot=_loss_frame(losses), **update)
             elif isinstance(event, TrainingDone):
                 _session_adapters.insert(0, str(event.path))
-                sample = run(GenerationRequest(caption or SAMPLE_PROMPT, size[0] * 2, size[1] * 2, mode="tuned",
-                                               adapter=str(event.path), model=model_id,
-                                               **request_defaults(model_id)), loaded, previews=False)
-                yield (f"**Trained** {event.steps} steps in {event.seconds:.0f} s. Saved as {event.path.name}; "
-                       "press *Use in Generate*.", _loss_frame(losses), sample.image,
-                       str(event.path / "adapter.safetensors"))
+                if event.stopped:
+                    text = (f"**Stopped at step {event.steps} of {training.steps}.** The adapter of step "
+                            f"{event.steps} is saved as {event.path.name}: download it or press *Use in Generate*.")
+                else:
+                    text = (f"**Trained** {event.steps} steps in {event.seconds:.0f} s. Saved as {event.path.name}; "
+                            "press *Use in Generate*.")
+                yield _outputs(status=text + notes, plot=_loss_frame(losses),
+                               adapter=str(event.path / "adapter.safetensors"),
+                               resume=gr.update(choices=resume_choices()))
     except InvalidRequest as error:
         gr.Warning(str(error))
-        yield f"**Not trained:** {error}", gr.skip(), gr.skip(), gr.skip()
+        yield _outputs(status=f"**Not trained:** {error}")
     except Cancelled:
-        yield "**Stopped.** Nothing was saved.", gr.skip(), gr.skip(), gr.skip()
+        yield _outputs(status="**Stopped** before the first step: nothing was saved.")
     finally:
         sessions.finish(request, cancel)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import gradio as gr
 
+from ..hosting import ON_SPACE
 from . import handlers
-from .train_handlers import adapter_choices, train_stream
+from .train_handlers import NEW_ADAPTER, add_resume_adapter, adapter_choices, resume_choices, train_stream
 
 
 def build_train_tab(generate_mode: gr.Radio, generate_adapter: gr.Dropdown, tabs: gr.Tabs) -> None:
@@ -15,8 +16,12 @@ def build_train_tab(generate_mode: gr.Radio, generate_adapter: gr.Dropdown, tabs
         with gr.Column(scale=2):
             model = gr.Dropdown(handlers.MODEL_CHOICES, value="embedded", allow_custom_value=True,
                                 label="Base model")
-            uploads = gr.File(label="Training images", file_count="multiple", type="filepath",
-                              file_types=["image"], elem_id="train-images")
+            uploads = gr.File(label="Training images: any image format, .txt captions of the same name, or a .zip "
+                                    "of both", file_count="multiple", type="filepath",
+                              file_types=["image", ".txt", ".zip"], elem_id="train-images")
+            # Reading the server's disk makes sense only on your own machine; the handler refuses it on a Space.
+            folder = gr.Textbox(label="Or a folder of images on this machine", placeholder="/path/to/images",
+                                visible=not ON_SPACE, elem_id="train-folder")
             use_examples = gr.Checkbox(label="Use example images (renders of the shapes world)", value=False,
                                        elem_id="use-examples")
             with gr.Row():
@@ -28,19 +33,37 @@ def build_train_tab(generate_mode: gr.Radio, generate_adapter: gr.Dropdown, tabs
                 learning_rate = gr.Number(label="Learning rate", value=2e-3)
                 batch = gr.Slider(1, 32, value=4, step=1, label="Batch")
             with gr.Row():
+                sample_every = gr.Number(label="Sample every N steps (0: only at the end)", value=20, precision=0,
+                                         minimum=0, elem_id="sample-every")
+                sample_prompt = gr.Textbox(label="Sample prompt (empty: the caption)", value="",
+                                           elem_id="sample-prompt")
+                sample_seed = gr.Number(label="Sample seed", value=0, precision=0)
+            with gr.Row():
+                resume = gr.Dropdown(resume_choices(), value=NEW_ADAPTER, label="Start from",
+                                     elem_id="train-resume", scale=2)
+                resume_file = gr.File(label="Continue an adapter (.safetensors)", type="filepath",
+                                      file_types=[".safetensors"], elem_id="resume-file", scale=1)
+            with gr.Row():
                 train_button = gr.Button("Train", variant="primary", elem_id="train")
                 stop_button = gr.Button("Stop", elem_id="train-stop")
         with gr.Column(scale=3):
             status = gr.Markdown("Ready.", elem_id="train-status")
-            loss_plot = gr.LinePlot(x="step", y="loss", title="Training loss", height=240)
-            sample = gr.Image(label="Sample (tuned, 2x the stage size)", type="pil", format="png")
+            loss_plot = gr.LinePlot(x="step", y="loss", title="Training loss", height=220)
+            with gr.Row():
+                reference = gr.Image(label="Tuning-free (same prompt and seed)", type="pil", format="png",
+                                     elem_id="train-reference")
+                sample = gr.Image(label="Tuned (the adapter so far)", type="pil", format="png",
+                                  elem_id="train-sample")
             adapter_file = gr.File(label="Adapter (.safetensors)", elem_id="adapter-file")
             use_button = gr.Button("Use in Generate", elem_id="use-adapter")
 
-    train_button.click(train_stream, inputs=[model, uploads, use_examples, width, height, steps, learning_rate,
-                                             batch, caption], outputs=[status, loss_plot, sample, adapter_file],
+    train_button.click(train_stream, inputs=[model, uploads, folder, use_examples, width, height, steps,
+                                             learning_rate, batch, caption, sample_every, sample_prompt,
+                                             sample_seed, resume],
+                       outputs=[status, loss_plot, reference, sample, adapter_file, resume],
                        concurrency_id="device", api_name="train")
     stop_button.click(handlers.stop, outputs=status, concurrency_limit=None, api_name="stop_training")
+    resume_file.upload(add_resume_adapter, inputs=[resume_file, model], outputs=[resume, status])
 
     def use_adapter(path):
         """Make the adapter just trained the Generate tab's, in tuned mode, and go there."""
