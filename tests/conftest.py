@@ -16,3 +16,13 @@ def embedded_model():
     from selfcascade.models.loader import load_model
 
     return load_model(None)
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for a test of small tensors: a second gains little there, and on a busy shared machine
+    two threads spin in each other's waits (measured: live training samples 20x slower)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -21,15 +21,7 @@ from .bad_files import make_bad_image
 
 SHIPPED_FILE = train_handlers.SHIPPED_ADAPTER / "adapter.safetensors"
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small tensors: a second thread gains little here, and on a busy shared machine two threads spin in each
-    other's waits (measured: 20x slower samples)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 def stream(uploads=None, use_examples=False, steps=2, every=0, resume=train_handlers.NEW_ADAPTER, folder="",

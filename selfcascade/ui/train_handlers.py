@@ -111,13 +111,17 @@ def train_stream(model, uploads, folder, use_examples, width, height, steps, lea
     """Yield (status, loss plot, tuning-free sample, tuned sample, adapter file, resume choices) while training."""
     cancel = sessions.begin(request)
     losses: list[float] = []
+    started = time.monotonic()
     try:
         size = (whole_number(width, "width"), whole_number(height, "height"))
         model_id = None if is_embedded(model) else model
         every = whole_number(sample_every, "sample every N steps")
+        if every < 0:
+            raise InvalidRequest(f"sample every N steps must be 0 (only at the end) or more, not {every}")
+        out = OUTPUTS.new_path("adapters", "adapter")
         training = TrainingRequest(images=[], size=size, steps=whole_number(steps, "steps"),
                                    learning_rate=float(learning_rate), batch=whole_number(batch, "batch"),
-                                   caption=caption or "", model=model_id, out=str(OUTPUTS.new_path("adapters", "adapter")),
+                                   caption=caption or "", model=model_id, out=str(out),
                                    resume=None if resume in (None, "", NEW_ADAPTER) else resume,
                                    checkpoint_every=every)
         training.check()  # bad numbers fail before any file work
@@ -133,8 +137,8 @@ def train_stream(model, uploads, folder, use_examples, width, height, steps, lea
             if isinstance(event, TrainingSample):
                 sample_seconds = event.seconds
                 if not event.tuned:
-                    yield _outputs(status=f"Tuning-free sample ready ({event.seconds:.1f} s); training...",
-                                   reference=event.image)
+                    yield _outputs(status=f"Tuning-free sample of “{settings.prompt}” ready "
+                                          f"({event.seconds:.1f} s); training...", reference=event.image)
                 else:
                     yield _outputs(sample=gr.update(value=event.image, label=f"Tuned, step {event.step}"))
             elif isinstance(event, TrainingStep):
@@ -152,8 +156,9 @@ def train_stream(model, uploads, folder, use_examples, width, height, steps, lea
                     text = (f"**Stopped at step {event.steps} of {training.steps}.** The adapter of step "
                             f"{event.steps} is saved as {event.path.name}: download it or press *Use in Generate*.")
                 else:
-                    text = (f"**Trained** {event.steps} steps in {event.seconds:.0f} s. Saved as {event.path.name}; "
-                            "press *Use in Generate*.")
+                    text = (f"**Trained** {event.steps} steps in {event.seconds:.0f} s "
+                            f"({time.monotonic() - started:.0f} s with loading and samples). Saved as "
+                            f"{event.path.name}; press *Use in Generate*.")
                 yield _outputs(status=text + notes, plot=_loss_frame(losses),
                                adapter=str(event.path / "adapter.safetensors"),
                                resume=gr.update(choices=resume_choices()))

@@ -18,7 +18,7 @@ def build_train_tab(generate_mode: gr.Radio, generate_adapter: gr.Dropdown, tabs
                                 label="Base model")
             uploads = gr.File(label="Training images: any image format, .txt captions of the same name, or a .zip "
                                     "of both", file_count="multiple", type="filepath",
-                              file_types=["image", ".txt", ".zip"], elem_id="train-images")
+                              file_types=["image", ".txt", ".zip"], height=140, elem_id="train-images")
             # Reading the server's disk makes sense only on your own machine; the handler refuses it on a Space.
             folder = gr.Textbox(label="Or a folder of images on this machine", placeholder="/path/to/images",
                                 visible=not ON_SPACE, elem_id="train-folder")
@@ -33,16 +33,16 @@ def build_train_tab(generate_mode: gr.Radio, generate_adapter: gr.Dropdown, tabs
                 learning_rate = gr.Number(label="Learning rate", value=2e-3)
                 batch = gr.Slider(1, 32, value=4, step=1, label="Batch")
             with gr.Row():
-                sample_every = gr.Number(label="Sample every N steps (0: only at the end)", value=20, precision=0,
-                                         minimum=0, elem_id="sample-every")
-                sample_prompt = gr.Textbox(label="Sample prompt (empty: the caption)", value="",
-                                           elem_id="sample-prompt")
-                sample_seed = gr.Number(label="Sample seed", value=0, precision=0)
-            with gr.Row():
-                resume = gr.Dropdown(resume_choices(), value=NEW_ADAPTER, label="Start from",
-                                     elem_id="train-resume", scale=2)
-                resume_file = gr.File(label="Continue an adapter (.safetensors)", type="filepath",
-                                      file_types=[".safetensors"], elem_id="resume-file", scale=1)
+                sample_every = gr.Number(label="Sample every N steps (0: at the end)", value=10, precision=0,
+                                         minimum=0, elem_id="sample-every", scale=2, min_width=100)
+                sample_prompt = gr.Textbox(label="Sample prompt (empty: the first caption)", value="",
+                                           elem_id="sample-prompt", scale=3, min_width=120)
+                sample_seed = gr.Number(label="Sample seed", value=0, precision=0, scale=1, min_width=80)
+            with gr.Row(equal_height=True):
+                resume = gr.Dropdown(resume_choices(), value=NEW_ADAPTER, label="Start from (resume)",
+                                     elem_id="train-resume", scale=3)
+                resume_file = gr.File(label="Or upload an adapter (.safetensors)", type="filepath",
+                                      file_types=[".safetensors"], height=130, elem_id="resume-file", scale=2)
             with gr.Row():
                 train_button = gr.Button("Train", variant="primary", elem_id="train")
                 stop_button = gr.Button("Stop", elem_id="train-stop")
@@ -51,8 +51,8 @@ def build_train_tab(generate_mode: gr.Radio, generate_adapter: gr.Dropdown, tabs
             loss_plot = gr.LinePlot(x="step", y="loss", title="Training loss", height=220)
             with gr.Row():
                 reference = gr.Image(label="Tuning-free (same prompt and seed)", type="pil", format="png",
-                                     elem_id="train-reference")
-                sample = gr.Image(label="Tuned (the adapter so far)", type="pil", format="png",
+                                     height=300, elem_id="train-reference")
+                sample = gr.Image(label="Tuned (the adapter so far)", type="pil", format="png", height=300,
                                   elem_id="train-sample")
             adapter_file = gr.File(label="Adapter (.safetensors)", elem_id="adapter-file")
             use_button = gr.Button("Use in Generate", elem_id="use-adapter")
