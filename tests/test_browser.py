@@ -69,12 +69,15 @@ def test_precision_and_memory_settings(page):
 def test_train_an_adapter_and_use_it(page):
     page.get_by_role("tab", name="Train adapter").click()
     page.locator("#use-examples input[type=checkbox]").check()
-    steps = page.locator("#train-steps input[type=number]")
-    steps.fill("3")
-    steps.press("Enter")
+    for field, value in (("#train-steps", "3"), ("#sample-every", "2")):
+        box = page.locator(f"{field} input[type=number]")
+        box.fill(value)
+        box.press("Enter")
     page.locator("#train").click()
+    page.wait_for_selector("#train-sample img", timeout=240_000)  # the step-2 sample, mid-run
     page.wait_for_function("document.querySelector('#train-status')?.innerText.includes('Trained')",
                            timeout=240_000)
+    assert page.locator("#train-reference img").count() == 1  # the tuning-free one, beside it
     page.screenshot(path=str(SCREENSHOTS / "train-done.png"), full_page=True)
     page.locator("#use-adapter").click()
     page.wait_for_function("document.querySelector('#mode input[value=tuned]')?.checked", timeout=30_000)
