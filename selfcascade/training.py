@@ -125,7 +125,7 @@ def train(request: TrainingRequest, model: DiffusionModel | None = None,
     request.check()
     model = model or load_model(request.model)
     data = TrainingImages(request.images, request.size, model.size_multiple, request.caption)
-    with torch.random.fork_rng():  # the request's seed makes the random start (and so the run) repeatable
+    with torch.random.fork_rng(devices=[]):  # the request's seed makes the random start (and so the run) repeatable
         torch.manual_seed(request.seed)
         upsamplers = load_adapter(request.resume, model) if request.resume else new_upsamplers(model.unet, model.name)
     upsamplers.train()

@@ -49,6 +49,7 @@ class TrainingSample:
 
 def sample(model: DiffusionModel, settings: SampleSettings, adapter: str | None = None,
            cancel: threading.Event | None = None, step: int = 0) -> TrainingSample:
+    """One sample: tuned with the adapter saved at `adapter`, or tuning-free without one."""
     started = time.perf_counter()
     result = run(settings.request(adapter), model, cancel=cancel, previews=False)
     return TrainingSample(step, result.image, adapter is not None, time.perf_counter() - started)

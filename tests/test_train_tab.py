@@ -2,12 +2,10 @@
 resume, training data from zips, and the adapter upload check."""
 
 import time
-import zipfile
 
 import pytest
 import torch
 from diffusers import UNet2DConditionModel
-from PIL import Image
 from safetensors.torch import save_file
 
 from selfcascade.adapters import load_adapter, save_adapter
@@ -17,7 +15,7 @@ from selfcascade.training import TrainingRequest, train
 from selfcascade.ui import sessions, train_handlers
 from selfcascade.upsampler import new_upsamplers
 
-from .bad_files import make_bad_image
+from .bad_files import make_bad_image, png_bytes, write_zip
 
 SHIPPED_FILE = train_handlers.SHIPPED_ADAPTER / "adapter.safetensors"
 
@@ -142,21 +140,6 @@ def test_resume_from_a_wrong_adapter_is_refused_in_one_line(embedded_model, tmp_
     final = named(outputs[-1])
     assert final["status"].startswith("**Not trained:**") and message in final["status"]
     assert "\n" not in final["status"] and not any("reference" in named(o) for o in outputs)
-
-
-def write_zip(path, entries: dict) -> str:
-    with zipfile.ZipFile(path, "w") as archive:
-        for name, data in entries.items():
-            archive.writestr(name, data)
-    return str(path)
-
-
-def png_bytes(colour, side=160) -> bytes:
-    from io import BytesIO
-
-    buffer = BytesIO()
-    Image.new("RGB", (side, side), colour).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def test_a_zip_with_sidecar_captions_trains(embedded_model, tmp_path):

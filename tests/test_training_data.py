@@ -2,7 +2,6 @@
 
 import stat
 import zipfile
-from io import BytesIO
 
 import pytest
 from PIL import Image
@@ -12,6 +11,8 @@ from selfcascade.dataset import sidecar_caption
 from selfcascade.stages import InvalidRequest
 from selfcascade.training_data import gather_training_images
 
+from .bad_files import png_bytes, write_zip
+
 SIZE = (128, 128)
 
 
@@ -19,12 +20,6 @@ def image(path, side=160, colour="red"):
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.new("RGB", (side, side), colour).save(path)
     return str(path)
-
-
-def png_bytes(side=160) -> bytes:
-    buffer = BytesIO()
-    Image.new("RGB", (side, side), "blue").save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def test_uploads_from_separate_folders_pair_with_their_captions(tmp_path):
@@ -70,13 +65,6 @@ def test_too_many_images_are_refused(tmp_path, monkeypatch):
     uploads = [image(tmp_path / f"{i}.png") for i in range(3)]
     with pytest.raises(InvalidRequest, match="3 training images: at most 2 are accepted"):
         gather_training_images(uploads, None, tmp_path / "staging", SIZE)
-
-
-def write_zip(path, entries) -> str:
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zipped:
-        for name, data in entries.items():
-            zipped.writestr(name, data)
-    return str(path)
 
 
 def test_zip_caps_and_symlinks(tmp_path, monkeypatch):
