@@ -72,7 +72,7 @@ def test_every_mode_keeps_frames_and_feeds_the_unet_videos(family, mode, folders
         assert done.preview.size == (done.size[0] * 3, done.size[1])  # a strip of the frames
     assert len(result.frames) == 3 and all(frame.size == (128, 128) for frame in result.frames)
     assert result.metadata["frames"] == 3 and result.metadata["mode"] == mode
-    assert result.metadata["upper_stage"][-1] == ("plain" if mode == "direct" else "frequency-split")
+    assert result.metadata["upper_stage"][-1] == ("plain" if mode == "direct" else "frequency-pyramid")
     assert shapes and all(len(s) == 5 and s[2] == 3 for s in shapes)  # (B, C, F, H, W), F = 3 everywhere
     if mode != "direct":
         assert any(s[-1] == 8 and s[0] > 2 for s in shapes)  # the dilated views: native-size videos in a batch

@@ -46,7 +46,7 @@ class DiffusionModel(ABC):
 
     # How stages above the training size predict noise (selfcascade.upper_stage); chosen per family by
     # benchmarks/upper_stage.py where it can be measured (the embedded model), else by analogy.
-    default_upper_stage = "frequency-split"
+    default_upper_stage = "frequency-pyramid"
     # Weight of the pivot's low band at upper stages (selfcascade.pivot_anchor), measured the same way.
     default_anchor = 1.0
     is_video = False  # video families (models/video.py) fold frames into the batch
