@@ -56,6 +56,12 @@ def comparison_picture(model, settings: dict, path: Path, size: int = 256) -> No
     canvas.save(path)
 
 
+def baseline_settings(settings: dict, mode: str) -> dict:
+    """The direct baseline is the paper's: the plain full-size call. The preset's upper-stage strategy (which
+    would apply to a single stage above the native size too) is for the cascade modes only."""
+    return {**settings, "upper": None} if mode == "direct" else settings
+
+
 def run_size(model, settings: dict, pairs, size: int, modes: tuple[str, ...], adapter: str,
              sheet_folder: Path) -> list[str]:
     """Every mode on every pair at one size; the table rows and a contact sheet of the first 8 pairs."""
@@ -64,7 +70,8 @@ def run_size(model, settings: dict, pairs, size: int, modes: tuple[str, ...], ad
     for index, (spec, seed) in enumerate(pairs):
         for mode in modes:
             request = GenerationRequest(spec.to_prompt(), size, size, mode=mode, seed=seed,
-                                        adapter=adapter if mode == "tuned" else None, **settings)
+                                        adapter=adapter if mode == "tuned" else None,
+                                        **baseline_settings(settings, mode))
             started = time.perf_counter()
             result = run(request, model, previews=False)
             tallies[mode].add(result.image, spec, time.perf_counter() - started)
