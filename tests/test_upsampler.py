@@ -123,8 +123,8 @@ def test_phi_splits_into_a_stage_trunk_and_a_step_modulation(embedded_model):
     trunks = upsamplers.prepare(skips, (16, 16))
     for t in (torch.tensor(10), torch.tensor(700)):
         direct, _ = upsamplers.residuals(skips, t, (16, 16))
-        staged, _ = upsamplers.residuals_from(trunks, skips, t, (16, 16))
+        staged, _ = upsamplers.residuals_from(trunks, t, (16, 16))
         assert all(torch.allclose(a, b) for a, b in zip(direct, staged))
-    early, _ = upsamplers.residuals_from(trunks, skips, torch.tensor(10), (16, 16))
-    late, _ = upsamplers.residuals_from(trunks, skips, torch.tensor(700), (16, 16))
+    early, _ = upsamplers.residuals_from(trunks, torch.tensor(10), (16, 16))
+    late, _ = upsamplers.residuals_from(trunks, torch.tensor(700), (16, 16))
     assert not torch.allclose(early[upsamplers.config.skip_indices[0]], late[upsamplers.config.skip_indices[0]])
