@@ -8,6 +8,8 @@ written) print in every mode.
 
 from __future__ import annotations
 
+import io
+import os
 import sys
 from typing import TextIO
 
@@ -22,6 +24,17 @@ def progress_mode(quiet: bool, stream: TextIO | None = None) -> str:
         return "quiet"
     stream = stream or sys.stderr
     return "bars" if getattr(stream, "isatty", lambda: False)() else "lines"
+
+
+def _bar(stream: TextIO, **options) -> tqdm:
+    """A tqdm bar sized to the terminal; 80x24 when the terminal reports no size (tqdm then draws nothing,
+    e.g. on a pseudo-terminal whose size was never set)."""
+    try:
+        size = os.get_terminal_size(stream.fileno())
+        shape = {"ncols": size.columns or 80, "nrows": size.lines or 24}
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):  # not a terminal file (tests)
+        shape = {}
+    return tqdm(file=stream, unit="step", **shape, **options)
 
 
 def _stage_text(event) -> str:
@@ -44,7 +57,7 @@ class StageProgress:
                 print(_stage_text(event), file=self.stream, flush=True)
             elif self.mode == "bars":
                 strategy = "" if event.strategy == "-" else f", {event.strategy}"
-                self.bar = tqdm(total=event.steps, unit="step", file=self.stream, dynamic_ncols=True,
+                self.bar = _bar(self.stream, total=event.steps,
                                 desc=f"stage {event.stage + 1}/{event.stages} {event.size[0]}x{event.size[1]}"
                                      f"{strategy}")
         elif isinstance(event, StepDone) and self.bar is not None:
@@ -68,7 +81,7 @@ class TrainProgress:
     def step(self, event) -> None:
         if self.mode == "bars":
             if self.bar is None:
-                self.bar = tqdm(total=event.steps, desc="train", unit="step", file=self.stream, dynamic_ncols=True)
+                self.bar = _bar(self.stream, total=event.steps, desc="train")
             self.bar.set_postfix(loss=f"{event.loss:.4f}", refresh=False)
             self.bar.update(event.step - self.bar.n)
         elif self.mode == "lines" and (event.step % self.every == 0 or event.step == event.steps):

@@ -122,9 +122,13 @@ def test_cli_train_then_generate_tuned(examples, tmp_path):
                            "--steps", "2", "--batch", "2", "--out", str(folder)],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
+    # Not a terminal: the layout line, then a progress line every 10 steps and at the last, no bar.
+    assert "training on 1 process, cpu: effective batch 2 = batch 2 x 1 process x 1 accumulation step" in done.stderr
+    assert "step 2/2  loss" in done.stderr and "\r" not in done.stderr
     out = tmp_path / "tuned.png"
     done = subprocess.run([sys.executable, "-m", "selfcascade", "generate", "--prompt", "a red circle", "--size",
-                           "128x128", "--steps", "4", "--mode", "tuned", "--adapter", str(folder), "--out", str(out)],
-                          capture_output=True, text=True, timeout=300)
+                           "128x128", "--steps", "4", "--mode", "tuned", "--adapter", str(folder), "--out", str(out),
+                           "--quiet"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
+    assert "stage" not in done.stderr and "memory:" in done.stderr
     assert Image.open(out).size == (128, 128)
