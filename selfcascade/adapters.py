@@ -1,9 +1,11 @@
 """Saving and loading trained upsamplers ("adapters"): safetensors only, checked against the base model.
 
-An adapter is a folder (config.json + diffusion_pytorch_model.safetensors, diffusers' own format) and,
-for downloads and uploads, the same weights as one .safetensors file with the config in its metadata.
-It records the base model and a fingerprint of that model's UNet config: loading it into another model
-is refused with a message. Pickled files (.bin, .pt, .ckpt, .pkl) are never opened.
+An adapter is a folder (config.json + diffusion_pytorch_model.safetensors, diffusers' own format), the same
+weights as one .safetensors file with the config in its metadata (for downloads and uploads), and a short
+model card (README.md). It records what it was trained for: the base model by its public name, its family,
+latent channels, skip layout and a fingerprint of its UNet config, and the training run (stage size, steps,
+final loss, timestep range, date). Loading it into another model is refused with a message naming the
+difference. Pickled files (.bin, .pt, .ckpt, .pkl) are never opened.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from .adapter_card import safetensors_metadata, write_model_card
 from .models.base import DiffusionModel
 from .provenance import public_name
 from .stages import InvalidRequest, Size
@@ -31,17 +34,21 @@ def unet_fingerprint(unet) -> str:
 
 
 def save_adapter(upsamplers: FeatureUpsamplers, folder: str | Path, size: Size | None = None,
-                 model: DiffusionModel | None = None) -> Path:
-    """Write the folder and `<folder>/adapter.safetensors` (single file with its config)."""
+                 model: DiffusionModel | None = None, training: dict | None = None) -> Path:
+    """Write the folder, `<folder>/adapter.safetensors` (single file with its config) and its README.md."""
     folder = Path(folder)
     if size is not None:
         upsamplers.register_to_config(stage_size=list(size))
     if model is not None:  # the model by its id or folder name, not by this machine's path to it
-        upsamplers.register_to_config(base_model=public_name(model.name), unet_fingerprint=unet_fingerprint(model.unet))
+        upsamplers.register_to_config(base_model=public_name(model.name), unet_fingerprint=unet_fingerprint(model.unet),
+                                      base_family=model.family, latent_channels=int(model.unet.config.in_channels))
+    if training is not None:
+        upsamplers.register_to_config(training=training)
     upsamplers.save_pretrained(folder, safe_serialization=True)
-    config = json.dumps({k: v for k, v in dict(upsamplers.config).items() if not k.startswith("_")})
+    config = {k: v for k, v in dict(upsamplers.config).items() if not k.startswith("_")}
     state = {k: v.detach().contiguous() for k, v in upsamplers.state_dict().items()}
-    save_file(state, folder / "adapter.safetensors", metadata={"selfcascade_config": config})
+    save_file(state, folder / "adapter.safetensors", metadata=safetensors_metadata(config))
+    write_model_card(folder, config, sum(v.numel() for v in state.values()))
     return folder
 
 
@@ -70,6 +77,29 @@ def _read(path: Path) -> FeatureUpsamplers:
         raise InvalidRequest(f"{path.name}: the adapter file is damaged ({str(error)[:200]})") from None
 
 
+def check_fits(config, model: DiffusionModel, name: str) -> None:
+    """InvalidRequest naming the difference when an adapter's record does not fit `model`: family, latent
+    channels, skip layout, then UNet config. Records made before a field existed skip that check."""
+    base, here = config.get("base_model") or "another model", public_name(model.name)
+    family = config.get("base_family")
+    if family and family != model.family:
+        raise InvalidRequest(f"{name} was trained for {base} ({family}), not for {here} ({model.family}): "
+                             "load it with its own base model")
+    latent_channels, channels = config.get("latent_channels"), int(model.unet.config.in_channels)
+    if latent_channels and latent_channels != channels:
+        raise InvalidRequest(f"{name} was trained for {base} on {latent_channels}-channel latents; {here} has "
+                             f"{channels}-channel latents: load it with its own base model")
+    layout = [list(part) for part in skip_layout(model.unet)]
+    recorded = [list(config.get(key) or ()) for key in ("skip_channels", "skip_levels", "skip_indices")]
+    if recorded != layout:
+        raise InvalidRequest(f"{name} was trained for {base}, whose UNet skip channels are {recorded[0]}; "
+                             f"{here}'s are {layout[0]}: load it with its own base model")
+    fingerprint = config.get("unet_fingerprint")
+    if fingerprint and fingerprint != unet_fingerprint(model.unet):
+        raise InvalidRequest(f"{name} was trained for {base}, not for {here} (another UNet configuration): "
+                             "load it with its own base model")
+
+
 def load_adapter(path: str | Path, model: DiffusionModel) -> FeatureUpsamplers:
     """Read an adapter and check it fits `model`; InvalidRequest with the reason otherwise."""
     path = Path(path)
@@ -80,11 +110,7 @@ def load_adapter(path: str | Path, model: DiffusionModel) -> FeatureUpsamplers:
     if config.get("time_conditioning") != "output":
         raise InvalidRequest(f"{path.name} was made by an earlier version of Self-Cascade Studio (per-step "
                              "upsamplers); retrain it with this version")
-    fingerprint = config.get("unet_fingerprint")
-    channels, levels, _ = skip_layout(model.unet)
-    if (fingerprint and fingerprint != unet_fingerprint(model.unet)) or list(config.skip_channels) != channels:
-        raise InvalidRequest(f"{path.name} was trained for {config.base_model or 'another model'}, "
-                             f"not for {model.name}: load it with its own base model")
+    check_fits(config, model, path.name)
     if next(upsamplers.parameters()).dtype != model.dtype:  # e.g. an fp16 model on a GPU
         upsamplers = upsamplers.to(dtype=model.dtype)
     return upsamplers.to(model.device).eval()

@@ -118,7 +118,7 @@ def tuned_unet_inputs(model: DiffusionModel, upsamplers, pivot: torch.Tensor, co
         size = tuple(latents.shape[-2:])
         if size not in trunks:
             trunks[size] = upsamplers.prepare(skips, size)
-        residuals, mid = upsamplers.residuals_from(trunks[size], skips, timestep, size)
+        residuals, mid = upsamplers.residuals_from(trunks[size], timestep, size)
         return {"down_block_additional_residuals": residuals, "mid_block_additional_residual": mid}
 
     return unet_inputs

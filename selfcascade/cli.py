@@ -51,6 +51,8 @@ def _add_sampling(command, image: bool) -> None:
                          help="decode in tiles (auto: above 1024x1024)")
     command.add_argument("--offload", default="auto", choices=OFFLOAD_CHOICES,
                          help="model CPU offload on a GPU (auto: when the weights leave too little room)")
+    command.add_argument("--quiet", action="store_true",
+                         help="no progress (bars on a terminal, else a line per stage)")
 
 
 def _add_generate(commands) -> None:
@@ -70,6 +72,8 @@ def _add_video(commands) -> None:
 
 
 def _add_train(commands) -> None:
+    from .distributed import MIXED_PRECISION_CHOICES
+
     command = commands.add_parser("train", help="train the time-aware feature upsamplers (an adapter)")
     command.add_argument("--images", required=True, help="folder of training images (captions: .txt beside)")
     command.add_argument("--size", required=True, help="stage size trained for, e.g. 128x128 (pivot: half)")
@@ -81,7 +85,15 @@ def _add_train(commands) -> None:
     command.add_argument("--caption", default="", help="caption for images without a .txt")
     command.add_argument("--strength", type=float, default=0.5, help="largest timestep trained, as K/T")
     command.add_argument("--resume", default=None, help="adapter to continue training")
-    command.add_argument("--seed", type=int, default=0)
+    command.add_argument("--seed", type=int, default=0, help="seed of the main process (others derive theirs)")
+    command.add_argument("--mixed-precision", default=None, choices=MIXED_PRECISION_CHOICES,
+                         help="accelerate's mixed precision (fp16 needs a CUDA GPU; default: the accelerate "
+                              "launch config's, else no)")
+    command.add_argument("--grad-accum", type=int, default=None, metavar="N",
+                         help="micro-batches per optimizer step (effective batch = batch x processes x N)")
+    command.add_argument("--quiet", action="store_true", help="no progress (a bar on a terminal, else lines)")
+    command.add_argument("--log-every", type=int, default=10, metavar="N",
+                         help="off a terminal, print a progress line every N steps")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -110,14 +122,10 @@ def _request(args, request_class, **extra):
     return request
 
 
-def _print_stage(event) -> None:
-    print(f"stage {event.stage + 1}/{event.stages}: {event.size[0]}x{event.size[1]}, "
-          f"{event.steps} steps, upper-stage denoising: {event.strategy}", file=sys.stderr)
-
-
 def _generate(args) -> int:
-    from .cascade import Finished, StageDone, StageStarted, generate
+    from .cascade import Finished, StageDone, generate
     from .media import save_png
+    from .progress import StageProgress, progress_mode
     from .request import GenerationRequest
 
     request = _request(args, GenerationRequest)
@@ -133,13 +141,14 @@ def _generate(args) -> int:
     model = load_model(request.model, request.dtype, request.vae, request.offload)
     check_video_model(model, wanted_video=False)  # before the memory line: a video model is a one-line error
     print(f"memory: {memory_plan(model, request).describe()}", file=sys.stderr)
+    progress = StageProgress(progress_mode(args.quiet))
     for event in generate(request, model, previews=args.previews is not None):
-        if isinstance(event, StageStarted):
-            _print_stage(event)
-        elif isinstance(event, StageDone) and args.previews:
+        progress(event)
+        if isinstance(event, StageDone) and args.previews:
             save_png(event.preview, Path(args.previews) / f"stage{event.stage}_{event.size[0]}x{event.size[1]}.png",
                      {"stage": event.stage, "prompt": request.prompt})
         elif isinstance(event, Finished):
+            progress.close()
             for message in event.metadata["messages"]:
                 print(f"note: {message}", file=sys.stderr)
             save_png(event.image, out, event.metadata)
@@ -148,8 +157,9 @@ def _generate(args) -> int:
 
 
 def _video(args) -> int:
-    from .cascade import Finished, StageDone, StageStarted
+    from .cascade import Finished, StageDone
     from .media import save_png
+    from .progress import StageProgress, progress_mode
     from .request import VideoRequest
     from .video import generate_video
     from .video_io import check_video_path, write_video
@@ -158,13 +168,14 @@ def _video(args) -> int:
     request = _request(args, VideoRequest, frames=args.frames, fps=fps)
     out = check_video_path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)  # fail before sampling, not after
+    progress = StageProgress(progress_mode(args.quiet))
     for event in generate_video(request, previews=args.previews is not None):
-        if isinstance(event, StageStarted):
-            _print_stage(event)
-        elif isinstance(event, StageDone) and args.previews:
+        progress(event)
+        if isinstance(event, StageDone) and args.previews:
             save_png(event.preview, Path(args.previews) / f"stage{event.stage}_{event.size[0]}x{event.size[1]}.png",
                      {"stage": event.stage, "prompt": request.prompt})
         elif isinstance(event, Finished):
+            progress.close()
             for message in event.metadata["messages"]:
                 print(f"note: {message}", file=sys.stderr)
             write_video(event.frames, out, request.fps, event.metadata)
@@ -174,20 +185,34 @@ def _video(args) -> int:
 
 
 def _train(args) -> int:
+    """Algorithm 1. Under torchrun / accelerate launch every process runs this; only the main one prints
+    progress and the result (the adapter is written by it alone, in selfcascade.training)."""
     from .dataset import image_files
-    from .training import TrainingDone, TrainingRequest, TrainingStep, train
+    from .progress import TrainProgress, progress_mode
+    from .training import TrainingDone, TrainingRequest, TrainingStarted, TrainingStep, train
 
     request = TrainingRequest(images=image_files(args.images), size=parse_size(args.size), steps=args.steps,
                               learning_rate=args.lr, batch=args.batch, caption=args.caption,
                               strength=args.strength, model=args.model, out=args.out, resume=args.resume,
-                              seed=args.seed)
+                              seed=args.seed, mixed_precision=args.mixed_precision, grad_accum=args.grad_accum)
     request.check()
-    for event in train(request):
-        if isinstance(event, TrainingStep) and (event.step % 10 == 0 or event.step == event.steps):
-            print(f"step {event.step}/{event.steps}  loss {event.loss:.4f}  {event.steps_per_second:.2f} steps/s"
-                  f"  eta {event.eta_seconds:.0f} s", file=sys.stderr)
-        elif isinstance(event, TrainingDone):
-            print(f"wrote {event.path} ({event.steps} steps, {event.seconds:.0f} s)")
+    if args.log_every < 1:
+        raise InvalidRequest(f"--log-every must be 1 or more, not {args.log_every}")
+    progress, main = TrainProgress("quiet"), True
+    try:
+        for event in train(request):
+            if isinstance(event, TrainingStarted):
+                main = event.main_process
+                progress = TrainProgress(progress_mode(args.quiet or not main), args.log_every)
+                if main:
+                    print(event.describe(), file=sys.stderr, flush=True)
+            elif isinstance(event, TrainingStep):
+                progress.step(event)
+            elif isinstance(event, TrainingDone) and main:
+                progress.close()
+                print(f"wrote {event.path} ({event.steps} steps, {event.seconds:.0f} s)")
+    finally:
+        progress.close()
     return 0
 
 

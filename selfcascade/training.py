@@ -5,43 +5,44 @@
     t ~ U{1..K};  z_t = sqrt(a_t) z0 + sqrt(1 - a_t) eps
     loss = || eps_theta(z_t, t, c; skips + phi(skips(pivot, 0), t)) - eps ||^2   (or the v-target)
 
-Everything but phi is frozen. A generator of progress events (step, loss, speed, ETA, the saved
-adapter); a checkpoint every N steps; resume from a saved adapter. Cancel (cooperative) keeps what was
-learned: the weights of the last finished step are saved and TrainingDone says it stopped.
+Everything but phi is frozen: the frozen terms (z0, the pivot's skips, c) are computed once per distinct
+crop and caption (selfcascade.training_features). A generator of progress events (start, step, loss,
+speed, ETA, the saved adapter); a checkpoint every N steps; resume from a saved adapter. Cancel
+(cooperative) keeps what was learned: the weights of the last finished step are saved and TrainingDone
+says it stopped. Data-parallel under torchrun or `accelerate launch` (selfcascade.distributed), with
+accelerate's mixed precision and gradient accumulation; the main process alone writes the adapter, its
+model card and its training log.
 """
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from accelerate import Accelerator
+from accelerate.utils import broadcast_object_list
 from diffusers import DDPMScheduler
 
 from .adapters import load_adapter, save_adapter
 from .dataset import TrainingImages
+from .distributed import FROZEN_DTYPE, MAX_GRAD_ACCUM, MIXED_PRECISION_CHOICES, layout, rank_seed, start_run
 from .models.base import DiffusionModel
 from .models.loader import load_model
+from .provenance import public_name
 from .sampling import Cancelled
 from .stages import InvalidRequest, Size
-from .upsampler import encoder_skips, new_upsamplers
+from .training_features import FrozenFeatures, freeze_base_model
+from .upsampler import new_upsamplers
 
 CAPTION_DROP = 0.1
-_accelerator: Accelerator | None = None
-
-
-def accelerator() -> Accelerator:
-    """accelerate's Accelerator is a process singleton: made once, reused by every training run."""
-    global _accelerator
-    if _accelerator is None:
-        _accelerator = Accelerator(mixed_precision="no")
-    return _accelerator
+FINAL_LOSS_STEPS = 10  # the recorded final loss is the mean of the last steps' losses (one step is noisy)
 
 
 @dataclass
@@ -58,6 +59,8 @@ class TrainingRequest:
     resume: str | None = None
     seed: int = 0
     checkpoint_every: int = 0  # save the adapter to `out` every N steps (0: only at the end)
+    mixed_precision: str | None = None  # no, fp16 (CUDA), bf16; None: the launcher's (accelerate config), else no
+    grad_accum: int | None = None  # micro-batches per optimizer step; None: the launcher's, else 1
 
     def check(self) -> None:
         if not 1 <= self.steps <= 100_000:
@@ -71,6 +74,40 @@ class TrainingRequest:
         if not 0 <= self.checkpoint_every <= 100_000:
             raise InvalidRequest(f"checkpoint every must be from 0 (only at the end) to 100000, "
                                  f"not {self.checkpoint_every}")
+        if self.mixed_precision is not None and self.mixed_precision not in MIXED_PRECISION_CHOICES:
+            raise InvalidRequest(f"unknown mixed precision {self.mixed_precision!r}; choose one of "
+                                 f"{', '.join(MIXED_PRECISION_CHOICES)}")
+        if self.grad_accum is not None and not 1 <= self.grad_accum <= MAX_GRAD_ACCUM:
+            raise InvalidRequest(f"gradient accumulation must be from 1 to {MAX_GRAD_ACCUM} steps, "
+                                 f"not {self.grad_accum}")
+
+
+@dataclass
+class TrainingStarted:
+    """First event: how the run is spread (the CLI prints it on the main process)."""
+
+    steps: int
+    batch: int  # per process and micro-batch
+    processes: int
+    grad_accum: int
+    mixed_precision: str
+    distributed: str  # accelerate's DistributedType: NO, MULTI_CPU, MULTI_GPU, ...
+    backend: str  # gloo, nccl, or "-" for one process
+    device: str
+    main_process: bool = True
+
+    @property
+    def effective_batch(self) -> int:
+        """Images per optimizer step: per-process batch x processes x gradient accumulation."""
+        return self.batch * self.processes * self.grad_accum
+
+    def describe(self) -> str:
+        spread = (f"{self.processes} processes ({self.distributed}, {self.backend})" if self.processes > 1
+                  else "1 process")
+        return (f"training on {spread}, {self.device}: effective batch {self.effective_batch} = batch "
+                f"{self.batch} x {self.processes} process{'es' if self.processes > 1 else ''} x "
+                f"{self.grad_accum} accumulation step{'s' if self.grad_accum > 1 else ''}; "
+                f"mixed precision {self.mixed_precision}; {self.steps} steps")
 
 
 @dataclass
@@ -100,63 +137,128 @@ def diffusion_target(scheduler, z0, noise, t):
 
 
 def training_loss(model: DiffusionModel, upsamplers, scheduler, pixels: torch.Tensor, captions: list[str],
-                  max_timestep: int, generator: torch.Generator) -> torch.Tensor:
-    """One Algorithm-1 loss on a batch of images (B, 3, H, W) in [-1, 1]."""
-    with torch.no_grad():
-        z0 = model.vae.encode(pixels).latent_dist.mean * model.vae.config.scaling_factor
-        small = F.interpolate(pixels, scale_factor=0.5, mode="bilinear", antialias=True, align_corners=False)
-        pivot = model.vae.encode(small).latent_dist.mean * model.vae.config.scaling_factor
-        conditioning = model.encode_prompt(captions, "", guided=False)
+                  max_timestep: int, generator: torch.Generator,
+                  features: FrozenFeatures | None = None) -> torch.Tensor:
+    """One Algorithm-1 loss on a batch of images (B, 3, H, W) in [-1, 1].
+
+    `features` reuses the frozen terms of crops seen before; None computes them all for this batch.
+    `upsamplers` is called (not a method of it): under DistributedDataParallel only a forward call
+    all-reduces the gradients.
+    """
+    frozen = (features or FrozenFeatures(model, budget_mb=0))(pixels.cpu(), captions)
+    z0 = frozen.z0
     t = torch.randint(1, max_timestep + 1, (len(pixels),), generator=generator)
-    noise = torch.randn(z0.shape, generator=generator)
-    zt = scheduler.add_noise(z0, noise, t)
-    with torch.no_grad():
-        # The clean pivot's features at t = 0 (paper Eq. 6: h_{n,0}^{r-1}), as at inference.
-        skips = encoder_skips(model, pivot, torch.zeros_like(t), conditioning)
-    residuals, mid = upsamplers.residuals(skips, t, tuple(z0.shape[-2:]))
-    prediction = model.predict_noise(zt, t, conditioning, down_block_additional_residuals=residuals,
+    noise = torch.randn(z0.shape, generator=generator)  # drawn on the CPU: the same numbers on any device
+    t, noise = t.to(z0.device), noise.to(z0.device)
+    zt = scheduler.add_noise(z0, noise, t).to(model.dtype)
+    residuals, mid = upsamplers(frozen.skips, t, tuple(z0.shape[-2:]), model.dtype)
+    prediction = model.predict_noise(zt, t, frozen.conditioning, down_block_additional_residuals=residuals,
                                      mid_block_additional_residual=mid)
     return F.mse_loss(prediction.float(), diffusion_target(scheduler, z0, noise, t).float())
 
 
+def _adapter_folder(request: TrainingRequest, accelerator) -> Path:
+    """request.out, or a timestamped name that every process agrees on (the main process's)."""
+    names = [request.out or f"adapter-{int(time.time())}"]
+    if accelerator.num_processes > 1 and not request.out:
+        broadcast_object_list(names)
+    return Path(names[0])
+
+
+def _record(request: TrainingRequest, started: TrainingStarted, losses: list[float], max_timestep: int,
+            previous: dict | None) -> dict:
+    """What the adapter was trained for, stored in its metadata and model card."""
+    tail = losses[-FINAL_LOSS_STEPS:]
+    earlier = int((previous or {}).get("steps", 0))
+    return {"steps": earlier + request.steps, "final_loss": round(sum(tail) / len(tail), 6),
+            "final_loss_steps": len(tail), "strength": request.strength, "timesteps": [1, max_timestep],
+            "stage_size": list(request.size), "pivot_size": [request.size[0] // 2, request.size[1] // 2],
+            "learning_rate": request.learning_rate, "batch": started.batch, "processes": started.processes,
+            "grad_accum": started.grad_accum, "effective_batch": started.effective_batch,
+            "mixed_precision": started.mixed_precision, "images": len(request.images),
+            "resumed_from": public_name(request.resume) if request.resume else None,
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
+def _write_log(folder: Path, started: TrainingStarted, losses: list[float], seconds: list[float],
+               hit_rate: float) -> None:
+    log = {**{k: v for k, v in vars(started).items() if k != "main_process"},
+           "effective_batch": started.effective_batch, "losses": losses, "seconds": seconds,
+           "frozen_features_reused": round(hit_rate, 4)}
+    (folder / "training_log.json").write_text(json.dumps(log, indent=1))
+
+
 def train(request: TrainingRequest, model: DiffusionModel | None = None,
-          cancel: threading.Event | None = None) -> Iterator[TrainingStep | TrainingDone]:
-    """Train upsamplers for `request`, yielding a TrainingStep per step and TrainingDone with the saved adapter."""
+          cancel: threading.Event | None = None) -> Iterator[TrainingStarted | TrainingStep | TrainingDone]:
+    """Train upsamplers for `request`: TrainingStarted, a TrainingStep per optimizer step (its loss averaged
+    over micro-batches and processes), then TrainingDone with the saved adapter."""
     request.check()
-    model = model or load_model(request.model)
+    accelerator = start_run(request.mixed_precision, request.grad_accum)  # first: it picks this rank's GPU
+    model = model or load_model(request.model, FROZEN_DTYPE[accelerator.mixed_precision])
+    freeze_base_model(model)
     data = TrainingImages(request.images, request.size, model.size_multiple, request.caption)
     with torch.random.fork_rng(devices=[]):  # the request's seed makes the random start (and so the run) repeatable
         torch.manual_seed(request.seed)
         upsamplers = load_adapter(request.resume, model) if request.resume else new_upsamplers(model.unet, model.name)
-    upsamplers.train()
+    previous = dict(upsamplers.config.get("training") or {})
+    upsamplers = upsamplers.float().train()  # trainable weights stay float32 whatever the frozen model's dtype
     optimizer = torch.optim.AdamW(upsamplers.parameters(), lr=request.learning_rate, weight_decay=0.0)
-    upsamplers, optimizer = accelerator().prepare(upsamplers, optimizer)
+    upsamplers, optimizer = accelerator.prepare(upsamplers, optimizer)
     scheduler = DDPMScheduler.from_config(model.scheduler_config)
     max_timestep = max(1, int(request.strength * scheduler.config.num_train_timesteps) - 1)
-    rng, generator = random.Random(request.seed), torch.Generator().manual_seed(request.seed)
-    out = request.out or f"adapter-{int(time.time())}"
-    losses, started = [], time.perf_counter()
-    for step in range(1, request.steps + 1):
-        if cancel is not None and cancel.is_set():
-            if not losses:  # nothing learned yet: nothing worth saving
-                raise Cancelled()
-            break
-        pixels, captions = data.batch(request.batch, rng)
-        captions = ["" if rng.random() < CAPTION_DROP else c for c in captions]
-        loss = training_loss(model, upsamplers, scheduler, pixels.to(model.device, model.dtype), captions,
-                             max_timestep, generator)
-        accelerator().backward(loss)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        losses.append(loss.item())
-        speed = step / (time.perf_counter() - started)
-        checkpoint = None
-        if request.checkpoint_every and step % request.checkpoint_every == 0 and step < request.steps:
-            # Saving reads the weights only: the training state (train mode, optimizer) is untouched.
-            checkpoint = save_adapter(accelerator().unwrap_model(upsamplers), out, size=request.size, model=model)
-        paused = time.perf_counter()
-        yield TrainingStep(step, request.steps, losses[-1], speed, (request.steps - step) / speed, checkpoint)
-        started += time.perf_counter() - paused  # the consumer's time (e.g. a live sample) is not training time
-    trained = accelerator().unwrap_model(upsamplers).eval()
-    path = save_adapter(trained, out, size=request.size, model=model)
-    yield TrainingDone(path, len(losses), time.perf_counter() - started, losses, len(losses) < request.steps)
+    seed = rank_seed(request.seed, accelerator.process_index)  # each process draws its own crops and noise
+    rng, generator = random.Random(seed), torch.Generator().manual_seed(seed)
+    features = FrozenFeatures(model, keep=tuple(accelerator.unwrap_model(upsamplers).config.skip_indices))
+    spread = layout(accelerator)
+    started_event = TrainingStarted(request.steps, request.batch, spread["processes"], spread["grad_accum"],
+                                    spread["mixed_precision"], spread["distributed"], spread["backend"],
+                                    spread["device"], spread["main_process"])
+    yield started_event
+    folder = _adapter_folder(request, accelerator)
+    losses, seconds, started = [], [], time.perf_counter()
+    try:
+        for step in range(1, request.steps + 1):
+            if cancel is not None and cancel.is_set():
+                if not losses:  # nothing learned yet: nothing worth saving
+                    raise Cancelled()
+                break  # keep the weights of the last finished step
+            total = torch.zeros((), device=accelerator.device)
+            for _ in range(started_event.grad_accum):
+                pixels, captions = data.batch(request.batch, rng)
+                captions = ["" if rng.random() < CAPTION_DROP else c for c in captions]
+                # accumulate() skips the all-reduce and the optimizer step until the last micro-batch.
+                with accelerator.accumulate(upsamplers):
+                    with accelerator.autocast():
+                        loss = training_loss(model, upsamplers, scheduler, pixels, captions, max_timestep,
+                                             generator, features)
+                    accelerator.backward(loss)
+                    optimizer.step()
+                    optimizer.zero_grad(set_to_none=True)
+                total += loss.detach().float().to(total.device)
+            losses.append(accelerator.reduce(total / started_event.grad_accum, "mean").item())
+            seconds.append(time.perf_counter() - started)
+            speed = step / seconds[-1]
+            checkpoint = None
+            if request.checkpoint_every and step % request.checkpoint_every == 0 and step < request.steps:
+                # Saving reads the weights only: the training state (train mode, optimizer) is untouched.
+                checkpoint = _save(request, accelerator, upsamplers, folder, model, started_event, losses,
+                                   max_timestep, previous)
+            paused = time.perf_counter()
+            yield TrainingStep(step, request.steps, losses[-1], speed, (request.steps - step) / speed, checkpoint)
+            started += time.perf_counter() - paused  # the consumer's time (e.g. a live sample) is not training time
+        _save(request, accelerator, upsamplers, folder, model, started_event, losses, max_timestep, previous)
+        if accelerator.is_main_process:
+            _write_log(folder, started_event, losses, seconds, features.hit_rate())
+        accelerator.wait_for_everyone()  # no process reports the adapter before it is written
+    finally:
+        accelerator.free_memory()  # drop the accelerator's references to this run's model and optimizer
+    yield TrainingDone(folder, len(losses), time.perf_counter() - started, losses, len(losses) < request.steps)
+
+
+def _save(request: TrainingRequest, accelerator, upsamplers, folder: Path, model: DiffusionModel,
+          started: TrainingStarted, losses: list[float], max_timestep: int, previous: dict) -> Path:
+    """The adapter as it is now, written by the main process (with what it was trained for)."""
+    if accelerator.is_main_process:
+        save_adapter(accelerator.unwrap_model(upsamplers), folder, size=request.size, model=model,
+                     training=_record(request, started, losses, max_timestep, previous))
+    return folder

@@ -79,13 +79,16 @@ class FeatureUpsamplers(ModelMixin, ConfigMixin):
     resnet and down-sampler output): its channels and resolution level (0 = full latent size, 1 = half, ...);
     `skip_indices` pick the last skip of each level, the ones the upsamplers refine. `time_conditioning`
     names the design: "output" (this one); adapters of the earlier per-step design ("film") are refused.
+    `base_family`, `latent_channels` and `training` (steps, final loss, timesteps, date, ...) record what the
+    adapter was trained for (selfcascade.adapters checks the first two on loading).
     """
 
     @register_to_config
     def __init__(self, skip_channels: tuple[int, ...] = (), skip_levels: tuple[int, ...] = (),
                  skip_indices: tuple[int, ...] = (), width: int = 4, time_dim: int = 32, base_model: str = "",
                  unet_fingerprint: str = "", stage_size: tuple[int, ...] = (), scale: int = 2,
-                 stop_below_timestep: int = 0, time_conditioning: str = "film"):
+                 stop_below_timestep: int = 0, time_conditioning: str = "film", base_family: str = "",
+                 latent_channels: int = 0, training: dict | None = None):
         super().__init__()
         self.levels = nn.ModuleList([LevelUpsampler(skip_channels[i], width, time_dim) for i in skip_indices])
 
@@ -102,25 +105,38 @@ class FeatureUpsamplers(ModelMixin, ConfigMixin):
         sizes = self.skip_sizes(latent_size)
         return [level.trunk(pivot_skips[i], sizes[i]) for level, i in zip(self.levels, self.config.skip_indices)]
 
-    def residuals_from(self, trunks: list[torch.Tensor], pivot_skips: list[torch.Tensor], timestep: torch.Tensor,
+    def residuals_from(self, trunks: list[torch.Tensor], timestep: torch.Tensor,
                        latent_size: tuple[int, int]) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
         """UNet inputs for one step: (down_block_additional_residuals, mid_block_additional_residual)."""
         target_sizes = self.skip_sizes(latent_size)
-        batch = pivot_skips[0].shape[0]
-        time = self.time_embedding(timestep, batch).to(pivot_skips[0].dtype)
-        residuals = [torch.zeros(batch, skip.shape[1], *size, dtype=skip.dtype, device=skip.device)
-                     for skip, size in zip(pivot_skips, target_sizes)]
+        reference = trunks[0]  # batch, dtype and device of this stage; channels come from the config
+        batch = reference.shape[0]
+        time = self.time_embedding(timestep.to(reference.device), batch).to(reference.dtype)
+        residuals = [torch.zeros(batch, channels, *size, dtype=reference.dtype, device=reference.device)
+                     for channels, size in zip(self.config.skip_channels, target_sizes)]
         for level, index, trunk in zip(self.levels, self.config.skip_indices, trunks):
             residuals[index] = level.modulate(trunk, time)
         # A mid residual (zeros) makes diffusers add the others to the skips (its ControlNet path).
-        last = pivot_skips[-1]
-        mid = torch.zeros(batch, last.shape[1], *target_sizes[-1], dtype=last.dtype, device=last.device)
+        mid = torch.zeros(batch, self.config.skip_channels[-1], *target_sizes[-1], dtype=reference.dtype,
+                          device=reference.device)
         return tuple(residuals), mid
 
-    def residuals(self, pivot_skips: list[torch.Tensor], timestep: torch.Tensor,
+    def residuals(self, pivot_skips: list[torch.Tensor | None], timestep: torch.Tensor,
                   latent_size: tuple[int, int]) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
-        """Both parts at once (training: a fresh pivot every step)."""
-        return self.residuals_from(self.prepare(pivot_skips, latent_size), pivot_skips, timestep, latent_size)
+        """Both parts at once (training: a fresh pivot every step). Only the skips at `skip_indices` are
+        read: the others may be None (training caches only those)."""
+        return self.residuals_from(self.prepare(pivot_skips, latent_size), timestep, latent_size)
+
+    def forward(self, pivot_skips: list[torch.Tensor | None], timestep: torch.Tensor, latent_size: tuple[int, int],
+                unet_dtype: torch.dtype | None = None) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+        """residuals() in the upsamplers' own dtype, returned in the UNet's (training calls this through
+        forward so that DistributedDataParallel all-reduces the gradients)."""
+        own = self.dtype
+        features = [None if skip is None else skip.to(own) for skip in pivot_skips]
+        residuals, mid = self.residuals(features, timestep, latent_size)
+        if unet_dtype is None or unet_dtype == own:
+            return residuals, mid
+        return tuple(r.to(unet_dtype) for r in residuals), mid.to(unet_dtype)
 
 
 def skip_layout(unet) -> tuple[list[int], list[int], list[int]]:

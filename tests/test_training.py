@@ -1,5 +1,7 @@
 """Algorithm 1: the upsamplers train (and only they), save, load, and drive the tuned mode."""
 
+import json
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -7,11 +9,14 @@ from pathlib import Path
 import pytest
 import torch
 from PIL import Image
+from safetensors import safe_open
 
 from selfcascade.adapters import load_adapter
+from selfcascade.dataset import TrainingImages
 from selfcascade.shapes.train_adapter import render_examples
 from selfcascade.stages import InvalidRequest
-from selfcascade.training import TrainingDone, TrainingRequest, TrainingStep, train
+from selfcascade.training import TrainingDone, TrainingRequest, TrainingStarted, TrainingStep, train
+from selfcascade.training_features import FrozenFeatures
 
 
 @pytest.fixture(scope="module")
@@ -24,6 +29,8 @@ def test_a_few_steps_train_only_the_upsamplers(embedded_model, examples, tmp_pat
     request = TrainingRequest(images=examples, size=(128, 128), steps=6, batch=2, learning_rate=1e-2,
                               out=str(tmp_path / "adapter"))
     events = list(train(request, embedded_model))
+    started = events[0]
+    assert isinstance(started, TrainingStarted) and started.processes == 1 and started.effective_batch == 2
     steps = [e for e in events if isinstance(e, TrainingStep)]
     assert [e.step for e in steps] == list(range(1, 7)) and all(e.loss > 0 for e in steps)
     done = events[-1]
@@ -31,6 +38,63 @@ def test_a_few_steps_train_only_the_upsamplers(embedded_model, examples, tmp_pat
     adapter = load_adapter(done.path, embedded_model)
     assert any(level.gain.abs().sum() > 0 for level in adapter.levels)  # moved away from the zero start
     assert all(torch.equal(p, frozen[name]) for name, p in embedded_model.unet.named_parameters())
+    # No gradient reached (or was stored for) a frozen weight.
+    for module in (embedded_model.unet, embedded_model.vae, embedded_model.pipeline.text_encoder):
+        assert all(not p.requires_grad and p.grad is None for p in module.parameters())
+    # What it was trained for: in the safetensors metadata, the config and a model card, no server path.
+    with safe_open(str(done.path / "adapter.safetensors"), framework="pt") as handle:
+        metadata = handle.metadata()
+    assert metadata["selfcascade_base_model"] == "embedded" and metadata["selfcascade_stage_size"] == "128x128"
+    assert metadata["selfcascade_steps"] == "6" and metadata["selfcascade_timesteps"] == "1-499"
+    assert metadata["selfcascade_base_family"] == "Stable Diffusion 1.x/2.x"
+    record = adapter.config.training
+    assert record["final_loss"] == pytest.approx(sum(e.loss for e in steps) / 6, rel=1e-4)
+    assert record["effective_batch"] == 2 and record["date"].startswith("20")
+    card = (done.path / "README.md").read_text()
+    assert "embedded" in card and "128x128" in card and "1-499" in card and str(tmp_path) not in card
+    assert str(tmp_path) not in metadata["selfcascade_config"]
+    log = json.loads((done.path / "training_log.json").read_text())
+    assert len(log["losses"]) == 6 and log["processes"] == 1
+
+
+def test_frozen_features_are_reused_exactly(embedded_model, examples):
+    """A crop and caption met again skip the VAE encodes and the pivot's encoder pass, with the same numbers."""
+    data = TrainingImages(examples[:2], (128, 128), embedded_model.size_multiple)
+    pixels, captions = data.batch(2, random.Random(0))
+    fresh = FrozenFeatures(embedded_model, budget_mb=0)(pixels, captions)
+    features = FrozenFeatures(embedded_model, keep=(2, 5))
+    features(pixels, captions)
+    encodes = []
+    real = embedded_model.vae.encode
+    embedded_model.vae.encode = lambda *args, **kwargs: encodes.append(1) or real(*args, **kwargs)
+    try:
+        again = features(pixels.flip(0), captions[::-1])
+    finally:
+        del embedded_model.vae.encode
+    assert encodes == [] and features.hit_rate() == 0.5
+    assert torch.allclose(again.z0, fresh.z0.flip(0), atol=1e-5)
+    assert torch.allclose(again.conditioning.positive, fresh.conditioning.positive.flip(0), atol=1e-5)
+    assert [s is None for s in again.skips] == [i not in (2, 5) for i in range(len(fresh.skips))]
+    for i in (2, 5):
+        assert torch.allclose(again.skips[i], fresh.skips[i].flip(0), atol=1e-5)
+
+
+def test_accumulation_and_mixed_precision_through_accelerate(embedded_model, examples, tmp_path):
+    """The Accelerator is a process singleton: a second run with another precision in the same process works."""
+    runs = {}
+    for precision in ("bf16", "no"):
+        request = TrainingRequest(images=examples, size=(128, 128), steps=2, batch=1, grad_accum=3,
+                                  mixed_precision=precision, out=str(tmp_path / precision))
+        runs[precision] = list(train(request, embedded_model))
+        started = runs[precision][0]
+        assert started.mixed_precision == precision and started.grad_accum == 3 and started.effective_batch == 3
+        assert "effective batch 3 = batch 1 x 1 process x 3 accumulation steps" in started.describe()
+    record = load_adapter(tmp_path / "bf16", embedded_model).config.training
+    assert record["mixed_precision"] == "bf16" and record["grad_accum"] == 3
+    with pytest.raises(InvalidRequest, match="fp16 needs a CUDA GPU"):
+        list(train(TrainingRequest(images=examples, size=(128, 128), mixed_precision="fp16"), embedded_model))
+    with pytest.raises(InvalidRequest, match="gradient accumulation"):
+        list(train(TrainingRequest(images=examples, size=(128, 128), grad_accum=0), embedded_model))
 
 
 def test_bad_training_input(embedded_model, examples, tmp_path):
@@ -58,9 +122,13 @@ def test_cli_train_then_generate_tuned(examples, tmp_path):
                            "--steps", "2", "--batch", "2", "--out", str(folder)],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
+    # Not a terminal: the layout line, then a progress line every 10 steps and at the last, no bar.
+    assert "training on 1 process, cpu: effective batch 2 = batch 2 x 1 process x 1 accumulation step" in done.stderr
+    assert "step 2/2  loss" in done.stderr and "\r" not in done.stderr
     out = tmp_path / "tuned.png"
     done = subprocess.run([sys.executable, "-m", "selfcascade", "generate", "--prompt", "a red circle", "--size",
-                           "128x128", "--steps", "4", "--mode", "tuned", "--adapter", str(folder), "--out", str(out)],
-                          capture_output=True, text=True, timeout=300)
+                           "128x128", "--steps", "4", "--mode", "tuned", "--adapter", str(folder), "--out", str(out),
+                           "--quiet"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
+    assert "stage" not in done.stderr and "memory:" in done.stderr
     assert Image.open(out).size == (128, 128)

@@ -10,9 +10,14 @@ from diffusers import UNet2DConditionModel
 
 from selfcascade.adapters import load_adapter, save_adapter
 from selfcascade.cascade import run
+from selfcascade.models.loader import load_pipeline
+from selfcascade.models.sdxl import StableDiffusionXLModel
+from selfcascade.models.stable_diffusion import StableDiffusionModel
 from selfcascade.request import GenerationRequest
 from selfcascade.stages import InvalidRequest
 from selfcascade.upsampler import new_upsamplers, skip_layout
+
+from .tiny_components import save_tiny_sdxl, save_tiny_stable_diffusion
 
 CONFIGS = Path(__file__).resolve().parents[2] / "shared" / "configs"
 
@@ -89,6 +94,35 @@ def test_adapter_round_trip_and_refusals(embedded_model, tmp_path):
         load_adapter(tmp_path / "other", embedded_model)
 
 
+def test_adapters_of_another_family_or_latent_layout_are_refused(embedded_model, tmp_path):
+    """Each mismatch is one message naming both sides by their public names; nothing crashes later."""
+    sdxl = StableDiffusionXLModel(load_pipeline(str(save_tiny_sdxl(tmp_path)), torch.float32), str(tmp_path / "tiny-sdxl"))
+    sd = StableDiffusionModel(load_pipeline(str(save_tiny_stable_diffusion(tmp_path)), torch.float32),
+                              str(tmp_path / "tiny-sd"))
+    folders = {model: save_adapter(new_upsamplers(model.unet, model.name), tmp_path / f"for-{index}", (128, 128),
+                                   model) for index, model in enumerate((embedded_model, sdxl, sd))}
+    relabelled = new_upsamplers(embedded_model.unet, embedded_model.name)
+    save_adapter(relabelled, tmp_path / "sixteen", (128, 128), embedded_model)
+    relabelled.register_to_config(latent_channels=16)  # as trained on a 16-channel latent space (SD3, Flux)
+    sixteen = save_adapter(relabelled, tmp_path / "sixteen", (128, 128))
+    cases = [
+        (folders[sdxl], embedded_model, r"trained for tiny-sdxl \(SDXL\), not for embedded \(Stable Diffusion 1.x/2.x\)"),
+        (folders[embedded_model] / "adapter.safetensors", sdxl, r"trained for embedded \(Stable Diffusion 1.x/2.x\), "
+                                                                r"not for tiny-sdxl \(SDXL\)"),
+        (folders[sd], embedded_model, r"trained for tiny-sd, whose UNet skip channels are \[32, 32, 32, 64\]; "
+                                      r"embedded's are \[32, 32, 32, 64, 64, 64\]"),
+        (sixteen, embedded_model, "trained for embedded on 16-channel latents; embedded has 4-channel latents"),
+    ]
+    for adapter, model, message in cases:
+        with pytest.raises(InvalidRequest, match=message) as refused:
+            load_adapter(adapter, model)
+        assert str(tmp_path) not in str(refused.value)
+    with pytest.raises(InvalidRequest, match="trained for tiny-sdxl"):  # the tuned mode refuses before sampling
+        run(GenerationRequest("a red circle", 128, 128, mode="tuned", adapter=str(folders[sdxl]), steps=2),
+            embedded_model, previews=False)
+    assert load_adapter(folders[sd], sd).config.base_family == "Stable Diffusion 1.x/2.x"
+
+
 def test_tuned_runs_the_pivot_encoder_once_per_upper_stage(embedded_model, tmp_path, monkeypatch):
     """Eq. 6 takes the clean pivot's features h_{n,0}: one encoder pass per stage, not one per step."""
     import selfcascade.cascade as cascade
@@ -123,8 +157,8 @@ def test_phi_splits_into_a_stage_trunk_and_a_step_modulation(embedded_model):
     trunks = upsamplers.prepare(skips, (16, 16))
     for t in (torch.tensor(10), torch.tensor(700)):
         direct, _ = upsamplers.residuals(skips, t, (16, 16))
-        staged, _ = upsamplers.residuals_from(trunks, skips, t, (16, 16))
+        staged, _ = upsamplers.residuals_from(trunks, t, (16, 16))
         assert all(torch.allclose(a, b) for a, b in zip(direct, staged))
-    early, _ = upsamplers.residuals_from(trunks, skips, torch.tensor(10), (16, 16))
-    late, _ = upsamplers.residuals_from(trunks, skips, torch.tensor(700), (16, 16))
+    early, _ = upsamplers.residuals_from(trunks, torch.tensor(10), (16, 16))
+    late, _ = upsamplers.residuals_from(trunks, torch.tensor(700), (16, 16))
     assert not torch.allclose(early[upsamplers.config.skip_indices[0]], late[upsamplers.config.skip_indices[0]])

@@ -50,6 +50,7 @@ class DiffusionModel(ABC):
     # Weight of the pivot's low band at upper stages (selfcascade.pivot_anchor), measured the same way.
     default_anchor = 1.0
     is_video = False  # video families (models/video.py) fold frames into the batch
+    family = "unknown"  # recorded in adapters: one trained for another family is refused with this name
 
     def __init__(self, pipeline, name: str, settings: tuple = ()):
         self.pipeline = pipeline

@@ -8,6 +8,8 @@ from .base import Conditioning, DiffusionModel
 
 
 class StableDiffusionXLModel(DiffusionModel):
+    family = "SDXL"
+
     @torch.no_grad()
     def encode_prompt(self, prompt: str, negative_prompt: str, guided: bool) -> Conditioning:
         positive, negative, pooled, negative_pooled = self.pipeline.encode_prompt(

@@ -8,6 +8,8 @@ from .base import Conditioning, DiffusionModel
 
 
 class StableDiffusionModel(DiffusionModel):
+    family = "Stable Diffusion 1.x/2.x"
+
     @torch.no_grad()
     def encode_prompt(self, prompt: str, negative_prompt: str, guided: bool) -> Conditioning:
         positive, negative = self.pipeline.encode_prompt(

@@ -92,6 +92,8 @@ class AnimateDiffModel(VideoModel):
     Its spatial attention wants one text embedding per frame, (B * F, seq, dim), as AnimateDiffPipeline
     repeats it; the folded layout already is exactly that."""
 
+    family = "AnimateDiff"
+
     def __init__(self, pipeline, name: str, settings: tuple = ()):
         super().__init__(pipeline, name, settings)
         self.frames = 16
@@ -121,6 +123,8 @@ def contiguous_motion_inputs(unet) -> int:
 class TextToVideoModel(VideoModel):
     """ModelScope text-to-video (UNet3DConditionModel, TextToVideoSDPipeline; zeroscope): the UNet repeats
     the text embedding over frames itself, so it gets one per video, (B, seq, dim)."""
+
+    family = "ModelScope text-to-video"
 
     def __init__(self, pipeline, name: str, settings: tuple = ()):
         super().__init__(pipeline, name, settings)
