@@ -75,7 +75,8 @@ def test_cascade_refuses_a_run_that_cannot_fit_before_sampling(embedded_model, m
 def test_estimate_grows_with_size_and_shows_free_memory(embedded_model):
     small = estimate.memory_plan(embedded_model, request(width=128, height=128))
     large = estimate.memory_plan(embedded_model, request(width=512, height=512))
-    assert large.unet > 10 * small.unet and large.free == small.free and small.free > 0
+    assert large.unet > 10 * small.unet and small.free > 0
+    assert abs(large.free - small.free) < 0.1 * small.free  # the same device (other processes move it a little)
     assert free_memory("cpu") > 0
 
 
