@@ -122,10 +122,32 @@ def _request(args, request_class, **extra):
     return request
 
 
-def _generate(args) -> int:
-    from .cascade import Finished, StageDone, generate
+def _follow(events, args, prompt: str, write_result) -> None:
+    """Shared by `generate` and `video`: progress, each stage's preview PNG (--previews), the run's notes,
+    then `write_result(Finished)`, which writes the file and returns the line that reports it."""
+    from .cascade import Finished, StageDone
     from .media import save_png
     from .progress import StageProgress, progress_mode
+
+    progress = StageProgress(progress_mode(args.quiet))
+    for event in events:
+        progress(event)
+        if isinstance(event, StageDone) and args.previews:
+            save_png(event.preview, Path(args.previews) / f"stage{event.stage}_{event.size[0]}x{event.size[1]}.png",
+                     {"stage": event.stage, "prompt": prompt})
+        elif isinstance(event, Finished):
+            progress.close()
+            for message in event.metadata["messages"]:
+                print(f"note: {message}", file=sys.stderr)
+            print(write_result(event))
+
+
+def _generate(args) -> int:
+    from .cascade import generate
+    from .estimate import memory_plan
+    from .media import save_png
+    from .models.loader import load_model
+    from .models.video import check_video_model
     from .request import GenerationRequest
 
     request = _request(args, GenerationRequest)
@@ -133,33 +155,19 @@ def _generate(args) -> int:
     if out.suffix.lower() != ".png":
         raise InvalidRequest(f"--out {args.out}: the output must be a .png file")
     out.parent.mkdir(parents=True, exist_ok=True)  # fail before sampling, not after
-    from .estimate import memory_plan
-    from .models.loader import load_model
-
-    from .models.video import check_video_model
-
     model = load_model(request.model, request.dtype, request.vae, request.offload)
     check_video_model(model, wanted_video=False)  # before the memory line: a video model is a one-line error
     print(f"memory: {memory_plan(model, request).describe()}", file=sys.stderr)
-    progress = StageProgress(progress_mode(args.quiet))
-    for event in generate(request, model, previews=args.previews is not None):
-        progress(event)
-        if isinstance(event, StageDone) and args.previews:
-            save_png(event.preview, Path(args.previews) / f"stage{event.stage}_{event.size[0]}x{event.size[1]}.png",
-                     {"stage": event.stage, "prompt": request.prompt})
-        elif isinstance(event, Finished):
-            progress.close()
-            for message in event.metadata["messages"]:
-                print(f"note: {message}", file=sys.stderr)
-            save_png(event.image, out, event.metadata)
-            print(f"wrote {out} ({event.image.width}x{event.image.height}, {event.seconds:.1f} s)")
+
+    def write(result) -> str:
+        save_png(result.image, out, result.metadata)
+        return f"wrote {out} ({result.image.width}x{result.image.height}, {result.seconds:.1f} s)"
+
+    _follow(generate(request, model, previews=args.previews is not None), args, request.prompt, write)
     return 0
 
 
 def _video(args) -> int:
-    from .cascade import Finished, StageDone
-    from .media import save_png
-    from .progress import StageProgress, progress_mode
     from .request import VideoRequest
     from .video import generate_video
     from .video_io import check_video_path, write_video
@@ -168,19 +176,13 @@ def _video(args) -> int:
     request = _request(args, VideoRequest, frames=args.frames, fps=fps)
     out = check_video_path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)  # fail before sampling, not after
-    progress = StageProgress(progress_mode(args.quiet))
-    for event in generate_video(request, previews=args.previews is not None):
-        progress(event)
-        if isinstance(event, StageDone) and args.previews:
-            save_png(event.preview, Path(args.previews) / f"stage{event.stage}_{event.size[0]}x{event.size[1]}.png",
-                     {"stage": event.stage, "prompt": request.prompt})
-        elif isinstance(event, Finished):
-            progress.close()
-            for message in event.metadata["messages"]:
-                print(f"note: {message}", file=sys.stderr)
-            write_video(event.frames, out, request.fps, event.metadata)
-            width, height = event.frames[0].size
-            print(f"wrote {out} ({len(event.frames)} frames, {width}x{height}, {event.seconds:.1f} s)")
+
+    def write(result) -> str:
+        write_video(result.frames, out, request.fps, result.metadata)
+        width, height = result.frames[0].size
+        return f"wrote {out} ({len(result.frames)} frames, {width}x{height}, {result.seconds:.1f} s)"
+
+    _follow(generate_video(request, previews=args.previews is not None), args, request.prompt, write)
     return 0
 
 
