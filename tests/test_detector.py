@@ -231,3 +231,32 @@ def test_lumpy_circles_fail_on_shape(size):
     for image in lumpy[1:] if size < 256 else lumpy:  # a 128 px octagon is within a pixel of its circle
         verdict = check(image, spec)
         assert "shape" in verdict.failures and verdict.deviation > 0.02, verdict.reasons
+
+
+def blotch(image: Image.Image, scene, fraction_of_object: float, darken: float = 0.4) -> Image.Image:
+    """`image` with a darker disc of the object's own colour (area `fraction_of_object` of the object)
+    at the object's centroid: the dark blotch inside a square, too small for the stray-region rule."""
+    pixels = np.asarray(image, dtype=np.float32).copy()
+    mask = shape_mask(scene, pixels.shape[0]) > 0.5
+    rows, cols = np.nonzero(mask)
+    radius = np.sqrt(fraction_of_object * mask.sum() / np.pi)
+    yy, xx = np.mgrid[0 : pixels.shape[0], 0 : pixels.shape[1]]
+    disc = np.hypot(yy - rows.mean(), xx - cols.mean()) <= radius
+    pixels[disc] = np.array(COLOURS[scene.colour], dtype=np.float32) * darken
+    return Image.fromarray(np.round(pixels).astype(np.uint8))
+
+
+@pytest.mark.parametrize("size", [64, 256, 512])
+def test_blotches_on_the_object_are_blemishes(size):
+    for scene, spec, image in cases(size)[:12]:
+        verdict = check(blotch(image, scene, 0.06), spec)
+        assert "blemish" in verdict.failures, (scene, verdict.reasons)
+        assert 0.03 < verdict.blemish < 0.1  # 6% drawn; rasterised at 64 px it can be 4%
+        assert check(image, spec).blemish == 0.0  # the true render has none
+
+
+@pytest.mark.parametrize("size", [128, 256])
+def test_a_speck_on_the_object_is_not_a_blemish(size):
+    for scene, spec, image in cases(size)[:12]:
+        verdict = check(blotch(image, scene, 0.005), spec)
+        assert "blemish" not in verdict.failures and 0.0 < verdict.blemish < 0.02, (scene, verdict.reasons)
