@@ -141,9 +141,9 @@ def main() -> None:
 def write_table(args, settings: dict, pairs, rows: list[str]) -> str:
     header = (f"Embedded shapes model (trained at 64x64), {len(pairs)} prompt x seed pairs (seeds from "
               f"{args.first_seed}), {settings['steps']} {settings['scheduler']} steps, strength "
-              f"{settings['strength']}, guidance {settings['guidance']}, {os.cpu_count()} CPU cores "
-              f"({args.threads} torch thread(s), "
-              "a machine shared with other jobs when 1). Edge "
+              f"{settings['strength']}, guidance {settings['guidance']} (upper stages "
+              f"{settings.get('upper_guidance') or settings['guidance']}), {os.cpu_count()} CPU cores "
+              f"({args.threads} torch thread(s)). Edge "
               "sharpness: 1.0 = as sharp as a true render; roughness: true renders 0.002-0.005; grain: RGB "
               "standard deviation of the background away from the object, true renders < 0.4.\n\n")
     table = header + TABLE_HEADER + "".join(rows)

@@ -4,10 +4,12 @@
     python benchmarks/upper_stage.py --pairs 16 --sizes 256,512 --strategies plain,frequency-split
     python benchmarks/upper_stage.py --strategies frequency-split --sigma 0.5,1.0 --refresh 1,2
     python benchmarks/upper_stage.py --strategies frequency-split --anchor 0,1 --sizes 256,512
+    python benchmarks/upper_stage.py --strategies frequency-pyramid --upper-guidance 4,2,1 --pyramid-sigma 0.35,0.5
 
 Every pair runs every strategy with the same prompt and seed, one after the other, so times compare side by
 side. `--sigma` / `--refresh` sweep the frequency split's low-pass width (latent pixels per unit of scale)
-and how often its dilated view is recomputed; `--anchor` sweeps the pivot anchoring weight (0 = off).
+and how often its dilated view is recomputed; `--anchor` sweeps the pivot anchoring weight (0 = off);
+`--upper-guidance` the guidance of the stages after the first; `--pyramid-sigma` the pyramid's band edge h.
 Writes benchmarks/results/upper_stage.md and a contact sheet.
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+from dataclasses import dataclass
 import os
 import sys
 import time
@@ -35,21 +38,43 @@ from selfcascade.presets import request_defaults  # noqa: E402
 from selfcascade.request import GenerationRequest  # noqa: E402
 
 
-def variants(strategies: list[str], sigmas: list[float], refreshes: list[int],
-             anchors: list[float]) -> list[tuple[str, float, int, float]]:
-    """(strategy, sigma, refresh, anchor) to run; the sigma/refresh sweep applies to the frequency split only."""
+@dataclass(frozen=True)
+class Variant:
+    """One configuration to run: the strategy and the knobs a sweep may vary."""
+
+    name: str
+    sigma: float  # frequency-split low-pass width, latent px per unit of scale
+    refresh: int  # frequency-split: recompute the dilated view every this many steps
+    anchor: float  # pivot anchoring weight
+    upper_guidance: float | None  # guidance of the stages after the first (None: the preset's)
+    pyramid_sigma: float  # frequency-pyramid band edge h
+
+
+def variants(strategies: list[str], sigmas: list[float], refreshes: list[int], anchors: list[float],
+             guidances: list[float | None], pyramid_sigmas: list[float]) -> list[Variant]:
+    """Every combination to run; sigma/refresh sweep the frequency split only, h the pyramid only."""
     out = []
     for name in strategies:
-        if name == "frequency-split":
-            out += [(name, s, r) for s, r in itertools.product(sigmas, refreshes)]
-        else:
-            out.append((name, upper_stage.FREQUENCY_SPLIT_SIGMA, upper_stage.FREQUENCY_SPLIT_REFRESH))
-    return [(*run_, anchor) for run_ in out for anchor in anchors]
+        split = list(itertools.product(sigmas, refreshes)) if name == "frequency-split" else [
+            (upper_stage.FREQUENCY_SPLIT_SIGMA, upper_stage.FREQUENCY_SPLIT_REFRESH)]
+        pyramid = pyramid_sigmas if name == "frequency-pyramid" else [upper_stage.PYRAMID_SIGMA]
+        for (sigma, refresh), h, anchor, guidance in itertools.product(split, pyramid, anchors, guidances):
+            out.append(Variant(name, sigma, refresh, anchor, guidance, h))
+    return out
 
 
-def label(name: str, sigma: float, refresh: int, anchor: float, sweep: bool, anchor_sweep: bool) -> str:
-    text = f"{name} (sigma {sigma}s, refresh {refresh})" if name == "frequency-split" and sweep else name
-    return f"{text}, anchoring {anchor:g}" if anchor_sweep else text
+def label(run_: Variant, swept: set[str]) -> str:
+    """The strategy's name plus the knobs that vary in this run."""
+    parts = []
+    if run_.name == "frequency-split" and {"sigma", "refresh"} & swept:
+        parts.append(f"sigma {run_.sigma}s, refresh {run_.refresh}")
+    if run_.name == "frequency-pyramid" and "pyramid_sigma" in swept:
+        parts.append(f"h {run_.pyramid_sigma:g}")
+    if "upper_guidance" in swept:
+        parts.append(f"upper guidance {run_.upper_guidance:g}")
+    if "anchor" in swept:
+        parts.append(f"anchoring {run_.anchor:g}")
+    return f"{run_.name} ({', '.join(parts)})" if parts else run_.name
 
 
 def main() -> None:
@@ -61,6 +86,10 @@ def main() -> None:
     parser.add_argument("--sigma", default=str(upper_stage.FREQUENCY_SPLIT_SIGMA))
     parser.add_argument("--refresh", default=str(upper_stage.FREQUENCY_SPLIT_REFRESH))
     parser.add_argument("--anchor", default=str(DEFAULT_ANCHOR), help="pivot anchoring weights, e.g. 0,1")
+    parser.add_argument("--upper-guidance", default="", help="upper-stage guidance values, e.g. 4,2,1 "
+                        "(default: the preset's)")
+    parser.add_argument("--pyramid-sigma", default=str(upper_stage.PYRAMID_SIGMA),
+                        help="frequency-pyramid band edges h, e.g. 0.35,0.5")
     parser.add_argument("--mode", default="tuning-free")
     parser.add_argument("--strength", type=float, default=None, help="override the embedded preset's strength")
     parser.add_argument("--adapter", default=str(ROOT / "assets" / "shapes-adapter"))
@@ -80,31 +109,40 @@ def main() -> None:
     pairs = prompt_seed_pairs(args.pairs, first_seed=args.first_seed)
     sigmas, refreshes = [float(s) for s in args.sigma.split(",")], [int(r) for r in args.refresh.split(",")]
     anchors = [float(a) for a in args.anchor.split(",")]
-    runs = variants(args.strategies.split(","), sigmas, refreshes, anchors)
-    sweep, anchor_sweep = len(sigmas) * len(refreshes) > 1, len(anchors) > 1
+    guidances = [float(g) for g in args.upper_guidance.split(",")] if args.upper_guidance else [
+        settings.get("upper_guidance")]
+    pyramid_sigmas = [float(h) for h in args.pyramid_sigma.split(",")]
+    runs = variants(args.strategies.split(","), sigmas, refreshes, anchors, guidances, pyramid_sigmas)
+    swept = {knob for knob, values in (("sigma", sigmas), ("refresh", refreshes), ("anchor", anchors),
+                                       ("upper_guidance", guidances), ("pyramid_sigma", pyramid_sigmas))
+             if len(values) > 1}
     lines, sheet = [], []
     for size in (int(s) for s in args.sizes.split(",")):
         tallies = {run_: Tally() for run_ in runs}
         shown: dict = {run_: [] for run_ in runs}
         for index, (spec, seed) in enumerate(pairs):
-            for name, sigma, refresh, anchor in runs:
-                upper_stage.FREQUENCY_SPLIT_SIGMA, upper_stage.FREQUENCY_SPLIT_REFRESH = sigma, refresh
-                request = GenerationRequest(spec.to_prompt(), size, size, mode=args.mode, seed=seed, upper=name,
-                                            anchor=anchor, adapter=args.adapter if args.mode == "tuned" else None,
-                                            **settings)
+            for run_ in runs:
+                upper_stage.FREQUENCY_SPLIT_SIGMA, upper_stage.FREQUENCY_SPLIT_REFRESH = run_.sigma, run_.refresh
+                upper_stage.PYRAMID_SIGMA = run_.pyramid_sigma
+                request = GenerationRequest(spec.to_prompt(), size, size, mode=args.mode, seed=seed,
+                                            upper=run_.name, anchor=run_.anchor,
+                                            adapter=args.adapter if args.mode == "tuned" else None,
+                                            **{**settings, "upper_guidance": run_.upper_guidance})
                 started = time.perf_counter()
                 image = run(request, model, previews=False).image
-                tallies[(name, sigma, refresh, anchor)].add(image, spec, time.perf_counter() - started)
+                tallies[run_].add(image, spec, time.perf_counter() - started)
                 if index < 8:
-                    shown[(name, sigma, refresh, anchor)].append(image)
+                    shown[run_].append(image)
             print(f"{size}px pair {index + 1}/{len(pairs)}: " + ", ".join(
-                f"{label(*r, sweep, anchor_sweep)} {t.correct}" for r, t in tallies.items()), flush=True)
+                f"{label(r, swept)} {t.correct}" for r, t in tallies.items()), flush=True)
         for run_, tally in tallies.items():
-            lines.append(table_row(f"{size}x{size}", args.mode, label(*run_, sweep, anchor_sweep), tally, None))
-            sheet.append((f"{size}px {label(*run_, sweep, anchor_sweep)}", shown[run_]))
+            lines.append(table_row(f"{size}x{size}", args.mode, label(run_, swept), tally, None))
+            sheet.append((f"{size}px {label(run_, swept)}", shown[run_]))
     header = (f"Embedded model (trained at 64x64), {len(pairs)} prompt x seed pairs (seeds from {args.first_seed}), "
               f"{settings['steps']} {settings['scheduler']} steps, strength {settings['strength']}, "
-              f"guidance {settings['guidance']}, mode {args.mode}, pivot anchoring {args.anchor}, "
+              f"guidance {settings['guidance']} (upper stages "
+              f"{args.upper_guidance or settings.get('upper_guidance') or settings['guidance']}), "
+              f"mode {args.mode}, pivot anchoring {args.anchor}, "
               f"{os.cpu_count()} CPU cores.\n\n")
     table = header + TABLE_HEADER + "".join(lines)
     print("\n" + table)

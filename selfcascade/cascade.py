@@ -129,13 +129,15 @@ def stage_predictor(model: DiffusionModel, request: GenerationRequest, condition
                     ) -> tuple[Predictor, str]:
     """The noise predictor of one stage and the name of its upper-stage strategy ("-" at native size).
 
-    A stage with a pivot keeps the pivot's low band (pivot anchoring, ILVR) when the request's weight > 0."""
-    full = guided_predictor(model, conditioning, request.guidance, unet_inputs)
+    A stage with a pivot keeps the pivot's low band (pivot anchoring, ILVR) when the request's weight > 0,
+    and is guided with the request's upper-stage guidance (`conditioning` must match: see Prompts)."""
+    guidance = request.stage_guidance(pivot_up is not None)
+    full = guided_predictor(model, conditioning, guidance, unet_inputs)
     native_latent = model.native_latent_size
     scale = stage_scale(tuple(latents.shape[-2:]), native_latent)
     predict, name = full, "-"
     if scale != (1, 1):
-        native = guided_predictor(model, conditioning, request.guidance)
+        native = guided_predictor(model, conditioning, guidance)
         name = request.upper_stage(model.default_upper_stage)
         context = StageContext(scale, native_latent, model.latent_multiple, int(timesteps[0]), model.unet)
         predict = upper_stage_predictor(name, full, native, context)
@@ -143,6 +145,20 @@ def stage_predictor(model: DiffusionModel, request: GenerationRequest, condition
         predict = anchored(predict, pivot_up, scheduler.alphas_cumprod, scheduler.config.prediction_type,
                            request.anchor_weight(model.default_anchor))
     return predict, name
+
+
+class Prompts:
+    """The request's prompt encoded once per kind: with the negative prompt for stages guided above 1,
+    without it for unguided ones (one UNet pass per step instead of two)."""
+
+    def __init__(self, model: DiffusionModel, request: GenerationRequest):
+        self.model, self.request, self.encoded = model, request, {}
+
+    def for_stage(self, has_pivot: bool):
+        guided = self.request.stage_guidance(has_pivot) > 1
+        if guided not in self.encoded:
+            self.encoded[guided] = self.model.encode_prompt(self.request.prompt, self.request.negative_prompt, guided)
+        return self.encoded[guided]
 
 
 def generate(request: GenerationRequest, model: DiffusionModel | None = None,
@@ -183,8 +199,7 @@ def _stages(request: GenerationRequest, model: DiffusionModel, video: bool, canc
     plan = request.plan(model.base_size, model.size_multiple)
     started = time.perf_counter()
     generator = torch.Generator().manual_seed(int(request.seed))
-    guided = request.guidance > 1
-    conditioning = model.encode_prompt(request.prompt, request.negative_prompt, guided)
+    prompts = Prompts(model, request)
     upsamplers = load_adapter(request.adapter, model) if request.mode == "tuned" else None
     pivot, stage_seconds, strategies, sizes = None, [], [], list(plan.sizes)
     if pivot_image is not None:
@@ -202,6 +217,7 @@ def _stages(request: GenerationRequest, model: DiffusionModel, video: bool, canc
             timesteps = schedule(scheduler, request.steps, request.strength)
             pivot_up = upsample_pivot(model, pivot, size, request.mode, request.vae_tiling)
             latents = renoise(scheduler, pivot_up, timesteps[:1], generator)
+        conditioning = prompts.for_stage(pivot is not None)
         unet_inputs = tuned_unet_inputs(model, upsamplers, pivot, conditioning) if (
             upsamplers is not None and pivot is not None) else None
         predict, strategy = stage_predictor(model, request, conditioning, latents, timesteps, unet_inputs,

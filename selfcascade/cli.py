@@ -34,6 +34,8 @@ def _add_sampling(command, image: bool) -> None:
     command.add_argument("--steps", type=int, default=None)
     command.add_argument("--strength", type=float, default=None, help="re-noise level K/T of stages >= 1")
     command.add_argument("--guidance", type=float, default=None)
+    command.add_argument("--upper-guidance", type=float, default=None,
+                         help="guidance of the stages after the first (default: the preset's, else --guidance)")
     command.add_argument("--negative", default="", help="negative prompt")
     command.add_argument("--seed", type=int, default=0)
     command.add_argument("--scheduler", default=None, help="ddpm, ddim, euler, euler-a or dpm++")
@@ -111,7 +113,7 @@ def _request(args, request_class, **extra):
 
     width, height = parse_size(args.size)
     settings = request_defaults(args.model)  # the embedded video model samples like the image model under it
-    for key in ("steps", "strength", "guidance", "scheduler", "upper", "anchor", "max_side"):
+    for key in ("steps", "strength", "guidance", "upper_guidance", "scheduler", "upper", "anchor", "max_side"):
         if getattr(args, key) is not None:
             settings[key] = getattr(args, key)
     request = request_class(prompt=args.prompt, width=width, height=height, mode=args.mode,

@@ -45,7 +45,7 @@ def memory_plan(model: DiffusionModel, request: GenerationRequest) -> MemoryPlan
     largest = max(plan.sizes, key=lambda size: size[0] * size[1])
     weights = module_bytes(model.unet) if model.offloaded else module_bytes(*pipeline_modules(model.pipeline))
     return plan_memory(model.unet.config, model.vae.config, largest, weights=weights, unet_dtype=model.dtype,
-                       vae_dtype=model.vae.dtype, guided=request.guidance > 1,
+                       vae_dtype=model.vae.dtype, guided=request.stage_guidance(len(plan.sizes) > 1) > 1,
                        tiled=wants_tiles(request.vae_tiling, *largest), tuned=request.mode == "tuned",
                        device=str(model.device), free=free_memory(model.device))
 
@@ -81,6 +81,7 @@ def estimate(model: DiffusionModel, request: GenerationRequest) -> Estimate:
         steps = len(schedule(make_scheduler(model, request.scheduler), request.steps, strength))
         latent_pixels = (size[0] // model.vae_scale_factor) * (size[1] // model.vae_scale_factor)
         cost = 1.0 if size == model.base_size else relative_cost(upper)
-        seconds += steps * (fixed + latent_pixels * per_pixel) * cost * (1 if request.guidance > 1 else 0.5)
+        guided = request.stage_guidance(index > 0) > 1  # an unguided call is one UNet pass, not two
+        seconds += steps * (fixed + latent_pixels * per_pixel) * cost * (1 if guided else 0.5)
     memory = memory_plan(model, request)
     return Estimate(seconds, memory.peak / 2**20, plan.chain(), memory)

@@ -14,7 +14,7 @@ EMBEDDED = "embedded"
 def form(**overrides):
     values = dict(model=EMBEDDED, prompt="a large blue square", negative="", width=128, height=128, stages="",
                   mode="tuning-free", steps=6, strength=0.5, guidance=4.0, scheduler="ddpm", upper="frequency-split",
-                  anchor=1.0, seed=1, upload=None)
+                  anchor=1.0, upper_guidance=None, seed=1, upload=None)
     values.update(overrides)
     return values
 

@@ -18,7 +18,7 @@ def app_url():
 
 ARGS = dict(model="embedded", prompt="a large red circle", negative="", width=256, height=256, stages="",
             mode="tuning-free", steps=8, strength=0.5, guidance=4.0, scheduler="ddpm", upper="frequency-split",
-            anchor=1.0, seed=3)
+            anchor=1.0, upper_guidance=4.0, seed=3)
 
 
 def submit(client, **overrides):

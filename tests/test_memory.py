@@ -106,7 +106,7 @@ def test_the_app_reports_out_of_memory_and_keeps_serving(monkeypatch):
                         lambda *a, **k: (_ for _ in ()).throw(RuntimeError("CUDA error: out of memory")))
     values = dict(model="embedded", prompt="a red circle", negative="", width=128, height=128, stages="",
                   mode="tuning-free", steps=4, strength=0.5, guidance=4.0, scheduler="ddpm",
-                  upper="frequency-split", anchor=1.0, seed=1)
+                  upper="frequency-split", anchor=1.0, upper_guidance=None, seed=1)
     status = list(handlers.generate_stream(**values))[-1][0]
     assert status.startswith("**Not run:**") and "ran out of memory" in status
     monkeypatch.setattr(model, "predict_noise", original)

@@ -70,7 +70,7 @@ def test_a_failed_load_leaves_the_app_serving(tiny_sd, tmp_path):
     shutil.copytree(tiny_sd, folder)
     shutil.rmtree(folder / "unet")
     args = dict(prompt="a red circle", negative="", width=64, height=64, stages="", mode="tuning-free", steps=2,
-                strength=0.5, guidance=4.0, scheduler=None, upper=None, anchor=None, seed=1)
+                strength=0.5, guidance=4.0, scheduler=None, upper=None, anchor=None, upper_guidance=None, seed=1)
     failed = list(generate_stream(str(folder), *args.values()))
     assert failed[-1][0].startswith("**Not run:**") and "unet/" in failed[-1][0]
     done = list(generate_stream("embedded", *args.values()))

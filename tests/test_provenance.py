@@ -23,7 +23,8 @@ def test_public_names():
 
 def test_a_png_names_the_embedded_model_never_a_server_path(embedded_model, tmp_path):
     args = dict(model="embedded", prompt="a small blue square", negative="", width=128, height=128, stages="",
-                mode="tuned", steps=3, strength=0.5, guidance=4.0, scheduler=None, upper=None, anchor=None, seed=5,
+                mode="tuned", steps=3, strength=0.5, guidance=4.0, scheduler=None, upper=None, anchor=None,
+                upper_guidance=None, seed=5,
                 upload=None, adapter=str(SHIPPED_ADAPTER))
     *_, png = list(generate_stream(**args))[-1]
     metadata = read_png_metadata(png)

@@ -20,7 +20,7 @@ def tiny_video(tmp_path_factory):
 def values(video_model, **overrides):
     form = dict(model=video_model, prompt="a red circle moving right", negative="", width=128, height=128, frames=3,
                 fps=8, stages="", mode="tuning-free", steps=3, strength=0.5, guidance=4.0, scheduler="ddim",
-                upper="frequency-split", anchor=1.0, seed=0, adapter=None, download_format="mp4")
+                upper="frequency-split", anchor=1.0, upper_guidance=None, seed=0, adapter=None, download_format="mp4")
     form.update(overrides)
     return list(form.values())
 

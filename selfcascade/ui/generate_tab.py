@@ -15,9 +15,12 @@ from . import handlers
 from .train_handlers import add_uploaded_adapter, adapter_choices
 
 PROMPT_HINT = "a [small|large] <colour> <shape> [on a <background> background]"
-UPPER_HINT = ("frequency-split: layout from native-size dilated views, edges from the full view (best measured); "
-              "plain: the paper's full-size call; dilated: DemoFusion; redilated: ScaleCrafter; "
-              "fouriscale: FouriScale")
+UPPER_HINT = ("frequency-pyramid: each octave of the noise from the native-size view that resolves it (best "
+              "measured); frequency-split: two bands; plain: the paper's full-size call; dilated: DemoFusion; "
+              "redilated: ScaleCrafter; fouriscale: FouriScale")
+UPPER_GUIDANCE_HINT = ("classifier-free guidance of the stages that refine a pivot; the pivot already follows the "
+                       "prompt, so less is enough: 1 is one UNet pass instead of two (half the cost), and on the "
+                       "embedded model as good as 2 and better than 4")
 ANCHOR_HINT = ("1: the pivot's low frequencies (layout, flat backgrounds) are kept and the model adds detail "
                "(far fewer background blotches at 8x; best measured); 0: the paper's sampling, free to redraw them")
 
@@ -44,6 +47,9 @@ def build_generate_tab(demo: gr.Blocks) -> tuple[gr.Radio, gr.Dropdown]:
                 strength = gr.Slider(0.05, 1.0, value=first["strength"], step=0.05,
                                      label="Strength: re-noise level K/T of every stage after the first")
                 guidance = gr.Slider(0, 15, value=first["guidance"], step=0.5, label="Guidance")
+                upper_guidance = gr.Slider(0, 15, value=first["upper_guidance"], step=0.5, elem_id="upper-guidance",
+                                           label="Upper-stage guidance (the stages after the first)",
+                                           info=UPPER_GUIDANCE_HINT)
                 scheduler = gr.Dropdown(list(SCHEDULERS), value=first["scheduler"], label="Scheduler")
                 upper = gr.Dropdown(list(STRATEGIES), value=first["upper"] or DEFAULT_STRATEGY, elem_id="upper",
                                     label="Upper-stage denoising (stages above the training size)",
@@ -98,9 +104,10 @@ def build_generate_tab(demo: gr.Blocks) -> tuple[gr.Radio, gr.Dropdown]:
                 compare_status = gr.Markdown()
                 slider = gr.ImageSlider(label="Baseline (left) vs Self-Cascade (right)", type="pil", format="png")
 
-    form = [model, prompt, negative, width, height, stages, mode, steps, strength, guidance, scheduler, upper, anchor]
+    form = [model, prompt, negative, width, height, stages, mode, steps, strength, guidance, scheduler, upper, anchor,
+            upper_guidance]
     sizing = [model, width, height, stages, mode, steps, strength, guidance, scheduler, upper, anchor, adapter,
-              vae_tiling]
+              vae_tiling, upper_guidance]
     precision = [dtype, vae, vae_tiling, offload]
     preset.change(handlers.preset_values, inputs=preset, outputs=form).then(
         handlers.describe_plan, inputs=sizing, outputs=plan)

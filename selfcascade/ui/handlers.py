@@ -47,7 +47,7 @@ MODEL_CHOICES = [
     ("Stable Diffusion XL base (1024 px)", "stabilityai/stable-diffusion-xl-base-1.0"),
 ]
 FORM = ("model", "prompt", "negative_prompt", "width", "height", "stages", "mode", "steps", "strength",
-        "guidance", "scheduler", "upper", "anchor")
+        "guidance", "scheduler", "upper", "anchor", "upper_guidance")
 
 
 def preset_names() -> list[str]:
@@ -61,6 +61,8 @@ def preset_values(name: str) -> list:
     preset = load_presets()[name]
     values = {"model": preset.model or "embedded", "negative_prompt": "", "stages": "", "mode": "tuning-free",
               **request_defaults(preset.model), **preset.settings}
+    if values.get("upper_guidance") is None:  # not set: the upper stages are guided like the first
+        values["upper_guidance"] = values.get("guidance", "")
     return [values.get(key, "") for key in FORM]
 
 
@@ -74,7 +76,8 @@ def reuse_settings(path: str | None) -> list:
     except (InvalidRequest, OSError, ValueError, TypeError) as error:  # not a PNG, no or damaged record
         return [*unchanged, f"**Settings not read:** {error}"]
     values = {**vars(request), "model": request.model or "embedded", "upper": request.upper or gr.skip(),
-              "anchor": gr.skip() if request.anchor is None else request.anchor}
+              "anchor": gr.skip() if request.anchor is None else request.anchor,
+              "upper_guidance": request.guidance if request.upper_guidance is None else request.upper_guidance}
     return ([values[key] for key in FORM] + [request.seed, request.adapter or gr.skip()]
             + [f"Settings of {Path(path).name} loaded (seed {request.seed}, {request.width}x{request.height})."])
 
@@ -103,7 +106,7 @@ def whole_number(value, name: str) -> int:
 
 
 def build_request(model, prompt, negative, width, height, stages, mode, steps, strength, guidance, scheduler,
-                  upper, anchor, seed, adapter=None, dtype="auto", vae=None, vae_tiling="auto",
+                  upper, anchor, upper_guidance, seed, adapter=None, dtype="auto", vae=None, vae_tiling="auto",
                   offload="auto") -> GenerationRequest:
     """UI values -> a checked request (InvalidRequest with the reason otherwise)."""
     request = GenerationRequest(
@@ -112,7 +115,7 @@ def build_request(model, prompt, negative, width, height, stages, mode, steps, s
         strength=float(strength), guidance=float(guidance), seed=whole_number(seed, "seed"),
         scheduler=scheduler or None, model=None if is_embedded(model) else model.strip(),
         adapter=adapter or None, upper=upper or None, anchor=None if anchor in (None, "") else float(anchor),
-        dtype=dtype or "auto", vae=(vae or "").strip() or None, vae_tiling=vae_tiling or "auto",
+        upper_guidance=None if upper_guidance in (None, "") else float(upper_guidance), dtype=dtype or "auto", vae=(vae or "").strip() or None, vae_tiling=vae_tiling or "auto",
         offload=offload or "auto",
     )
     request.check()
@@ -120,11 +123,11 @@ def build_request(model, prompt, negative, width, height, stages, mode, steps, s
 
 
 def describe_plan(model, width, height, stages, mode, steps, strength, guidance, scheduler, upper=None,
-                  anchor=None, adapter=None, vae_tiling="auto") -> str:
+                  anchor=None, adapter=None, vae_tiling="auto", upper_guidance=None) -> str:
     """Stage chain, time and memory before running; the reason when the settings cannot run."""
     try:
         request = build_request(model, "", "", width, height, stages, mode, steps, strength, guidance,
-                                scheduler, upper, anchor, 0, adapter, vae_tiling=vae_tiling)
+                                scheduler, upper, anchor, upper_guidance, 0, adapter, vae_tiling=vae_tiling)
         loaded = current_model(request.model) or (load_model(None) if request.model is None else None)
         if loaded is None:
             return f"Stages and estimate appear once **{request.model}** is loaded (on the first run)."
@@ -143,7 +146,7 @@ def _stage_caption(event: StageDone) -> str:
 
 @on_gpu
 def generate_stream(model, prompt, negative, width, height, stages, mode, steps, strength, guidance, scheduler,
-                    upper, anchor, seed, upload=None, adapter=None, dtype="auto", vae=None, vae_tiling="auto",
+                    upper, anchor, upper_guidance, seed, upload=None, adapter=None, dtype="auto", vae=None, vae_tiling="auto",
                     offload="auto", request: gr.Request | None = None):
     """Yield (status, live preview, stage gallery, result image, PNG file) as the cascade runs."""
     cancel = sessions.begin(request)
@@ -151,8 +154,8 @@ def generate_stream(model, prompt, negative, width, height, stages, mode, steps,
     out_of_memory = False
     try:
         generation = build_request(model, prompt, negative, width, height, stages, mode, steps, strength,
-                                   guidance, scheduler, upper, anchor, seed, adapter, dtype, vae, vae_tiling,
-                                   offload)
+                                   guidance, scheduler, upper, anchor, upper_guidance, seed, adapter, dtype, vae,
+                                   vae_tiling, offload)
         pivot_image = load_user_image(upload) if upload else None
         yield "Loading the model...", gr.skip(), [], None, None
         loaded = load_model(generation.model, generation.dtype, generation.vae, generation.offload)
@@ -197,7 +200,7 @@ def generate_stream(model, prompt, negative, width, height, stages, mode, steps,
 
 @on_gpu
 def compare(model, prompt, negative, width, height, stages, mode, steps, strength, guidance, scheduler, upper,
-            anchor, seed, baseline="direct", adapter=None, dtype="auto", vae=None, vae_tiling="auto",
+            anchor, upper_guidance, seed, baseline="direct", adapter=None, dtype="auto", vae=None, vae_tiling="auto",
             offload="auto", request: gr.Request | None = None):
     """Run `baseline` and the cascade (tuned when the mode is) with the same seed; yield (status, pair)."""
     cancel = sessions.begin(request)
@@ -207,8 +210,8 @@ def compare(model, prompt, negative, width, height, stages, mode, steps, strengt
         for run_mode in (baseline, cascade_mode):
             generation = build_request(model, prompt, negative, width, height, stages, run_mode, steps,
                                        strength, guidance, scheduler, upper if run_mode != "direct" else None,
-                                       anchor if run_mode != "direct" else None, seed, adapter, dtype, vae,
-                                       vae_tiling, offload)
+                                       anchor if run_mode != "direct" else None, upper_guidance, seed, adapter,
+                                       dtype, vae, vae_tiling, offload)
             yield f"Running {run_mode}...", gr.skip()
             loaded = load_model(generation.model, generation.dtype, generation.vae, generation.offload)
             for event in generate(generation, loaded, cancel=cancel, previews=False):

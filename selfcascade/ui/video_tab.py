@@ -10,7 +10,7 @@ from ..request import MAX_FPS, MAX_FRAMES, MODES
 from ..sampling import SCHEDULERS
 from ..upper_stage import DEFAULT_STRATEGY, STRATEGIES
 from . import handlers, video_handlers
-from .generate_tab import ANCHOR_HINT, UPPER_HINT
+from .generate_tab import ANCHOR_HINT, UPPER_GUIDANCE_HINT, UPPER_HINT
 
 PROMPT_HINT = "a [small|large] <colour> <shape> [on a <background> background] [moving right|left|up|down]"
 
@@ -39,6 +39,9 @@ def build_video_tab(demo: gr.Blocks, adapter: gr.Dropdown) -> None:
                 strength = gr.Slider(0.05, 1.0, value=defaults.get("strength", 0.5), step=0.05,
                                      label="Strength: re-noise level K/T of every stage after the first")
                 guidance = gr.Slider(0, 15, value=defaults.get("guidance", 4.0), step=0.5, label="Guidance")
+                upper_guidance = gr.Slider(0, 15, step=0.5, info=UPPER_GUIDANCE_HINT,
+                                           value=defaults.get("upper_guidance") or defaults.get("guidance", 4.0),
+                                           label="Upper-stage guidance (the stages after the first)")
                 scheduler = gr.Dropdown(list(SCHEDULERS), value=defaults.get("scheduler") or "ddpm",
                                         label="Scheduler")
                 upper = gr.Dropdown(list(STRATEGIES), value=DEFAULT_STRATEGY, info=UPPER_HINT,
@@ -63,7 +66,7 @@ def build_video_tab(demo: gr.Blocks, adapter: gr.Dropdown) -> None:
             download = gr.File(label="File with its parameters", elem_id="video-download")
 
     inputs = [model, prompt, negative, width, height, frames, fps, stages, mode, steps, strength, guidance,
-              scheduler, upper, anchor, seed, adapter, download_format]
+              scheduler, upper, anchor, upper_guidance, seed, adapter, download_format]
     randomise.click(handlers.new_seed, outputs=seed)
     run_button.click(video_handlers.video_stream, inputs=inputs, outputs=[status, live, gallery, player, download],
                      concurrency_id="device", api_name="video")
