@@ -38,14 +38,13 @@ DEFAULT_MODES = {512: ("tuning-free", "tuned")}
 
 def comparison_picture(model, settings: dict, path: Path, size: int = 256) -> None:
     """Same prompt and seed at `size` px: direct sampling, the paper's plain cascade, and the default one
-    (frequency-split upper stages with pivot anchoring)."""
+    (frequency-pyramid upper stages, pivot anchoring, the preset's upper-stage guidance)."""
     prompt, seed = "a large red circle on a white background", 7
     panels = []
-    for label, mode, upper, anchor in (("direct", "direct", "plain", 0.0),
-                                       ("cascade as in the paper", "tuning-free", "plain", 0.0),
-                                       ("cascade, project default", "tuning-free", None, None)):
-        request = GenerationRequest(prompt, size, size, mode=mode, seed=seed,
-                                    **{**settings, "upper": upper, "anchor": anchor})
+    paper = {"upper": "plain", "anchor": 0.0, "upper_guidance": None}  # guided alike at every stage
+    for label, mode, overrides in (("direct", "direct", paper), ("cascade as in the paper", "tuning-free", paper),
+                                   ("cascade, project default", "tuning-free", {"upper": None, "anchor": None})):
+        request = GenerationRequest(prompt, size, size, mode=mode, seed=seed, **{**settings, **overrides})
         panels.append((label, run(request, model, previews=False).image))
     canvas = Image.new("RGB", (3 * size + 24, size + 28), "white")
     draw = ImageDraw.Draw(canvas)
