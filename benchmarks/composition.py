@@ -27,7 +27,7 @@ from PIL import Image, ImageDraw  # noqa: E402
 from benchmarks.judging import TABLE_HEADER, Tally, contact_sheet, prompt_seed_pairs, table_row  # noqa: E402
 from selfcascade.cascade import run  # noqa: E402
 from selfcascade.models.loader import load_model  # noqa: E402
-from selfcascade.presets import request_defaults  # noqa: E402
+from selfcascade.presets import request_defaults, upper_guidance_of  # noqa: E402
 from selfcascade.request import GenerationRequest  # noqa: E402
 
 ALL_MODES = ("direct", "hires-fix", "tuning-free", "tuned")
@@ -141,7 +141,7 @@ def write_table(args, settings: dict, pairs, rows: list[str]) -> str:
     header = (f"Embedded shapes model (trained at 64x64), {len(pairs)} prompt x seed pairs (seeds from "
               f"{args.first_seed}), {settings['steps']} {settings['scheduler']} steps, strength "
               f"{settings['strength']}, guidance {settings['guidance']} (upper stages "
-              f"{settings.get('upper_guidance') or settings['guidance']}), {os.cpu_count()} CPU cores "
+              f"{upper_guidance_of(settings)}), {os.cpu_count()} CPU cores "
               f"({args.threads} torch thread(s)). Edge "
               "sharpness: 1.0 = as sharp as a true render; roughness: true renders 0.002-0.005; grain: RGB "
               "standard deviation of the background away from the object, true renders < 0.4.\n\n")

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import argparse
 import itertools
-from dataclasses import dataclass
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -34,7 +34,7 @@ from selfcascade import upper_stage  # noqa: E402
 from selfcascade.cascade import run  # noqa: E402
 from selfcascade.models.loader import load_model  # noqa: E402
 from selfcascade.pivot_anchor import DEFAULT_ANCHOR  # noqa: E402
-from selfcascade.presets import request_defaults  # noqa: E402
+from selfcascade.presets import request_defaults, upper_guidance_of  # noqa: E402
 from selfcascade.request import GenerationRequest  # noqa: E402
 
 
@@ -141,7 +141,7 @@ def main() -> None:
     header = (f"Embedded model (trained at 64x64), {len(pairs)} prompt x seed pairs (seeds from {args.first_seed}), "
               f"{settings['steps']} {settings['scheduler']} steps, strength {settings['strength']}, "
               f"guidance {settings['guidance']} (upper stages "
-              f"{args.upper_guidance or settings.get('upper_guidance') or settings['guidance']}), "
+              f"{args.upper_guidance or upper_guidance_of(settings)}), "
               f"mode {args.mode}, pivot anchoring {args.anchor}, "
               f"{os.cpu_count()} CPU cores.\n\n")
     table = header + TABLE_HEADER + "".join(lines)

@@ -67,6 +67,12 @@ def load_presets(folder: Path = PRESET_FOLDER) -> dict[str, Preset]:
     return presets
 
 
+def upper_guidance_of(settings: dict):
+    """The guidance the upper stages run with under `settings`: their own, else the first stage's."""
+    own = settings.get("upper_guidance")
+    return settings.get("guidance", "") if own is None else own
+
+
 def request_defaults(model_id: str | None) -> dict:
     """Sampling settings for a model: those of the first preset that names it, else the paper's."""
     wanted = resolve(model_id)

@@ -16,6 +16,11 @@ MAX_FPS = 60
 MAX_STEPS = int(os.environ.get("SELFCASCADE_MAX_STEPS", "100" if ON_SPACE else "500"))
 
 
+def _check_guidance(value, name: str) -> None:
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and 0 <= value <= 50):
+        raise InvalidRequest(f"{name} must be between 0 and 50, not {value!r}")
+
+
 @dataclass
 class GenerationRequest:
     """Every parameter of one run. `stages` is a user list such as '64,128,256' (empty: automatic)."""
@@ -55,13 +60,9 @@ class GenerationRequest:
             raise InvalidRequest(f"steps must be a whole number from 1 to {MAX_STEPS}, not {self.steps!r}")
         if not (isinstance(self.strength, (int, float)) and 0 < self.strength <= 1):
             raise InvalidRequest(f"strength must be in (0, 1], not {self.strength!r}")
-        if not (isinstance(self.guidance, (int, float)) and math.isfinite(self.guidance)
-                and 0 <= self.guidance <= 50):
-            raise InvalidRequest(f"guidance must be between 0 and 50, not {self.guidance!r}")
-        if self.upper_guidance is not None and not (isinstance(self.upper_guidance, (int, float))
-                                                    and math.isfinite(self.upper_guidance)
-                                                    and 0 <= self.upper_guidance <= 50):
-            raise InvalidRequest(f"upper-stage guidance must be between 0 and 50, not {self.upper_guidance!r}")
+        _check_guidance(self.guidance, "guidance")
+        if self.upper_guidance is not None:
+            _check_guidance(self.upper_guidance, "upper-stage guidance")
         from .sampling import SCHEDULERS
 
         if self.scheduler is not None and self.scheduler not in SCHEDULERS:

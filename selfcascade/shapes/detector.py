@@ -307,7 +307,7 @@ def blemish_fraction(small: np.ndarray, segmentation: Segmentation, zone: np.nda
     background = plane_image(segmentation.plane, *small.shape[:2])
     off_background = np.linalg.norm(small - background, axis=-1) >= STRAY_COLOUR_DISTANCE
     off_blend = blend_residual(small, background, segmentation.object_colour) >= STRAY_COLOUR_DISTANCE
-    factor = max(1, min(segmentation.mask.shape) // min(small.shape[:2]))
+    factor = max(1, min(segmentation.mask.shape) // ANALYSIS_SIDE)  # as _analysis chose for `small`
     inside = _downsample(segmentation.mask, factor) > 0.5
     # Away from the rim a blend is no excuse: a dark patch inside a cyan square on black is a blend of the
     # two colours, but a true render has blends only along its ~1 px rim.

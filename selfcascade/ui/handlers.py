@@ -19,7 +19,7 @@ from ..media import load_user_image, read_png_metadata, save_png
 from ..memory import is_out_of_memory, out_of_memory_message, release_memory
 from ..models.loader import current_model, is_embedded, load_model
 from ..outputs import OUTPUTS
-from ..presets import load_presets, request_defaults
+from ..presets import load_presets, request_defaults, upper_guidance_of
 from ..preview import quick_preview
 from ..provenance import request_from_metadata
 from ..request import GenerationRequest
@@ -61,8 +61,7 @@ def preset_values(name: str) -> list:
     preset = load_presets()[name]
     values = {"model": preset.model or "embedded", "negative_prompt": "", "stages": "", "mode": "tuning-free",
               **request_defaults(preset.model), **preset.settings}
-    if values.get("upper_guidance") is None:  # not set: the upper stages are guided like the first
-        values["upper_guidance"] = values.get("guidance", "")
+    values["upper_guidance"] = upper_guidance_of(values)  # not set: the upper stages are guided like the first
     return [values.get(key, "") for key in FORM]
 
 
@@ -77,7 +76,7 @@ def reuse_settings(path: str | None) -> list:
         return [*unchanged, f"**Settings not read:** {error}"]
     values = {**vars(request), "model": request.model or "embedded", "upper": request.upper or gr.skip(),
               "anchor": gr.skip() if request.anchor is None else request.anchor,
-              "upper_guidance": request.guidance if request.upper_guidance is None else request.upper_guidance}
+              "upper_guidance": request.stage_guidance(has_pivot=True)}
     return ([values[key] for key in FORM] + [request.seed, request.adapter or gr.skip()]
             + [f"Settings of {Path(path).name} loaded (seed {request.seed}, {request.width}x{request.height})."])
 
@@ -94,6 +93,11 @@ def stop(request: gr.Request | None = None) -> str:
 def end_session(request: gr.Request | None = None) -> None:
     """The browser tab closed (Blocks.unload): stop its run and drop its state."""
     sessions.end_session(request)
+
+
+def optional_number(value) -> float | None:
+    """An optional numeric setting from the UI: empty means unset (the model's or the preset's default)."""
+    return None if value in (None, "") else float(value)
 
 
 def whole_number(value, name: str) -> int:
@@ -114,9 +118,9 @@ def build_request(model, prompt, negative, width, height, stages, mode, steps, s
         height=whole_number(height, "height"), stages=stages or "", mode=mode, steps=whole_number(steps, "steps"),
         strength=float(strength), guidance=float(guidance), seed=whole_number(seed, "seed"),
         scheduler=scheduler or None, model=None if is_embedded(model) else model.strip(),
-        adapter=adapter or None, upper=upper or None, anchor=None if anchor in (None, "") else float(anchor),
-        upper_guidance=None if upper_guidance in (None, "") else float(upper_guidance), dtype=dtype or "auto", vae=(vae or "").strip() or None, vae_tiling=vae_tiling or "auto",
-        offload=offload or "auto",
+        adapter=adapter or None, upper=upper or None, anchor=optional_number(anchor),
+        upper_guidance=optional_number(upper_guidance), dtype=dtype or "auto", vae=(vae or "").strip() or None,
+        vae_tiling=vae_tiling or "auto", offload=offload or "auto",
     )
     request.check()
     return request
@@ -146,8 +150,8 @@ def _stage_caption(event: StageDone) -> str:
 
 @on_gpu
 def generate_stream(model, prompt, negative, width, height, stages, mode, steps, strength, guidance, scheduler,
-                    upper, anchor, upper_guidance, seed, upload=None, adapter=None, dtype="auto", vae=None, vae_tiling="auto",
-                    offload="auto", request: gr.Request | None = None):
+                    upper, anchor, upper_guidance, seed, upload=None, adapter=None, dtype="auto", vae=None,
+                    vae_tiling="auto", offload="auto", request: gr.Request | None = None):
     """Yield (status, live preview, stage gallery, result image, PNG file) as the cascade runs."""
     cancel = sessions.begin(request)
     gallery: list[tuple] = []
@@ -200,8 +204,8 @@ def generate_stream(model, prompt, negative, width, height, stages, mode, steps,
 
 @on_gpu
 def compare(model, prompt, negative, width, height, stages, mode, steps, strength, guidance, scheduler, upper,
-            anchor, upper_guidance, seed, baseline="direct", adapter=None, dtype="auto", vae=None, vae_tiling="auto",
-            offload="auto", request: gr.Request | None = None):
+            anchor, upper_guidance, seed, baseline="direct", adapter=None, dtype="auto", vae=None,
+            vae_tiling="auto", offload="auto", request: gr.Request | None = None):
     """Run `baseline` and the cascade (tuned when the mode is) with the same seed; yield (status, pair)."""
     cancel = sessions.begin(request)
     results = {}

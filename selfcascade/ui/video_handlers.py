@@ -21,7 +21,7 @@ from ..stages import InvalidRequest
 from ..video import generate_video
 from ..video_io import write_video
 from . import sessions
-from .handlers import LIVE_PREVIEW_INTERVAL, on_gpu, whole_number
+from .handlers import LIVE_PREVIEW_INTERVAL, on_gpu, optional_number, whole_number
 
 VIDEO_MODEL_CHOICES = [
     ("Embedded shapes-video (64 px, AnimateDiff-style, offline)", "shapes-video"),
@@ -44,8 +44,8 @@ def build_video_request(model, prompt, negative, width, height, frames, fps, sta
         stages=stages or "", mode=mode, steps=whole_number(steps, "steps"), strength=float(strength),
         guidance=float(guidance), seed=whole_number(seed, "seed"), scheduler=scheduler or None,
         model=None if (model is None or is_embedded(model) or model.strip() == "shapes-video") else model.strip(),
-        adapter=adapter or None, upper=upper or None, anchor=None if anchor in (None, "") else float(anchor),
-        upper_guidance=None if upper_guidance in (None, "") else float(upper_guidance),
+        adapter=adapter or None, upper=upper or None, anchor=optional_number(anchor),
+        upper_guidance=optional_number(upper_guidance),
     )
     request.check()
     return request

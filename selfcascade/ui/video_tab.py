@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from ..pivot_anchor import DEFAULT_ANCHOR
-from ..presets import request_defaults
+from ..presets import request_defaults, upper_guidance_of
 from ..request import MAX_FPS, MAX_FRAMES, MODES
 from ..sampling import SCHEDULERS
 from ..upper_stage import DEFAULT_STRATEGY, STRATEGIES
@@ -40,7 +40,7 @@ def build_video_tab(demo: gr.Blocks, adapter: gr.Dropdown) -> None:
                                      label="Strength: re-noise level K/T of every stage after the first")
                 guidance = gr.Slider(0, 15, value=defaults.get("guidance", 4.0), step=0.5, label="Guidance")
                 upper_guidance = gr.Slider(0, 15, step=0.5, info=UPPER_GUIDANCE_HINT,
-                                           value=defaults.get("upper_guidance") or defaults.get("guidance", 4.0),
+                                           value=upper_guidance_of({"guidance": 4.0, **defaults}),
                                            label="Upper-stage guidance (the stages after the first)")
                 scheduler = gr.Dropdown(list(SCHEDULERS), value=defaults.get("scheduler") or "ddpm",
                                         label="Scheduler")
