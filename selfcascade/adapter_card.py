@@ -60,9 +60,15 @@ def model_card(config: dict, parameters: int) -> str:
                  ("final loss", f"{facts['final_loss']} (mean of the last {training.get('final_loss_steps')} "
                                 "steps)"),
                  ("mixed precision", str(training.get("mixed_precision", "no"))),
+                 *([("clip length", f"{training['frames']} frames (a video model's clips)")]
+                   if training.get("frames") else []),
                  ("trained", facts["date"])]
     rows.append(("parameters", f"{parameters:,}"))
     model_option = "" if base in ("embedded", "an unrecorded base model") else f"--model {base} "
+    usage = (f"python -m selfcascade video {model_option}--mode tuned --adapter <this folder> --prompt \"...\" "
+             "--frames 16 --size 256x256 --out result.mp4" if training.get("frames") else
+             f"python -m selfcascade generate {model_option}--mode tuned --adapter <this folder> --prompt \"...\" "
+             "--size 512x512 --out result.png")
     return "\n".join([
         *front, "---", "", f"# Self-Cascade upsamplers for {base}", "",
         "Time-aware feature upsamplers trained by Algorithm 1 of Self-Cascade "
@@ -70,8 +76,7 @@ def model_card(config: dict, parameters: int) -> str:
         "stage's result to its UNet's skip connections in the *tuned* mode.", "",
         "| | |", "|---|---|", *[f"| {name} | {value} |" for name, value in rows], "",
         "## Use", "", "```bash",
-        f"python -m selfcascade generate {model_option}--mode tuned --adapter <this folder> "
-        "--prompt \"...\" --size 512x512 --out result.png", "```", "",
+        usage, "```", "",
         "`adapter.safetensors` holds the weights and this record in its metadata; `config.json` + "
         "`diffusion_pytorch_model.safetensors` are the same in diffusers' layout. Loading the adapter with "
         "another base model family, latent layout or UNet is refused.", ""])

@@ -77,6 +77,11 @@ def _read(path: Path) -> FeatureUpsamplers:
         raise InvalidRequest(f"{path.name}: the adapter file is damaged ({str(error)[:200]})") from None
 
 
+def read_adapter_config(path: str | Path) -> dict:
+    """An adapter's config (what it was trained for), or InvalidRequest when it is not a readable adapter."""
+    return dict(_read(Path(path)).config)
+
+
 def check_fits(config, model: DiffusionModel, name: str) -> None:
     """InvalidRequest naming the difference when an adapter's record does not fit `model`: family, latent
     channels, skip layout, then UNet config. Records made before a field existed skip that check."""

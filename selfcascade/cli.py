@@ -77,7 +77,10 @@ def _add_train(commands) -> None:
     from .distributed import MIXED_PRECISION_CHOICES
 
     command = commands.add_parser("train", help="train the time-aware feature upsamplers (an adapter)")
-    command.add_argument("--images", required=True, help="folder of training images (captions: .txt beside)")
+    command.add_argument("--images", required=True,
+                         help="folder of training images (captions: .txt beside); for a video model, of short "
+                              "videos (mp4, gif, ...) or sub-folders of frames, or one folder of frames")
+    command.add_argument("--frames", type=int, default=8, help="video models: frames per training clip")
     command.add_argument("--size", required=True, help="stage size trained for, e.g. 128x128 (pivot: half)")
     command.add_argument("--steps", type=int, default=200)
     command.add_argument("--out", required=True, help="adapter folder to write")
@@ -191,14 +194,15 @@ def _video(args) -> int:
 def _train(args) -> int:
     """Algorithm 1. Under torchrun / accelerate launch every process runs this; only the main one prints
     progress and the result (the adapter is written by it alone, in selfcascade.training)."""
-    from .dataset import image_files
     from .progress import TrainProgress, progress_mode
     from .training import TrainingDone, TrainingRequest, TrainingStarted, TrainingStep, train
+    from .training_clips import training_inputs
 
-    request = TrainingRequest(images=image_files(args.images), size=parse_size(args.size), steps=args.steps,
+    request = TrainingRequest(images=training_inputs(args.images), size=parse_size(args.size), steps=args.steps,
                               learning_rate=args.lr, batch=args.batch, caption=args.caption,
                               strength=args.strength, model=args.model, out=args.out, resume=args.resume,
-                              seed=args.seed, mixed_precision=args.mixed_precision, grad_accum=args.grad_accum)
+                              seed=args.seed, mixed_precision=args.mixed_precision, grad_accum=args.grad_accum,
+                              frames=args.frames)
     request.check()
     if args.log_every < 1:
         raise InvalidRequest(f"--log-every must be 1 or more, not {args.log_every}")

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .models.loader import resolve
+from .models.loader import is_embedded_video, resolve
 from .request import GenerationRequest
 from .stages import InvalidRequest
 from .pivot_anchor import DEFAULT_ANCHOR
@@ -74,8 +74,9 @@ def upper_guidance_of(settings: dict):
 
 
 def request_defaults(model_id: str | None) -> dict:
-    """Sampling settings for a model: those of the first preset that names it, else the paper's."""
-    wanted = resolve(model_id)
+    """Sampling settings for a model: those of the first preset that names it, else the paper's. The embedded
+    video model samples like the embedded image model under it."""
+    wanted = resolve(None if is_embedded_video(model_id) else model_id)
     for preset in load_presets().values():
         if resolve(preset.model) == wanted:
             return {key: preset.settings[key] for key in SAMPLING_KEYS if key in preset.settings}

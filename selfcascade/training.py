@@ -38,16 +38,18 @@ from .models.loader import load_model
 from .provenance import public_name
 from .sampling import Cancelled
 from .stages import InvalidRequest, Size
+from .training_clips import TrainingClips, as_clip_sources, is_clip_source
 from .training_features import FrozenFeatures, freeze_base_model
 from .upsampler import new_upsamplers
 
 CAPTION_DROP = 0.1
+MAX_TRAIN_FRAMES = 64  # frames per training clip (AnimateDiff's motion modules were trained on 16-32)
 FINAL_LOSS_STEPS = 10  # the recorded final loss is the mean of the last steps' losses (one step is noisy)
 
 
 @dataclass
 class TrainingRequest:
-    images: list[str]  # image files (a folder is expanded by the caller or the CLI)
+    images: list[str]  # image files, or for a video model clips (videos, folders of frames; training_clips)
     size: Size  # the stage size trained for (the pivot is half of it per side)
     steps: int = 200
     learning_rate: float = 1e-3
@@ -61,6 +63,7 @@ class TrainingRequest:
     checkpoint_every: int = 0  # save the adapter to `out` every N steps (0: only at the end)
     mixed_precision: str | None = None  # no, fp16 (CUDA), bf16; None: the launcher's (accelerate config), else no
     grad_accum: int | None = None  # micro-batches per optimizer step; None: the launcher's, else 1
+    frames: int = 8  # a video model's clip length (the batch counts clips); ignored for image models
 
     def check(self) -> None:
         if not 1 <= self.steps <= 100_000:
@@ -77,6 +80,8 @@ class TrainingRequest:
         if self.mixed_precision is not None and self.mixed_precision not in MIXED_PRECISION_CHOICES:
             raise InvalidRequest(f"unknown mixed precision {self.mixed_precision!r}; choose one of "
                                  f"{', '.join(MIXED_PRECISION_CHOICES)}")
+        if not 1 <= self.frames <= MAX_TRAIN_FRAMES:
+            raise InvalidRequest(f"frames must be from 1 to {MAX_TRAIN_FRAMES}, not {self.frames}")
         if self.grad_accum is not None and not 1 <= self.grad_accum <= MAX_GRAD_ACCUM:
             raise InvalidRequest(f"gradient accumulation must be from 1 to {MAX_GRAD_ACCUM} steps, "
                                  f"not {self.grad_accum}")
@@ -95,6 +100,7 @@ class TrainingStarted:
     backend: str  # gloo, nccl, or "-" for one process
     device: str
     main_process: bool = True
+    frames: int = 1  # a video model's clip length: the batch counts clips of this many frames
 
     @property
     def effective_batch(self) -> int:
@@ -106,7 +112,8 @@ class TrainingStarted:
                   else "1 process")
         return (f"training on {spread}, {self.device}: effective batch {self.effective_batch} = batch "
                 f"{self.batch} x {self.processes} process{'es' if self.processes > 1 else ''} x "
-                f"{self.grad_accum} accumulation step{'s' if self.grad_accum > 1 else ''}; "
+                f"{self.grad_accum} accumulation step{'s' if self.grad_accum > 1 else ''}"
+                f"{f' (clips of {self.frames} frames)' if self.frames > 1 else ''}; "
                 f"mixed precision {self.mixed_precision}; {self.steps} steps")
 
 
@@ -139,15 +146,18 @@ def diffusion_target(scheduler, z0, noise, t):
 def training_loss(model: DiffusionModel, upsamplers, scheduler, pixels: torch.Tensor, captions: list[str],
                   max_timestep: int, generator: torch.Generator,
                   features: FrozenFeatures | None = None) -> torch.Tensor:
-    """One Algorithm-1 loss on a batch of images (B, 3, H, W) in [-1, 1].
+    """One Algorithm-1 loss on a batch of images (B, 3, H, W) in [-1, 1] (a video model's: clips, frames
+    fastest, `features.group` frames each; one timestep per clip, as the video UNet takes it).
 
     `features` reuses the frozen terms of crops seen before; None computes them all for this batch.
     `upsamplers` is called (not a method of it): under DistributedDataParallel only a forward call
     all-reduces the gradients.
     """
-    frozen = (features or FrozenFeatures(model, budget_mb=0))(pixels.cpu(), captions)
+    features = features or FrozenFeatures(model, budget_mb=0)
+    frozen = features(pixels.cpu(), captions)
     z0 = frozen.z0
-    t = torch.randint(1, max_timestep + 1, (len(pixels),), generator=generator)
+    t = torch.randint(1, max_timestep + 1, (len(pixels) // features.group,), generator=generator)
+    t = t.repeat_interleave(features.group)
     noise = torch.randn(z0.shape, generator=generator)  # drawn on the CPU: the same numbers on any device
     t, noise = t.to(z0.device), noise.to(z0.device)
     zt = scheduler.add_noise(z0, noise, t).to(model.dtype)
@@ -155,6 +165,15 @@ def training_loss(model: DiffusionModel, upsamplers, scheduler, pixels: torch.Te
     prediction = model.predict_noise(zt, t, frozen.conditioning, down_block_additional_residuals=residuals,
                                      mid_block_additional_residual=mid)
     return F.mse_loss(prediction.float(), diffusion_target(scheduler, z0, noise, t).float())
+
+
+def drop_captions(captions: list[str], group: int, rng: random.Random) -> list[str]:
+    """CAPTION_DROP of the units (images, or whole clips of `group` frames) get "" (classifier-free guidance)."""
+    kept = []
+    for start in range(0, len(captions), group):
+        dropped = rng.random() < CAPTION_DROP
+        kept += ["" if dropped else c for c in captions[start:start + group]]
+    return kept
 
 
 def _adapter_folder(request: TrainingRequest, accelerator) -> Path:
@@ -176,6 +195,7 @@ def _record(request: TrainingRequest, started: TrainingStarted, losses: list[flo
             "learning_rate": request.learning_rate, "batch": started.batch, "processes": started.processes,
             "grad_accum": started.grad_accum, "effective_batch": started.effective_batch,
             "mixed_precision": started.mixed_precision, "images": len(request.images),
+            **({"frames": started.frames} if started.frames > 1 else {}),
             "resumed_from": public_name(request.resume) if request.resume else None,
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
@@ -196,7 +216,16 @@ def train(request: TrainingRequest, model: DiffusionModel | None = None,
     accelerator = start_run(request.mixed_precision, request.grad_accum)  # first: it picks this rank's GPU
     model = model or load_model(request.model, FROZEN_DTYPE[accelerator.mixed_precision])
     freeze_base_model(model)
-    data = TrainingImages(request.images, request.size, model.size_multiple, request.caption)
+    group = request.frames if getattr(model, "is_video", False) else 1
+    if getattr(model, "is_video", False):
+        model = model.for_frames(group)
+        data = TrainingClips(as_clip_sources(request.images), request.size, model.size_multiple, group,
+                             request.caption)
+    elif any(is_clip_source(path) for path in request.images):
+        raise InvalidRequest(f"{public_name(model.name)} is an image model: it trains on images, not on videos "
+                             "or folders of clips (those teach a video model)")
+    else:
+        data = TrainingImages(request.images, request.size, model.size_multiple, request.caption)
     with torch.random.fork_rng(devices=[]):  # the request's seed makes the random start (and so the run) repeatable
         torch.manual_seed(request.seed)
         upsamplers = load_adapter(request.resume, model) if request.resume else new_upsamplers(model.unet, model.name)
@@ -208,11 +237,12 @@ def train(request: TrainingRequest, model: DiffusionModel | None = None,
     max_timestep = max(1, int(request.strength * scheduler.config.num_train_timesteps) - 1)
     seed = rank_seed(request.seed, accelerator.process_index)  # each process draws its own crops and noise
     rng, generator = random.Random(seed), torch.Generator().manual_seed(seed)
-    features = FrozenFeatures(model, keep=tuple(accelerator.unwrap_model(upsamplers).config.skip_indices))
+    features = FrozenFeatures(model, keep=tuple(accelerator.unwrap_model(upsamplers).config.skip_indices),
+                              group=group)
     spread = layout(accelerator)
     started_event = TrainingStarted(request.steps, request.batch, spread["processes"], spread["grad_accum"],
                                     spread["mixed_precision"], spread["distributed"], spread["backend"],
-                                    spread["device"], spread["main_process"])
+                                    spread["device"], spread["main_process"], group)
     yield started_event
     folder = _adapter_folder(request, accelerator)
     losses, seconds, started = [], [], time.perf_counter()
@@ -225,7 +255,7 @@ def train(request: TrainingRequest, model: DiffusionModel | None = None,
             total = torch.zeros((), device=accelerator.device)
             for _ in range(started_event.grad_accum):
                 pixels, captions = data.batch(request.batch, rng)
-                captions = ["" if rng.random() < CAPTION_DROP else c for c in captions]
+                captions = drop_captions(captions, group, rng)
                 # accumulate() skips the all-reduce and the optimizer step until the last micro-batch.
                 with accelerator.accumulate(upsamplers):
                     with accelerator.autocast():

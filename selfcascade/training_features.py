@@ -8,6 +8,9 @@ None of them depends on the upsamplers, the timestep or the noise. A crop and ca
 the stage size have one crop each, and captions repeat) reuse the tensors computed the first time: the same
 numbers, only the frozen passes are skipped. The store is bounded (SELFCASCADE_TRAIN_CACHE_MB); once full,
 new crops are computed every time, as without it. Only the skips the upsamplers read are kept.
+
+For a video model the unit is a clip, not a frame (`group` = frames): its motion layers mix the frames, so
+the pivot's skips exist only for a whole clip, and a clip is stored and reused whole.
 """
 
 from __future__ import annotations
@@ -116,24 +119,32 @@ class FrozenFeatures:
     """z0, the pivot's skips and the conditioning of a batch, reusing what earlier batches computed.
 
     `keep`: indices of the skips the upsamplers read (others are dropped); `budget_mb`: 0 computes all every
-    time (no reuse), the default is SELFCASCADE_TRAIN_CACHE_MB.
+    time (no reuse), the default is SELFCASCADE_TRAIN_CACHE_MB; `group`: rows per unit (a video's frames).
     """
 
-    def __init__(self, model: DiffusionModel, keep: tuple[int, ...] | None = None, budget_mb: int | None = None):
-        self.model, self.keep = model, None if keep is None else set(keep)
+    def __init__(self, model: DiffusionModel, keep: tuple[int, ...] | None = None, budget_mb: int | None = None,
+                 group: int = 1):
+        self.model, self.keep, self.group = model, None if keep is None else set(keep), group
         budget = {"left": (CACHE_MB if budget_mb is None else budget_mb) * 2**20}  # shared by the three
         self.latents, self.skips, self.texts = _Store(budget), _Store(budget), _Store(budget)
 
     def __call__(self, pixels: torch.Tensor, captions: list[str]) -> FrozenBatch:
-        """`pixels`: (B, 3, H, W) in [-1, 1] (CPU, as the dataset makes them); `captions`: B strings."""
-        keys = [hashlib.blake2b(p.contiguous().numpy().tobytes(), digest_size=16).digest() for p in pixels.cpu()]
+        """`pixels`: (B, 3, H, W) in [-1, 1] (CPU, as the dataset makes them); `captions`: B strings.
+        With `group` g, B is a whole number of units of g rows, each unit under one caption."""
+        units = pixels.cpu().reshape(-1, self.group, *pixels.shape[1:])
+        keys = [hashlib.blake2b(u.contiguous().numpy().tobytes(), digest_size=16).digest() for u in units]
+        captions = captions[:: self.group]
         texts = self._conditioning(captions)
-        latents = self._latents(pixels, keys)
+        latents = self._latents(units, keys)
         skips = self._skips(keys, captions, latents, texts)
         device = self.model.device
         z0 = torch.cat([latents[k][0] for k in keys]).to(device)
         levels = [None if column[0] is None else torch.cat(column).to(device) for column in zip(*skips)]
-        return FrozenBatch(z0, levels, _stack(texts))
+        return FrozenBatch(z0, levels, _stack(self._per_row(texts)))
+
+    def _per_row(self, texts: list[Conditioning]) -> list[Conditioning]:
+        """A unit's conditioning once per row (a video model's folded frames each carry the caption)."""
+        return [text for text in texts for _ in range(self.group)]
 
     def hit_rate(self) -> float:
         """Share of crop lookups that skipped the VAE encodes (for the training log)."""
@@ -148,35 +159,36 @@ class FrozenFeatures:
                 self.texts.put(caption, row)
         return [_to(found[c], self.model.device) for c in captions]
 
-    def _latents(self, pixels: torch.Tensor, keys: list[bytes]) -> dict:
-        """key -> (z0 row, pivot row): the crop and its 2x down-sampled copy through the VAE encoder."""
+    def _latents(self, units: torch.Tensor, keys: list[bytes]) -> dict:
+        """key -> (z0 rows, pivot rows): the unit's crops and their 2x down-sampled copies through the VAE."""
         found = {k: self.latents.get(k) for k in dict.fromkeys(keys)}
         missing = _first_missing(keys, found)
         if missing:
-            model = self.model
-            batch = pixels[missing].to(model.device)
+            model, g = self.model, self.group
+            batch = units[missing].flatten(0, 1).to(model.device)
             # The pivot is the down-sampled ground truth (paper Sec. 3.3), encoded like the crop.
             small = F.interpolate(batch, scale_factor=0.5, mode="bilinear", antialias=True, align_corners=False)
             z0 = encode_mean(model.vae, batch, tiled=False).to(model.dtype)
             pivot = encode_mean(model.vae, small, tiled=False).to(model.dtype)
             for row, i in enumerate(missing):
-                found[keys[i]] = (z0[row:row + 1], pivot[row:row + 1])
+                found[keys[i]] = (z0[row * g:(row + 1) * g], pivot[row * g:(row + 1) * g])
                 self.latents.put(keys[i], found[keys[i]])
         return {k: _to(v, self.model.device) for k, v in found.items()}
 
     def _skips(self, keys, captions, latents, texts) -> list[list[torch.Tensor | None]]:
-        """Per row: the pivot's skip features at t = 0 under its caption (cross-attention reads the caption)."""
+        """Per unit: the pivot's skip features at t = 0 under its caption (cross-attention reads the caption)."""
         pairs = list(zip(keys, captions))
         found = {pair: self.skips.get(pair) for pair in dict.fromkeys(pairs)}
         missing = _first_missing(pairs, found)
         if missing:
+            g = self.group
             pivots = torch.cat([latents[keys[i]][1] for i in missing])
-            conditioning = _stack([texts[i] for i in missing])
-            zero = torch.zeros(len(missing), dtype=torch.long, device=pivots.device)
+            conditioning = _stack(self._per_row([texts[i] for i in missing]))
+            zero = torch.zeros(len(pivots), dtype=torch.long, device=pivots.device)
             with torch.no_grad():
                 features = encoder_skips(self.model, pivots, zero, conditioning)
             for row, i in enumerate(missing):
-                kept = [None if self.keep is not None and n not in self.keep else f[row:row + 1]
+                kept = [None if self.keep is not None and n not in self.keep else f[row * g:(row + 1) * g]
                         for n, f in enumerate(features)]
                 found[pairs[i]] = kept
                 self.skips.put(pairs[i], kept)

@@ -20,7 +20,8 @@ from .adapters import load_adapter
 from .cascade import run
 from .models.base import DiffusionModel
 from .presets import request_defaults
-from .request import GenerationRequest
+from .models.video import VideoModel
+from .request import GenerationRequest, VideoRequest
 from .sampling import Cancelled
 from .stages import Size
 from .training import TrainingDone, TrainingRequest, TrainingStep, train
@@ -32,17 +33,19 @@ class SampleSettings:
     size: Size  # the size the adapter is trained for: its cascade is base -> ... -> size
     seed: int = 0
     model: str | None = None  # as in GenerationRequest (None: the embedded model)
+    frames: int = 0  # a video model's sample length (0: an image model)
 
     def request(self, adapter: str | None) -> GenerationRequest:
         """The model's usual sampling settings; tuned with `adapter`, tuning-free without one."""
-        return GenerationRequest(self.prompt, self.size[0], self.size[1], mode="tuned" if adapter else "tuning-free",
-                                 adapter=adapter, seed=self.seed, model=self.model, **request_defaults(self.model))
+        kind, extra = (VideoRequest, {"frames": self.frames}) if self.frames else (GenerationRequest, {})
+        return kind(self.prompt, self.size[0], self.size[1], mode="tuned" if adapter else "tuning-free",
+                    adapter=adapter, seed=self.seed, model=self.model, **request_defaults(self.model), **extra)
 
 
 @dataclass
 class TrainingSample:
     step: int  # 0: before training
-    image: Image.Image
+    image: Image.Image  # a video's: a strip of its frames
     tuned: bool  # False: the tuning-free reference
     seconds: float
 
@@ -52,7 +55,8 @@ def sample(model: DiffusionModel, settings: SampleSettings, adapter: str | None 
     """One sample: tuned with the adapter saved at `adapter`, or tuning-free without one."""
     started = time.perf_counter()
     result = run(settings.request(adapter), model, cancel=cancel, previews=False)
-    return TrainingSample(step, result.image, adapter is not None, time.perf_counter() - started)
+    image = VideoModel.strip(result.frames) if result.frames else result.image
+    return TrainingSample(step, image, adapter is not None, time.perf_counter() - started)
 
 
 def samples_left(step: int, steps: int, every: int) -> int:

@@ -66,6 +66,8 @@ class VideoModel(DiffusionModel):
         return conditioning.positive
 
     def predict_noise(self, latents, timestep, conditioning, **unet_extras):
+        if torch.is_tensor(timestep) and timestep.ndim == 1 and self.frames > 1 and len(timestep) == len(latents):
+            timestep = timestep[:: self.frames]  # one per folded frame (training) -> one per video, as the UNet takes
         noise = self.unet(self.unfold(latents), timestep, encoder_hidden_states=self.unet_embeddings(
             self.embeddings(conditioning), latents.shape[0]), return_dict=False, **unet_extras)[0]
         return self.fold(noise)

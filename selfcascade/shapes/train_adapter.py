@@ -1,9 +1,11 @@
-"""Train the embedded model's shipped adapter (time-aware upsamplers) on renders of the shapes world.
+"""Train the embedded models' shipped adapters (time-aware upsamplers) on renders of the shapes world.
 
     python -m selfcascade.shapes.train_adapter --out assets/shapes-adapter
+    python -m selfcascade.shapes.train_adapter --video --out assets/shapes-video-adapter
 
-Renders captioned scenes at the 128 px stage size (the 64 -> 128 step; the same 2x upsamplers serve every
-later 2x stage), then runs Algorithm 1 (selfcascade.training) with the embedded model frozen.
+Renders captioned scenes (with --video: clips of shapes in motion, folders of frames) at the 128 px stage size
+(the 64 -> 128 step; the same 2x upsamplers serve every later 2x stage), then runs Algorithm 1
+(selfcascade.training) with the embedded model (or the embedded shapes-video model) frozen.
 """
 
 from __future__ import annotations
@@ -31,6 +33,27 @@ def render_examples(folder: Path, count: int, size: int, seed: int) -> list[str]
     return paths
 
 
+def render_example_clips(folder: Path, count: int, size: int, frames: int, seed: int) -> list[str]:
+    """`count` clips of the shapes world in motion at `size` px, each a folder of PNG frames with its caption
+    in the .txt of the same name beside it (GIF and WebP writers merge a still clip's identical frames)."""
+    from .motion import DIRECTIONS, motion_caption, random_clip_scene, render_clip
+
+    rng = random.Random(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    directions = [None, *DIRECTIONS]
+    paths = []
+    for index in range(count):
+        direction = directions[index % len(directions)]
+        scene = random_clip_scene(rng, None, direction)
+        clip_folder = folder / f"clip{index:04d}"
+        clip_folder.mkdir(exist_ok=True)
+        for number, frame in enumerate(render_clip(scene, direction, frames, size)):
+            frame.save(clip_folder / f"frame{number:03d}.png")
+        clip_folder.with_suffix(".txt").write_text(motion_caption(scene, direction, rng))
+        paths.append(str(clip_folder))
+    return paths
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="assets/shapes-adapter")
@@ -39,11 +62,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--video", action="store_true", help="the shapes-video model's adapter, on clips")
+    parser.add_argument("--frames", type=int, default=8, help="with --video: frames per clip")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as folder:
-        paths = render_examples(Path(folder), args.images, 128, args.seed)
+        if args.video:
+            paths = render_example_clips(Path(folder), args.images, 128, args.frames, args.seed)
+        else:
+            paths = render_examples(Path(folder), args.images, 128, args.seed)
         request = TrainingRequest(images=paths, size=(128, 128), steps=args.steps, learning_rate=args.lr,
-                                  batch=args.batch, out=args.out, seed=args.seed)
+                                  batch=args.batch, out=args.out, seed=args.seed, frames=args.frames,
+                                  model="shapes-video" if args.video else None)
         for event in train(request):
             if isinstance(event, TrainingStep) and event.step % 20 == 0:
                 print(f"step {event.step}/{event.steps} loss {event.loss:.4f} "

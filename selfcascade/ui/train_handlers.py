@@ -9,18 +9,19 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from ..adapters import load_adapter
+from ..adapters import load_adapter, read_adapter_config
 from ..dataset import sidecar_caption
-from ..models.loader import is_embedded, load_model
+from ..models.loader import is_embedded, is_embedded_video, load_model
 from ..outputs import OUTPUTS
 from ..sampling import Cancelled
-from ..shapes.train_adapter import render_examples
+from ..shapes.train_adapter import render_example_clips, render_examples
 from ..stages import InvalidRequest
 from ..training import TrainingDone, TrainingRequest, TrainingStep
-from ..training_data import TrainingData, gather_training_images
+from ..training_data import TrainingData, gather_training_clips, gather_training_images
 from ..training_samples import SampleSettings, TrainingSample, samples_left, train_with_samples
 from . import sessions
 from .handlers import on_gpu, whole_number
+from .video_handlers import VIDEO_MODEL_CHOICES
 
 TRAIN_GPU_SECONDS = int(os.environ.get("SELFCASCADE_TRAIN_GPU_SECONDS", "300"))  # ZeroGPU time for one training
 SHIPPED_ADAPTER = Path(__file__).resolve().parents[2] / "assets" / "shapes-adapter"
@@ -95,18 +96,38 @@ def _sample_prompt(prompt: str, caption: str, data: TrainingData, model_id: str 
     return SAMPLE_PROMPT if model_id is None else ""
 
 
-def _training_data(uploads, folder, use_examples, size, model_id) -> TrainingData:
+def _training_data(uploads, folder, use_examples, size, model_id, frames: int = 0) -> TrainingData:
+    """The checked training set; `frames` > 0: a video model's clips of that many frames."""
     staging = OUTPUTS.new_path("datasets", "data")
     if use_examples:
-        if model_id is not None:
-            raise InvalidRequest("the example images are renders of the shapes world: use the embedded model")
-        render_examples(staging / "examples", 64, max(size), 0)
+        if frames and is_embedded_video(model_id):
+            render_example_clips(staging / "examples", 16, max(size), frames, 0)
+        elif model_id is not None or frames:
+            raise InvalidRequest("the examples are renders of the shapes world: use the embedded model (images) "
+                                 "or the embedded shapes-video model (clips)")
+        else:
+            render_examples(staging / "examples", 64, max(size), 0)
+    if frames:
+        return gather_training_clips(uploads, folder, staging, size, frames)
     return gather_training_images(uploads, folder, staging, size)
+
+
+def is_video_adapter(path: str) -> bool:
+    """Whether an adapter file was trained for a video model (its record names a clip length)."""
+    try:
+        return bool((read_adapter_config(path).get("training") or {}).get("frames"))
+    except InvalidRequest:
+        return False
+
+
+def _is_video_choice(model: str | None) -> bool:
+    """What the Base model choice says before loading: the listed video models (others: after loading)."""
+    return model is not None and model.strip() in {value for _, value in VIDEO_MODEL_CHOICES}
 
 
 @on_gpu(seconds=TRAIN_GPU_SECONDS)
 def train_stream(model, uploads, folder, use_examples, width, height, steps, learning_rate, batch, caption,
-                 sample_every=0, sample_prompt="", sample_seed=0, resume=NEW_ADAPTER,
+                 sample_every=0, sample_prompt="", sample_seed=0, resume=NEW_ADAPTER, frames=8,
                  request: gr.Request | None = None):
     """Yield (status, loss plot, tuning-free sample, tuned sample, adapter file, resume choices) while training."""
     cancel = sessions.begin(request)
@@ -123,15 +144,21 @@ def train_stream(model, uploads, folder, use_examples, width, height, steps, lea
                                    learning_rate=float(learning_rate), batch=whole_number(batch, "batch"),
                                    caption=caption or "", model=model_id, out=str(out),
                                    resume=None if resume in (None, "", NEW_ADAPTER) else resume,
-                                   checkpoint_every=every)
+                                   checkpoint_every=every, frames=whole_number(frames, "frames per clip"))
         training.check()  # bad numbers fail before any file work
-        data = _training_data(uploads, folder, use_examples, size, model_id)
+        clip_frames = training.frames if _is_video_choice(model) else 0
+        data = _training_data(uploads, folder, use_examples, size, model_id, clip_frames)
         training.images = data.images
         settings = SampleSettings(_sample_prompt(sample_prompt, caption, data, model_id), size,
                                   whole_number(sample_seed, "sample seed"), model_id)
         notes = _notes(data.notes)
         yield _outputs(status=f"Loading the model; {data.describe()}.{notes}", plot=_loss_frame([]))
         loaded = load_model(model_id)
+        if getattr(loaded, "is_video", False) != data.clips:  # a hub id or folder: its kind shows once loaded
+            clip_frames = training.frames if data.clips is False else 0
+            data = _training_data(uploads, folder, use_examples, size, model_id, clip_frames)
+            training.images = data.images
+        settings.frames = clip_frames
         last_status, sample_seconds = 0.0, 0.0
         for event in train_with_samples(training, loaded, settings, cancel):
             if isinstance(event, TrainingSample):

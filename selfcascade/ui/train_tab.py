@@ -6,24 +6,30 @@ import gradio as gr
 
 from ..hosting import ON_SPACE
 from . import handlers
-from .train_handlers import NEW_ADAPTER, add_resume_adapter, adapter_choices, resume_choices, train_stream
+from .train_handlers import (NEW_ADAPTER, add_resume_adapter, adapter_choices, is_video_adapter, resume_choices,
+                             train_stream)
+from .video_handlers import VIDEO_MODEL_CHOICES
 
 
-def build_train_tab(generate_mode: gr.Radio, generate_adapter: gr.Dropdown, tabs: gr.Tabs) -> None:
+def build_train_tab(generate_mode: gr.Radio, video_mode: gr.Radio, generate_adapter: gr.Dropdown,
+                    tabs: gr.Tabs) -> None:
     gr.Markdown("Fine-tune only the tiny **time-aware feature upsamplers** (Algorithm 1 of the paper) on a few "
-                "images at the stage size; the base model stays frozen. The adapter then drives the *tuned* mode.")
+                "images at the stage size (for a video model: short videos or folders of frames); the base model "
+                "stays frozen. The adapter then drives the *tuned* mode.")
     with gr.Row():
         with gr.Column(scale=2):
-            model = gr.Dropdown(handlers.MODEL_CHOICES, value="embedded", allow_custom_value=True,
-                                label="Base model")
-            uploads = gr.File(label="Training images: any image format, .txt captions of the same name, or a .zip "
-                                    "of both", file_count="multiple", type="filepath",
-                              file_types=["image", ".txt", ".zip"], height=140, elem_id="train-images")
+            model = gr.Dropdown(handlers.MODEL_CHOICES + VIDEO_MODEL_CHOICES, value="embedded",
+                                allow_custom_value=True, label="Base model", elem_id="train-model")
+            uploads = gr.File(label="Training images (any image format) or, for a video model, short videos "
+                                    "(mp4, gif, webp); .txt captions of the same name; or a .zip of them",
+                              file_count="multiple", type="filepath",
+                              file_types=["image", "video", ".gif", ".webp", ".txt", ".zip"], height=140,
+                              elem_id="train-images")
             # Reading the server's disk makes sense only on your own machine; the handler refuses it on a Space.
             folder = gr.Textbox(label="Or a folder of images on this machine", placeholder="/path/to/images",
                                 visible=not ON_SPACE, elem_id="train-folder")
-            use_examples = gr.Checkbox(label="Use example images (renders of the shapes world)", value=False,
-                                       elem_id="use-examples")
+            use_examples = gr.Checkbox(label="Use example images or clips (renders of the shapes world)",
+                                       value=False, elem_id="use-examples")
             with gr.Row():
                 width = gr.Number(label="Stage width", value=128, precision=0)
                 height = gr.Number(label="Stage height", value=128, precision=0)
@@ -31,7 +37,9 @@ def build_train_tab(generate_mode: gr.Radio, generate_adapter: gr.Dropdown, tabs
             with gr.Row():
                 steps = gr.Slider(1, 2000, value=60, step=1, label="Steps", elem_id="train-steps")
                 learning_rate = gr.Number(label="Learning rate", value=2e-3)
-                batch = gr.Slider(1, 32, value=4, step=1, label="Batch")
+                batch = gr.Slider(1, 32, value=4, step=1, label="Batch (clips, for a video model)")
+                frames = gr.Number(label="Frames per clip (video models)", value=8, precision=0, minimum=1,
+                                   elem_id="train-frames")
             with gr.Row():
                 sample_every = gr.Number(label="Sample every N steps (0: at the end)", value=10, precision=0,
                                          minimum=0, elem_id="sample-every", scale=2, min_width=100)
@@ -59,16 +67,19 @@ def build_train_tab(generate_mode: gr.Radio, generate_adapter: gr.Dropdown, tabs
 
     train_button.click(train_stream, inputs=[model, uploads, folder, use_examples, width, height, steps,
                                              learning_rate, batch, caption, sample_every, sample_prompt,
-                                             sample_seed, resume],
+                                             sample_seed, resume, frames],
                        outputs=[status, loss_plot, reference, sample, adapter_file, resume],
                        concurrency_id="device", api_name="train")
     stop_button.click(handlers.stop, outputs=status, concurrency_limit=None, api_name="stop_training")
     resume_file.upload(add_resume_adapter, inputs=[resume_file, model], outputs=[resume, status])
 
     def use_adapter(path):
-        """Make the adapter just trained the Generate tab's, in tuned mode, and go there."""
+        """Make the adapter just trained the one in use, in tuned mode, and go to the tab it is for."""
         if not path:
-            return gr.skip(), gr.skip(), gr.skip()
-        return gr.update(choices=[path, *adapter_choices()], value=path), "tuned", gr.Tabs(selected="generate")
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        choice = gr.update(choices=[path, *adapter_choices()], value=path)
+        if is_video_adapter(path):
+            return choice, gr.skip(), "tuned", gr.Tabs(selected="video")
+        return choice, "tuned", gr.skip(), gr.Tabs(selected="generate")
 
-    use_button.click(use_adapter, inputs=adapter_file, outputs=[generate_adapter, generate_mode, tabs])
+    use_button.click(use_adapter, inputs=adapter_file, outputs=[generate_adapter, generate_mode, video_mode, tabs])

@@ -15,8 +15,9 @@ from .generate_tab import ANCHOR_HINT, UPPER_GUIDANCE_HINT, UPPER_HINT
 PROMPT_HINT = "a [small|large] <colour> <shape> [on a <background> background] [moving right|left|up|down]"
 
 
-def build_video_tab(demo: gr.Blocks, adapter: gr.Dropdown) -> None:
-    """Declare the tab; the tuned mode uses the adapter chosen in the Generate tab's list."""
+def build_video_tab(demo: gr.Blocks, adapter: gr.Dropdown) -> gr.Radio:
+    """Declare the tab; the tuned mode uses the adapter chosen in the Generate tab's list. Returns the mode
+    choice (the Train tab switches it to tuned for a video adapter)."""
     defaults = request_defaults(None)  # the embedded video model samples like the image model under it
     with gr.Row():
         with gr.Column(scale=2):
@@ -71,3 +72,4 @@ def build_video_tab(demo: gr.Blocks, adapter: gr.Dropdown) -> None:
     run_button.click(video_handlers.video_stream, inputs=inputs, outputs=[status, live, gallery, player, download],
                      concurrency_id="device", api_name="video")
     stop_button.click(handlers.stop, outputs=status, api_name="stop_video", concurrency_limit=None)
+    return mode
