@@ -1,8 +1,15 @@
 """Algorithm 1 scaled out: one process with batch 2B against two data-parallel processes with batch B each,
-at the same effective batch, on the embedded model.
+at the same effective batch, on the embedded model or the real SD 2.1 architecture.
 
     python benchmarks/training_scaleout.py                           # 60 steps, effective batch 8, 128 px
     python benchmarks/training_scaleout.py --steps 20 --batch 2 --size 64 --window 5
+    python benchmarks/training_scaleout.py --architecture sd21 --size 256 --batch 1 --steps 12 --window 4 \
+        --one-threads 1,2 --out benchmarks/results/training_scaleout_sd21.md
+
+With --architecture sd21, SD 2.1's UNet and VAE from ../shared/configs with random weights and a text encoder
+of the released size (benchmarks/training_cost.py: build_sd21) are saved as a diffusers folder first, and
+both commands train on it with --model. --one-threads runs the one-process command once per thread count
+(1: the same cores per process as each of the two; 2: one process given both cores).
 
 Both runs are the real command line: `python -m selfcascade train --batch 2B` and `torchrun --standalone
 --nproc_per_node 2 -m selfcascade train --batch B` (gloo on the CPU), each process with `--threads` torch
@@ -33,14 +40,15 @@ sys.path.insert(0, str(ROOT))
 OUT = ROOT / "benchmarks" / "results" / "training_scaleout.md"
 
 
-def run(processes: int, batch: int, images: Path, out: Path, args) -> dict:
+def run(processes: int, batch: int, images: Path, out: Path, args, threads: int | None = None,
+        model: str | None = None) -> dict:
     """One training command; its log, with the wall time of the whole command added."""
     launcher = [sys.executable] if processes == 1 else [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes)]
     command = [*launcher, "-m", "selfcascade", "train", "--images", str(images), "--size", f"{args.size}x{args.size}",
                "--steps", str(args.steps), "--batch", str(batch), "--lr", str(args.lr), "--seed", str(args.seed),
-               "--quiet", "--out", str(out)]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": str(args.threads)}
+               "--quiet", "--out", str(out), *(["--model", model] if model else [])]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": str(threads or args.threads)}
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT)
     if done.returncode != 0:
@@ -70,17 +78,24 @@ def throughput(log: dict) -> float:
     return log["effective_batch"] * (len(seconds) - 1) / (seconds[-1] - seconds[0])
 
 
-def table(one: dict, two: dict, args) -> str:
-    lines = [f"Embedded model, stage {args.size}x{args.size}, {args.steps} steps, lr {args.lr}, effective batch "
+def table(ones: dict[int, dict], two: dict, args) -> str:
+    one = ones[min(ones)]
+    name = "SD 2.1 architecture (random weights)" if args.architecture == "sd21" else "Embedded model"
+    lines = [f"{name}, stage {args.size}x{args.size}, {args.steps} steps, lr {args.lr}, effective batch "
              f"{one['effective_batch']} both; images rendered at {int(args.size * 1.5)} px (random crops, frozen "
              f"features reused in {one['frozen_features_reused']:.0%} / {two['frozen_features_reused']:.0%} of "
-             f"lookups); {args.threads} torch thread(s) per process; CPU, gloo.", "",
+             f"lookups); {args.threads} torch thread(s) per process of the 2-process run; CPU, gloo.", "",
              "| run | start line | images/s (training loop) | s / step | wall time incl. start-up (s) |",
              "|---|---|---|---|---|"]
-    for name, log in (("1 process", one), ("2 processes", two)):
-        lines.append(f"| {name} | {log['start_line']} | {throughput(log):.2f} | "
+    runs = [(f"1 process, {threads} thread(s)", log) for threads, log in sorted(ones.items())]
+    for label, log in (*runs, (f"2 processes, {args.threads} thread(s) each", two)):
+        lines.append(f"| {label} | {log['start_line']} | {throughput(log):.2f} | "
                      f"{log['seconds'][-1] / len(log['seconds']):.3f} | {log['wall']:.0f} |")
-    lines += ["", f"2 processes / 1 process throughput: {throughput(two) / throughput(one):.2f}x", "",
+    lines.append("")
+    for threads, log in sorted(ones.items()):
+        lines.append(f"2 processes / 1 process with {threads} thread(s): "
+                     f"{throughput(two) / throughput(log):.2f}x the throughput  ")
+    lines += ["", f"Losses below: the 1-process run with {min(ones)} thread(s) against the 2-process run.", "",
               "| steps | 1 process: mean loss ± s.e. | 2 processes: mean loss ± s.e. | difference / combined s.e. |",
               "|---|---|---|---|"]
     for (first, last, m1, e1), (_, _, m2, e2) in zip(windows(one["losses"], args.window),
@@ -102,17 +117,30 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=10, help="steps per row of the loss table")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
     parser.add_argument("--out", default=str(OUT))
+    parser.add_argument("--architecture", choices=("embedded", "sd21"), default="embedded")
+    parser.add_argument("--one-threads", default=None, help="thread counts of the 1-process run, e.g. 1,2 "
+                                                            "(default: --threads)")
     args = parser.parse_args()
     from selfcascade.shapes.train_adapter import render_examples
 
+    thread_counts = [int(n) for n in (args.one_threads or str(args.threads)).split(",")]
     with tempfile.TemporaryDirectory() as scratch:
         images = Path(scratch) / "images"
         render_examples(images, args.images, int(args.size * 1.5), seed=args.seed)
-        one = run(1, 2 * args.batch, images, Path(scratch) / "one", args)
-        print(f"1 process: {throughput(one):.2f} images/s", flush=True)
-        two = run(2, args.batch, images, Path(scratch) / "two", args)
+        model = None
+        if args.architecture == "sd21":
+            from benchmarks.training_cost import build_sd21
+
+            model = str(Path(scratch) / "sd21")
+            build_sd21(Path(scratch) / "parts").pipeline.save_pretrained(model)
+            print(f"SD 2.1 architecture saved to {model}", flush=True)
+        ones = {}
+        for threads in thread_counts:
+            ones[threads] = run(1, 2 * args.batch, images, Path(scratch) / f"one{threads}", args, threads, model)
+            print(f"1 process, {threads} thread(s): {throughput(ones[threads]):.2f} images/s", flush=True)
+        two = run(2, args.batch, images, Path(scratch) / "two", args, model=model)
         print(f"2 processes: {throughput(two):.2f} images/s", flush=True)
-    text = table(one, two, args)
+    text = table(ones, two, args)
     print("\n" + text)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(text)

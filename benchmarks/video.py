@@ -1,11 +1,15 @@
 """Video Self-Cascade on the embedded shapes-video model: frames judged correct, direction, flicker, time.
 
-    nice -n 19 python benchmarks/video.py --size 256 --frames 16 --videos 8 --modes direct tuning-free
+    python benchmarks/video.py --size 256 --frames 16 --videos 8 --modes direct tuning-free tuned \
+        --out benchmarks/results/video.md --sheet benchmarks/results/video.png
 
 Per video: every frame goes to the strict shapes judge (selfcascade.shapes.detector.check); the object's
 centroid per frame (its mask from the detector) gives the track, whose net displacement must point the
 prompted way (and be at least 5% of the side); flicker is the mean absolute frame-to-frame change of the
-background pixels (0-255, outside the object in both frames). Prints one table row per mode.
+background pixels (0-255, outside the object in both frames). Prints one table row per mode, with the judge's
+failure reasons counted over frames; the sheet shows 4 frames per video outlined by verdict, to check them.
+Sampling settings are the model's preset (as the app and the CLI use them); the tuned mode uses the
+shipped video adapter (assets/shapes-video-adapter).
 """
 
 from __future__ import annotations
@@ -16,18 +20,23 @@ import sys
 import time
 from pathlib import Path
 
+from collections import Counter
+
 import numpy as np
 import torch
+from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from selfcascade.cascade import run  # noqa: E402
+from selfcascade.presets import request_defaults  # noqa: E402
 from selfcascade.models.loader import load_model  # noqa: E402
 from selfcascade.request import VideoRequest  # noqa: E402
 from selfcascade.shapes.detector import check, object_mask  # noqa: E402
 from selfcascade.shapes.motion import DIRECTIONS  # noqa: E402
 from selfcascade.shapes.world import COLOURS, SHAPES  # noqa: E402
 
+ADAPTER = Path(__file__).resolve().parents[1] / "assets" / "shapes-video-adapter"
 MIN_TRAVEL = 0.05  # net centroid displacement, fraction of the side, that counts as movement
 
 
@@ -68,39 +77,81 @@ def prompts(count: int, seed: int = 7) -> list[tuple[str, str, int]]:
             for i in range(count)]
 
 
+def sheet_row(frames, verdicts, direction: str, ok: bool, columns: int = 4) -> Image.Image:
+    """`columns` evenly spaced frames of one video, each outlined green (judged correct) or red, plus a
+    label with the prompted direction and whether the track followed it."""
+    step = max(1, (len(frames) - 1) // max(1, columns - 1))
+    picked = list(range(0, len(frames), step))[:columns]
+    side = frames[0].width
+    row = Image.new("RGB", (side * columns + 90, side), "white")
+    draw = ImageDraw.Draw(row)
+    for slot, index in enumerate(picked):
+        row.paste(frames[index], (slot * side, 0))
+        colour = (0, 170, 0) if verdicts[index].correct else (220, 0, 0)
+        draw.rectangle((slot * side, 0, (slot + 1) * side - 1, side - 1), outline=colour, width=3)
+    draw.text((side * columns + 6, side // 2 - 12), f"{direction}\n{'moved' if ok else 'NOT moved'}", fill="black")
+    return row
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--frames", type=int, default=16)
     parser.add_argument("--videos", type=int, default=8)
-    parser.add_argument("--steps", type=int, default=40)
-    parser.add_argument("--modes", nargs="+", default=["direct", "tuning-free"])
+    parser.add_argument("--steps", type=int, default=None, help="default: the model's preset (40)")
+    parser.add_argument("--modes", nargs="+", default=["direct", "tuning-free", "tuned"])
     parser.add_argument("--model", default="shapes-video")
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--adapter", default=str(ADAPTER), help="the tuned mode's adapter (trained on clips)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", default=None, help="also write the table to this .md file")
+    parser.add_argument("--sheet", default=None, help="a PNG of 4 frames per video, outlined by verdict")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     model = load_model(args.model)
+    settings = request_defaults(args.model)  # the embedded video model samples like the image model under it
+    if args.steps is not None:
+        settings["steps"] = args.steps
     from selfcascade.shapes.motion import parse_motion_prompt
 
-    print(f"| mode | size | frames | frames correct | direction right | flicker | s / video |")
-    print("|---|---|---|---|---|---|---|")
+    lines = [f"{args.model} at {args.size}x{args.size}, {args.frames} frames, {args.videos} videos per mode, "
+             f"{args.threads} threads; settings {settings}.", "",
+             "| mode | size | frames | frames correct | failures | direction right | flicker | s / video |",
+             "|---|---|---|---|---|---|---|---|"]
+    print("\n".join(lines), flush=True)
+    rows = []
     for mode in args.modes:
         correct = total = right = 0
-        flickers, seconds = [], []
+        flickers, seconds, failures = [], [], Counter()
         for still, direction, seed in prompts(args.videos):
             prompt = f"{still} moving {direction}"
             spec = parse_motion_prompt(prompt)[0]
             started = time.perf_counter()
-            result = run(VideoRequest(prompt, args.size, args.size, mode=mode, frames=args.frames, steps=args.steps,
-                                      strength=0.5, guidance=4.0, scheduler="ddpm", seed=seed), model, previews=False)
+            result = run(VideoRequest(prompt, args.size, args.size, mode=mode, frames=args.frames, seed=seed,
+                                      adapter=args.adapter if mode == "tuned" else None, **settings),
+                         model, previews=False)
             seconds.append(time.perf_counter() - started)
             masks = [object_mask(frame, spec) for frame in result.frames]
-            correct += sum(check(frame, spec).correct for frame in result.frames)
+            verdicts = [check(frame, spec) for frame in result.frames]
+            correct += sum(v.correct for v in verdicts)
+            failures.update(kind for v in verdicts for kind in v.failures)
             total += len(result.frames)
-            right += direction_right([centroid(mask) for mask in masks], direction)
+            moved = direction_right([centroid(mask) for mask in masks], direction)
+            right += moved
             flickers.append(flicker(result.frames, masks))
-        print(f"| {mode} | {args.size} | {args.frames} | {correct / total:.2f} | {right}/{args.videos} | "
-              f"{np.mean(flickers):.2f} | {np.mean(seconds):.1f} |", flush=True)
+            rows.append((mode, sheet_row(result.frames, verdicts, direction, moved)))
+        reasons = ", ".join(f"{kind} {count}" for kind, count in failures.most_common()) or "-"
+        line = (f"| {mode} | {args.size} | {args.frames} | {correct / total:.2f} ({correct}/{total}) | {reasons} | "
+                f"{right}/{args.videos} | {np.mean(flickers):.2f} | {np.mean(seconds):.1f} |")
+        lines.append(line)
+        print(line, flush=True)
+    if args.out:
+        Path(args.out).write_text("\n".join(lines) + "\n")
+    if args.sheet and rows:
+        width, height = rows[0][1].size
+        sheet = Image.new("RGB", (width, height * len(rows)), "white")
+        for index, (_, row) in enumerate(rows):
+            sheet.paste(row, (0, index * height))
+        sheet.save(args.sheet)
 
 
 if __name__ == "__main__":

@@ -4,9 +4,10 @@
     stage r >= 1:  z_K = sqrt(a_bar_K) * up(z^{r-1}) + sqrt(1 - a_bar_K) * eps,  K = strength * T
                    z^r = denoise(z_K) from K to 0 with the same frozen model at the new size
 
-`up` is what tells the modes apart: bilinear resize of the clean latent pivot (tuning-free), decode ->
-resize pixels -> encode (hires-fix). `tuned` is tuning-free plus the trained feature upsamplers, which add
-phi(pivot skip features, t) to the UNet's skips at every step. `direct` is one stage at the target size.
+`up` is bilinear resize of the clean latent pivot (the paper's), or with `pivot_up="pixel"` decode -> Lanczos
+in pixel space -> encode (always so in the hires-fix baseline). `tuned` is tuning-free plus the trained feature
+upsamplers, which add phi(pivot skip features, t) to the UNet's skips at every step. `direct` is one stage at
+the target size.
 
 Around the stages: a run that the memory plan says cannot fit is refused before it starts
 (NotEnoughMemory), latents holding NaN/Inf after a stage stop it (NonFiniteResult), and an out-of-memory
@@ -79,13 +80,14 @@ class Finished:
 Event = StageStarted | StepDone | StageDone | Finished
 
 
-def upsample_pivot(model: DiffusionModel, pivot: torch.Tensor, size: Size, mode: str,
+def upsample_pivot(model: DiffusionModel, pivot: torch.Tensor, size: Size, how: str = "latent",
                    tiling: str = "auto") -> torch.Tensor:
-    """The pivot brought to the next stage's latent size (the `up` of Algorithm 2, or the hires-fix way).
+    """The pivot brought to the next stage's latent size: `how` = "latent", bilinear on the latents (the `up`
+    of Algorithm 2), or "pixel": decode, Lanczos, encode (request.PIVOT_UPSAMPLINGS says why).
 
     Per image of the batch: a video's frames are folded into it (models/video.py), so space is resized per frame."""
     latent_size = (size[1] // model.vae_scale_factor, size[0] // model.vae_scale_factor)
-    if mode == "hires-fix":
+    if how == "pixel":
         images = model.decode(pivot, tiling)
         return model.encode([image.resize(size, Image.Resampling.LANCZOS) for image in images], tiling)
     return F.interpolate(pivot, size=latent_size, mode="bilinear", align_corners=False)
@@ -215,7 +217,7 @@ def _stages(request: GenerationRequest, model: DiffusionModel, video: bool, canc
             latents = initial_noise(model, scheduler, model.latent_shape(size), generator)
         else:
             timesteps = schedule(scheduler, request.steps, request.strength)
-            pivot_up = upsample_pivot(model, pivot, size, request.mode, request.vae_tiling)
+            pivot_up = upsample_pivot(model, pivot, size, request.pivot_upsampling(), request.vae_tiling)
             latents = renoise(scheduler, pivot_up, timesteps[:1], generator)
         conditioning = prompts.for_stage(pivot is not None)
         unet_inputs = tuned_unet_inputs(model, upsamplers, pivot, conditioning) if (
@@ -244,6 +246,7 @@ def _stages(request: GenerationRequest, model: DiffusionModel, video: bool, canc
         "stage_sizes": [f"{w}x{h}" for w, h in sizes],
         "stage_seconds": stage_seconds,
         "upper_stage": strategies,  # per stage: the upper-stage denoising strategy ("-" at native size)
+        "pivot_upsampling": request.pivot_upsampling() if len(sizes) > 1 else "-",
         "pivot_anchor": (request.anchor_weight(model.default_anchor)
                          if len(sizes) > 1 or pivot_image is not None else 0.0),
         "dtype_used": dtype_name(model.dtype),  # what "auto" became on this device

@@ -22,7 +22,7 @@ def _add_sampling(command, image: bool) -> None:
     from .models.placement import OFFLOAD_CHOICES
     from .models.vae import TILING_CHOICES
     from .precision import DTYPE_CHOICES
-    from .request import MODES
+    from .request import MODES, PIVOT_UPSAMPLINGS
     from .upper_stage import STRATEGIES
 
     command.add_argument("--prompt", required=True)
@@ -43,6 +43,9 @@ def _add_sampling(command, image: bool) -> None:
                          help="upper-stage denoising strategy (default: the model's measured best)")
     command.add_argument("--anchor", type=float, default=None,
                          help="pivot anchoring: weight 0..1 of the pivot's low band at upper stages (0: off)")
+    command.add_argument("--pivot-up", default=None, choices=PIVOT_UPSAMPLINGS,
+                         help="how a pivot reaches the next stage: latent (bilinear, the paper's) or pixel "
+                              "(decode, Lanczos, encode); default: the preset's, else latent")
     command.add_argument("--max-side", type=int, default=None, help="refuse sizes above this many px per side")
     command.add_argument("--adapter", default=None, help="trained upsamplers (folder or .safetensors) for --mode tuned")
     command.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES,
@@ -116,7 +119,8 @@ def _request(args, request_class, **extra):
 
     width, height = parse_size(args.size)
     settings = request_defaults(args.model)  # the embedded video model samples like the image model under it
-    for key in ("steps", "strength", "guidance", "upper_guidance", "scheduler", "upper", "anchor", "max_side"):
+    for key in ("steps", "strength", "guidance", "upper_guidance", "scheduler", "upper", "anchor", "pivot_up",
+                "max_side"):
         if getattr(args, key) is not None:
             settings[key] = getattr(args, key)
     request = request_class(prompt=args.prompt, width=width, height=height, mode=args.mode,

@@ -13,7 +13,7 @@ from .pivot_anchor import DEFAULT_ANCHOR
 from .upper_stage import DEFAULT_STRATEGY
 
 PRESET_FOLDER = Path(__file__).resolve().parents[1] / "presets"
-SAMPLING_KEYS = ("steps", "strength", "guidance", "upper_guidance", "scheduler", "upper", "anchor")
+SAMPLING_KEYS = ("steps", "strength", "guidance", "upper_guidance", "scheduler", "upper", "anchor", "pivot_up")
 # The paper's settings for hub models (50 DDIM steps, K = 700 of 1000) and the project's default upper-stage
 # strategy and pivot anchoring; used when no preset names the model.
 PAPER_DEFAULTS = {"steps": 50, "strength": 0.7, "guidance": 7.5, "scheduler": "ddim", "upper": DEFAULT_STRATEGY,

@@ -9,6 +9,9 @@ from dataclasses import asdict, dataclass, field
 from .stages import InvalidRequest, Size, StagePlan, check_size, parse_stage_list, plan_stages
 
 MODES = ("tuning-free", "tuned", "direct", "hires-fix")
+# How a pivot reaches the next stage: "latent" bilinear on the latents (the paper's `up`), or "pixel": decode,
+# Lanczos in pixel space, encode (in-distribution latents for the VAE and the UNet; the hires-fix way).
+PIVOT_UPSAMPLINGS = ("latent", "pixel")
 ON_SPACE = bool(os.environ.get("SPACE_ID"))  # a shared Hugging Face Space gets tighter caps by default
 DEFAULT_MAX_SIDE = int(os.environ.get("SELFCASCADE_MAX_SIDE", "2048" if ON_SPACE else "4096"))
 MAX_FRAMES = int(os.environ.get("SELFCASCADE_MAX_FRAMES", "32" if ON_SPACE else "128"))
@@ -41,6 +44,7 @@ class GenerationRequest:
     upper: str | None = None  # upper-stage denoising strategy (selfcascade.upper_stage); None: the model's
     anchor: float | None = None  # weight of the pivot's low band at upper stages (pivot_anchor); None: model's
     upper_guidance: float | None = None  # classifier-free guidance of the stages after the first; None: guidance
+    pivot_up: str | None = None  # how a pivot reaches the next stage's size (PIVOT_UPSAMPLINGS); None: latent
     dtype: str = "auto"  # auto (float16 on a GPU, float32 on the CPU), float32, float16, bfloat16
     vae: str | None = None  # a VAE to use instead of the model's own (hub id or folder), e.g. the fp16-fix one
     vae_tiling: str = "auto"  # auto (tiles above 1024x1024), on, off
@@ -69,6 +73,9 @@ class GenerationRequest:
             raise InvalidRequest(f"unknown scheduler {self.scheduler!r}; choose one of {', '.join(SCHEDULERS)}")
         from .upper_stage import STRATEGIES
 
+        if self.pivot_up is not None and self.pivot_up not in PIVOT_UPSAMPLINGS:
+            raise InvalidRequest(f"unknown pivot up-sampling {self.pivot_up!r}; choose one of "
+                                 f"{', '.join(PIVOT_UPSAMPLINGS)}")
         if self.upper is not None and self.upper not in STRATEGIES:
             raise InvalidRequest(f"unknown upper-stage strategy {self.upper!r}; choose one of "
                                  f"{', '.join(STRATEGIES)}")
@@ -104,6 +111,11 @@ class GenerationRequest:
         """The upper-stage strategy this request runs: its own, else plain for the direct baseline, else the
         model family's default."""
         return self.upper or ("plain" if self.mode == "direct" else model_default)
+
+    def pivot_upsampling(self) -> str:
+        """How this request brings a pivot to the next stage: "pixel" for the hires-fix baseline (and when asked),
+        else the request's own, else "latent" (bilinear on the latents, the `up` of the paper's Algorithm 2)."""
+        return "pixel" if self.mode == "hires-fix" else (self.pivot_up or "latent")
 
     def anchor_weight(self, model_default: float) -> float:
         """Weight of the pivot's low band at the upper stages: the request's own, else 0 for the direct

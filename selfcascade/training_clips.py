@@ -27,7 +27,7 @@ from .stages import InvalidRequest, Size
 
 VIDEO_TRAIN_SUFFIXES = {".mp4", ".mov", ".webm", ".mkv", ".avi", ".gif", ".webp"}
 ANIMATED_SUFFIXES = {".gif", ".webp"}  # read by Pillow; the rest through moviepy (ffmpeg)
-MAX_CLIP_FRAMES = cap("SELFCASCADE_MAX_CLIP_FRAMES", 256, 128)  # frames read from one video
+MAX_CLIP_FRAMES = cap("SELFCASCADE_MAX_CLIP_FRAMES", 128, 64)  # frames read from one video (all stay in memory)
 MAX_CLIP_PIXELS = cap("SELFCASCADE_MAX_CLIP_PIXELS", 4 * 2**20, 2 * 2**20)  # per frame
 
 

@@ -19,7 +19,7 @@ from .hosting import ON_SPACE, cap
 from .stages import InvalidRequest, Size
 
 MAX_TRAINING_IMAGES = cap("SELFCASCADE_MAX_TRAIN_IMAGES", 1000, 200)  # all are held in memory while training
-MAX_TRAINING_CLIPS = cap("SELFCASCADE_MAX_TRAIN_CLIPS", 200, 50)  # every frame is held in memory too
+MAX_TRAINING_CLIPS = cap("SELFCASCADE_MAX_TRAIN_CLIPS", 100, 30)  # x 128 frames each, held in memory
 
 
 @dataclass

@@ -8,7 +8,7 @@ from ..pivot_anchor import DEFAULT_ANCHOR
 from ..models.placement import OFFLOAD_CHOICES
 from ..models.vae import TILING_CHOICES
 from ..precision import DTYPE_CHOICES, FP16_FIX_VAE
-from ..request import MODES
+from ..request import MODES, PIVOT_UPSAMPLINGS
 from ..sampling import SCHEDULERS
 from ..upper_stage import DEFAULT_STRATEGY, STRATEGIES
 from . import handlers
@@ -23,6 +23,8 @@ UPPER_GUIDANCE_HINT = ("classifier-free guidance of the stages that refine a piv
                        "embedded model as good as 2 and better than 4")
 ANCHOR_HINT = ("1: the pivot's low frequencies (layout, flat backgrounds) are kept and the model adds detail "
                "(far fewer background blotches at 8x; best measured); 0: the paper's sampling, free to redraw them")
+PIVOT_UP_HINT = ("latent: bilinear on the latents (the paper's); pixel: decode, Lanczos, encode, so the next stage "
+                 "starts from latents the model knows (on the embedded model: no off-colour blemishes, sharper)")
 
 
 def build_generate_tab(demo: gr.Blocks) -> tuple[gr.Radio, gr.Dropdown]:
@@ -58,6 +60,8 @@ def build_generate_tab(demo: gr.Blocks) -> tuple[gr.Radio, gr.Dropdown]:
                                    step=0.05, elem_id="anchor",
                                    label="Pivot anchoring: how much each upper stage keeps its pivot's layout",
                                    info=ANCHOR_HINT)
+                pivot_up = gr.Radio(list(PIVOT_UPSAMPLINGS), value=first["pivot_up"], elem_id="pivot-up",
+                                    label="Pivot up-sampling (between stages)", info=PIVOT_UP_HINT)
                 with gr.Row():
                     seed = gr.Number(label="Seed", value=0, precision=0)
                     randomise = gr.Button("🎲 Random seed", size="sm")
@@ -109,17 +113,19 @@ def build_generate_tab(demo: gr.Blocks) -> tuple[gr.Radio, gr.Dropdown]:
     sizing = [model, width, height, stages, mode, steps, strength, guidance, scheduler, upper, anchor, adapter,
               vae_tiling, upper_guidance]
     precision = [dtype, vae, vae_tiling, offload]
-    preset.change(handlers.preset_values, inputs=preset, outputs=form).then(
+    presettable = [*form, pivot_up]  # handlers.FORM order; pivot_up goes to the handlers by keyword, last
+    preset.change(handlers.preset_values, inputs=preset, outputs=presettable).then(
         handlers.describe_plan, inputs=sizing, outputs=plan)
     for component in sizing:
         component.change(handlers.describe_plan, inputs=sizing, outputs=plan, show_progress="hidden")
     randomise.click(handlers.new_seed, outputs=seed)
-    settings_png.upload(handlers.reuse_settings, inputs=settings_png, outputs=[*form, seed, adapter, status])
+    settings_png.upload(handlers.reuse_settings, inputs=settings_png,
+                        outputs=[*presettable, seed, adapter, status])
     adapter_file.upload(add_uploaded_adapter, inputs=[adapter_file, model], outputs=[adapter, adapter_status])
-    run_button.click(handlers.generate_stream, inputs=[*form, seed, upload, adapter, *precision],
+    run_button.click(handlers.generate_stream, inputs=[*form, seed, upload, adapter, *precision, pivot_up],
                      outputs=[status, live, gallery, result, download], concurrency_id="device",
                      api_name="generate")
-    compare_button.click(handlers.compare, inputs=[*form, seed, baseline, adapter, *precision],
+    compare_button.click(handlers.compare, inputs=[*form, seed, baseline, adapter, *precision, pivot_up],
                          outputs=[compare_status, slider],
                          concurrency_id="device", api_name="compare")
     # Cooperative stop: the running loop checks a per-session flag before every denoising step.

@@ -30,11 +30,12 @@ VIDEO_MODEL_CHOICES = [
 ]
 DOWNLOAD_FORMATS = ("mp4", "gif", "webp")
 VIDEO_FORM = ("model", "prompt", "negative_prompt", "width", "height", "frames", "fps", "stages", "mode", "steps",
-              "strength", "guidance", "scheduler", "upper", "anchor", "upper_guidance")
+              "strength", "guidance", "scheduler", "upper", "anchor", "upper_guidance", "pivot_up")
 
 
 def build_video_request(model, prompt, negative, width, height, frames, fps, stages, mode, steps, strength,
-                        guidance, scheduler, upper, anchor, upper_guidance, seed, adapter=None) -> VideoRequest:
+                        guidance, scheduler, upper, anchor, upper_guidance, seed, adapter=None,
+                        pivot_up=None) -> VideoRequest:
     """UI values -> a checked VideoRequest (InvalidRequest with the reason otherwise)."""
     if fps in (None, ""):
         raise InvalidRequest("fps is empty")
@@ -45,7 +46,7 @@ def build_video_request(model, prompt, negative, width, height, frames, fps, sta
         guidance=float(guidance), seed=whole_number(seed, "seed"), scheduler=scheduler or None,
         model=None if (model is None or is_embedded(model) or model.strip() == "shapes-video") else model.strip(),
         adapter=adapter or None, upper=upper or None, anchor=optional_number(anchor),
-        upper_guidance=optional_number(upper_guidance),
+        upper_guidance=optional_number(upper_guidance), pivot_up=pivot_up or None,
     )
     request.check()
     return request
@@ -60,13 +61,14 @@ def _strip(loaded, latents, most: int = 8):
 @on_gpu
 def video_stream(model, prompt, negative, width, height, frames, fps, stages, mode, steps, strength, guidance,
                  scheduler, upper, anchor, upper_guidance, seed, adapter=None, download_format="mp4",
-                 request: gr.Request | None = None):
+                 pivot_up=None, request: gr.Request | None = None):
     """Yield (status, live strip, stage gallery, mp4 for the player, file to download) as the cascade runs."""
     cancel = sessions.begin(request)
     gallery: list[tuple] = []
     try:
         video = build_video_request(model, prompt, negative, width, height, frames, fps, stages, mode, steps,
-                                    strength, guidance, scheduler, upper, anchor, upper_guidance, seed, adapter)
+                                    strength, guidance, scheduler, upper, anchor, upper_guidance, seed, adapter,
+                                    pivot_up)
         yield "Loading the model...", None, [], None, None
         loaded = load_model(video.model or video.default_model)
         last_preview, stage = 0.0, None

@@ -6,11 +6,11 @@ import gradio as gr
 
 from ..pivot_anchor import DEFAULT_ANCHOR
 from ..presets import request_defaults, upper_guidance_of
-from ..request import MAX_FPS, MAX_FRAMES, MODES
+from ..request import MAX_FPS, MAX_FRAMES, MODES, PIVOT_UPSAMPLINGS
 from ..sampling import SCHEDULERS
 from ..upper_stage import DEFAULT_STRATEGY, STRATEGIES
 from . import handlers, video_handlers
-from .generate_tab import ANCHOR_HINT, UPPER_GUIDANCE_HINT, UPPER_HINT
+from .generate_tab import ANCHOR_HINT, PIVOT_UP_HINT, UPPER_GUIDANCE_HINT, UPPER_HINT
 
 PROMPT_HINT = "a [small|large] <colour> <shape> [on a <background> background] [moving right|left|up|down]"
 
@@ -49,6 +49,9 @@ def build_video_tab(demo: gr.Blocks, adapter: gr.Dropdown) -> gr.Radio:
                                     label="Upper-stage denoising (per frame, stages above the training size)")
                 anchor = gr.Slider(0, 1, value=DEFAULT_ANCHOR, step=0.05, info=ANCHOR_HINT,
                                    label="Pivot anchoring: how much each upper stage keeps its pivot's layout")
+                pivot_up = gr.Radio(list(PIVOT_UPSAMPLINGS), value=defaults.get("pivot_up") or "latent",
+                                    elem_id="video-pivot-up", label="Pivot up-sampling (between stages, per frame)",
+                                    info=PIVOT_UP_HINT)
                 with gr.Row():
                     seed = gr.Number(label="Seed", value=0, precision=0, elem_id="video-seed")
                     randomise = gr.Button("🎲 Random seed", size="sm")
@@ -67,7 +70,7 @@ def build_video_tab(demo: gr.Blocks, adapter: gr.Dropdown) -> gr.Radio:
             download = gr.File(label="File with its parameters", elem_id="video-download")
 
     inputs = [model, prompt, negative, width, height, frames, fps, stages, mode, steps, strength, guidance,
-              scheduler, upper, anchor, upper_guidance, seed, adapter, download_format]
+              scheduler, upper, anchor, upper_guidance, seed, adapter, download_format, pivot_up]
     randomise.click(handlers.new_seed, outputs=seed)
     run_button.click(video_handlers.video_stream, inputs=inputs, outputs=[status, live, gallery, player, download],
                      concurrency_id="device", api_name="video")
