@@ -40,9 +40,9 @@ def build_demo() -> gr.Blocks:
             with gr.Tab("Generate", id="generate"):
                 mode, adapter = build_generate_tab(demo)
             with gr.Tab("Video", id="video"):
-                video_mode = build_video_tab(demo, adapter)
+                video_mode, video_adapter = build_video_tab(demo)
             with gr.Tab("Train adapter", id="train"):
-                build_train_tab(mode, video_mode, adapter, tabs)
+                build_train_tab(mode, adapter, video_mode, video_adapter, tabs)
         demo.unload(end_session)  # a closed tab stops its run and frees its state
     return demo
 

@@ -25,6 +25,7 @@ from .video_handlers import VIDEO_MODEL_CHOICES
 
 TRAIN_GPU_SECONDS = int(os.environ.get("SELFCASCADE_TRAIN_GPU_SECONDS", "300"))  # ZeroGPU time for one training
 SHIPPED_ADAPTER = Path(__file__).resolve().parents[2] / "assets" / "shapes-adapter"
+SHIPPED_VIDEO_ADAPTER = SHIPPED_ADAPTER.with_name("shapes-video-adapter")  # for the embedded shapes-video model
 SAMPLE_PROMPT = "a large red circle on a white background"  # the embedded model's, when nothing else is given
 NEW_ADAPTER = "(new)"  # the resume choice that starts from zero, i.e. from the tuning-free result
 STATUS_INTERVAL = 0.5  # seconds between status updates: the browser need not redraw every step
@@ -32,8 +33,11 @@ TRAIN_OUTPUTS = ("status", "plot", "reference", "sample", "adapter", "resume")
 _session_adapters: list[str] = []  # adapters trained or uploaded while this app runs, newest first
 
 
-def adapter_choices() -> list[str]:
-    shipped = [str(SHIPPED_ADAPTER)] if SHIPPED_ADAPTER.is_dir() else []
+def adapter_choices(video: bool | None = False) -> list[str]:
+    """This session's adapters, newest first, then the shipped one for images (`video`: for the embedded video
+    model; None: both)."""
+    kinds = {False: [SHIPPED_ADAPTER], True: [SHIPPED_VIDEO_ADAPTER], None: [SHIPPED_ADAPTER, SHIPPED_VIDEO_ADAPTER]}
+    shipped = [str(path) for path in kinds[video] if path.is_dir()]
     _session_adapters[:] = [path for path in _session_adapters if Path(path).exists()]  # the bounded folder prunes
     return _session_adapters + shipped
 
@@ -41,7 +45,7 @@ def adapter_choices() -> list[str]:
 def resume_choices() -> list[tuple[str, str]]:
     """What a training can start from: zero, or an adapter of this session (or the shipped one), by name."""
     return [("New adapter (starts as the tuning-free result)", NEW_ADAPTER),
-            *((Path(path).name, path) for path in adapter_choices())]
+            *((Path(path).name, path) for path in adapter_choices(video=None))]
 
 
 def _register_upload(path: str | None, model: str) -> None:

@@ -11,8 +11,8 @@ from .train_handlers import (NEW_ADAPTER, add_resume_adapter, adapter_choices, i
 from .video_handlers import VIDEO_MODEL_CHOICES
 
 
-def build_train_tab(generate_mode: gr.Radio, video_mode: gr.Radio, generate_adapter: gr.Dropdown,
-                    tabs: gr.Tabs) -> None:
+def build_train_tab(generate_mode: gr.Radio, generate_adapter: gr.Dropdown, video_mode: gr.Radio,
+                    video_adapter: gr.Dropdown, tabs: gr.Tabs) -> None:
     gr.Markdown("Fine-tune only the tiny **time-aware feature upsamplers** (Algorithm 1 of the paper) on a few "
                 "images at the stage size (for a video model: short videos or folders of frames); the base model "
                 "stays frozen. The adapter then drives the *tuned* mode.")
@@ -76,10 +76,12 @@ def build_train_tab(generate_mode: gr.Radio, video_mode: gr.Radio, generate_adap
     def use_adapter(path):
         """Make the adapter just trained the one in use, in tuned mode, and go to the tab it is for."""
         if not path:
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
-        choice = gr.update(choices=[path, *adapter_choices()], value=path)
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         if is_video_adapter(path):
-            return choice, gr.skip(), "tuned", gr.Tabs(selected="video")
-        return choice, "tuned", gr.skip(), gr.Tabs(selected="generate")
+            choice = gr.update(choices=[path, *adapter_choices(video=True)], value=path)
+            return gr.skip(), gr.skip(), choice, "tuned", gr.Tabs(selected="video")
+        choice = gr.update(choices=[path, *adapter_choices()], value=path)
+        return choice, "tuned", gr.skip(), gr.skip(), gr.Tabs(selected="generate")
 
-    use_button.click(use_adapter, inputs=adapter_file, outputs=[generate_adapter, generate_mode, video_mode, tabs])
+    use_button.click(use_adapter, inputs=adapter_file,
+                     outputs=[generate_adapter, generate_mode, video_adapter, video_mode, tabs])

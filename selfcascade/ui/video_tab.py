@@ -10,14 +10,15 @@ from ..request import MAX_FPS, MAX_FRAMES, MODES, PIVOT_UPSAMPLINGS
 from ..sampling import SCHEDULERS
 from ..upper_stage import DEFAULT_STRATEGY, STRATEGIES
 from . import handlers, video_handlers
+from .train_handlers import adapter_choices
 from .generate_tab import ANCHOR_HINT, PIVOT_UP_HINT, UPPER_GUIDANCE_HINT, UPPER_HINT
 
 PROMPT_HINT = "a [small|large] <colour> <shape> [on a <background> background] [moving right|left|up|down]"
 
 
-def build_video_tab(demo: gr.Blocks, adapter: gr.Dropdown) -> gr.Radio:
-    """Declare the tab; the tuned mode uses the adapter chosen in the Generate tab's list. Returns the mode
-    choice (the Train tab switches it to tuned for a video adapter)."""
+def build_video_tab(demo: gr.Blocks) -> tuple[gr.Radio, gr.Dropdown]:
+    """Declare the tab. Returns the mode choice and the tuned mode's adapter list (the Train tab's *Use*
+    selects a video adapter there and switches to tuned)."""
     defaults = request_defaults(None)  # the embedded video model samples like the image model under it
     with gr.Row():
         with gr.Column(scale=2):
@@ -55,6 +56,11 @@ def build_video_tab(demo: gr.Blocks, adapter: gr.Dropdown) -> gr.Radio:
                 with gr.Row():
                     seed = gr.Number(label="Seed", value=0, precision=0, elem_id="video-seed")
                     randomise = gr.Button("🎲 Random seed", size="sm")
+            with gr.Accordion("Adapter for the tuned mode", open=False):
+                choices = adapter_choices(video=True)
+                adapter = gr.Dropdown(choices, value=choices[0] if choices else None, allow_custom_value=True,
+                                      label="Adapter (upsamplers trained on clips for this video model)",
+                                      elem_id="video-adapter")
             download_format = gr.Radio(list(video_handlers.DOWNLOAD_FORMATS), value="mp4",
                                        label="Download as (the player always gets the mp4)")
             with gr.Row():
@@ -75,4 +81,4 @@ def build_video_tab(demo: gr.Blocks, adapter: gr.Dropdown) -> gr.Radio:
     run_button.click(video_handlers.video_stream, inputs=inputs, outputs=[status, live, gallery, player, download],
                      concurrency_id="device", api_name="video")
     stop_button.click(handlers.stop, outputs=status, api_name="stop_video", concurrency_limit=None)
-    return mode
+    return mode, adapter
