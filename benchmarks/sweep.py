@@ -1,0 +1,95 @@
+"""Quick settings sweep on the embedded model: strict verdicts of several variants on the same prompt x seed pairs.
+
+    python benchmarks/sweep.py SIZE PAIRS FIRST_SEED 'name:key=value,key=value' ...
+    python benchmarks/sweep.py 256 48 5000 'latent:pivot_up=latent' 'pixel:pivot_up=pixel'
+    python benchmarks/sweep.py 256 24 3000 'h35:upper_stage.PYRAMID_SIGMA=0.35' 'anchor0:anchor=0' 'one:stages=64;256'
+
+A key is a GenerationRequest field (mode, strength, guidance, upper_guidance, anchor, steps, upper, stages
+with ';' between sizes, pivot_up, ...) or a module constant of selfcascade as module.NAME (restored after
+the variant). Every variant starts from the embedded preset's settings. Prints one line per variant:
+correct / pairs, mean edge sharpness, seconds, failure reasons; writes a contact sheet per variant to
+--sheets (default: the system's temporary folder). For choosing settings quickly; the README's tables come
+from composition.py, upper_stage.py and the other benchmarks.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.judging import prompt_seed_pairs  # noqa: E402
+from selfcascade.cascade import run  # noqa: E402
+from selfcascade.models.loader import load_model  # noqa: E402
+from selfcascade.presets import request_defaults  # noqa: E402
+from selfcascade.request import GenerationRequest  # noqa: E402
+from selfcascade.shapes.detector import check  # noqa: E402
+from selfcascade.shapes.edges import measure  # noqa: E402
+
+NUMBERS = {"strength": float, "guidance": float, "anchor": float, "upper_guidance": float, "steps": int}
+
+
+def variant_settings(spec: str) -> tuple[dict, list[tuple[object, str, object]]]:
+    """Request settings of one variant, and the module constants it set as (module, name, old value)."""
+    settings, saved = request_defaults(None), []
+    for item in filter(None, spec.split(",")):
+        key, value = item.split("=", 1)
+        value = value.replace(";", ",")
+        if "." in key:
+            module_name, constant = key.rsplit(".", 1)
+            module = importlib.import_module(f"selfcascade.{module_name}")
+            old = getattr(module, constant)
+            saved.append((module, constant, old))
+            setattr(module, constant, type(old)(value))
+        else:
+            settings[key] = NUMBERS[key](value) if key in NUMBERS else value
+    return settings, saved
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) < 4:
+        raise SystemExit(__doc__)
+    size, count, first = int(argv[0]), int(argv[1]), int(argv[2])
+    sheets = Path(tempfile.gettempdir())
+    torch.set_num_threads(2)
+    model = load_model(None)
+    pairs = prompt_seed_pairs(count, first_seed=first)
+    for variant in argv[3:]:
+        name, _, spec = variant.partition(":")
+        settings, saved = variant_settings(spec)
+        correct, failures, sharpness, images = 0, Counter(), [], []
+        started = time.perf_counter()
+        try:
+            for prompt_spec, seed in pairs:
+                image = run(GenerationRequest(prompt_spec.to_prompt(), size, size, seed=seed, **settings), model,
+                            previews=False).image
+                verdict = check(image, prompt_spec)
+                correct += verdict.correct
+                failures.update(verdict.failures)
+                edges = measure(image, prompt_spec)
+                if edges.sharpness is not None:
+                    sharpness.append(edges.sharpness)
+                images.append(image)
+        finally:
+            for module, constant, old in saved:
+                setattr(module, constant, old)
+        print(f"{name:24s} {correct}/{count}  sharpness {np.mean(sharpness):.3f}  "
+              f"{time.perf_counter() - started:.0f} s  {dict(failures)}", flush=True)
+        columns = 6
+        sheet = Image.new("RGB", (size * columns, size * -(-len(images) // columns)), "white")
+        for index, image in enumerate(images):
+            sheet.paste(image, (size * (index % columns), size * (index // columns)))
+        sheet.save(sheets / f"sweep_{name}_{size}.png")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
