@@ -44,6 +44,7 @@ def test_every_device_handler_asks_zerogpu_for_a_gpu(tmp_path):
     (tmp_path / "spaces.py").write_text(FAKE_SPACES)
     script = ("import spaces, selfcascade.ui.train_handlers; "
               "print(sorted(spaces.decorated.items()))")
-    assert run_python(script, tmp_path) == "[('compare', 120), ('generate_stream', 120), ('train_stream', 300)]"
+    assert run_python(script, tmp_path) == ("[('compare', 120), ('generate_stream', 120), ('train_stream', 300), "
+                                            "('video_stream', 120)]")
     assert run_python(script, tmp_path, SELFCASCADE_GPU_SECONDS="60", SELFCASCADE_TRAIN_GPU_SECONDS="900") == (
-        "[('compare', 60), ('generate_stream', 60), ('train_stream', 900)]")
+        "[('compare', 60), ('generate_stream', 60), ('train_stream', 900), ('video_stream', 60)]")
