@@ -88,7 +88,7 @@ def test_stop_keeps_a_usable_adapter(embedded_model):
     adapter = final["adapter"]
     assert load_adapter(adapter, embedded_model) and adapter.rsplit("/", 1)[0] in train_handlers.adapter_choices()
     tuned = run_cascade(GenerationRequest("a small blue square", 128, 128, mode="tuned", adapter=adapter, steps=4),
-                        embedded_model, previews=False)  # what "Use in Generate" then runs
+                        embedded_model, previews=False)  # what "Use this adapter" then runs
     assert tuned.image.size == (128, 128)
 
 

@@ -185,11 +185,11 @@ def train_stream(model, uploads, folder, use_examples, width, height, steps, lea
                 _session_adapters.insert(0, str(event.path))
                 if event.stopped:
                     text = (f"**Stopped at step {event.steps} of {training.steps}.** The adapter of step "
-                            f"{event.steps} is saved as {event.path.name}: download it or press *Use in Generate*.")
+                            f"{event.steps} is saved as {event.path.name}: download it or press *Use this adapter*.")
                 else:
                     text = (f"**Trained** {event.steps} steps in {event.seconds:.0f} s "
                             f"({time.monotonic() - started:.0f} s with loading and samples). Saved as "
-                            f"{event.path.name}; press *Use in Generate*.")
+                            f"{event.path.name}; press *Use this adapter*.")
                 yield _outputs(status=text + notes, plot=_loss_frame(losses),
                                adapter=str(event.path / "adapter.safetensors"),
                                resume=gr.update(choices=resume_choices()))

@@ -63,7 +63,7 @@ def build_train_tab(generate_mode: gr.Radio, generate_adapter: gr.Dropdown, vide
                 sample = gr.Image(label="Tuned (the adapter so far)", type="pil", format="png", height=300,
                                   elem_id="train-sample")
             adapter_file = gr.File(label="Adapter (.safetensors)", elem_id="adapter-file")
-            use_button = gr.Button("Use in Generate", elem_id="use-adapter")
+            use_button = gr.Button("Use this adapter (Generate or Video tab)", elem_id="use-adapter")
 
     train_button.click(train_stream, inputs=[model, uploads, folder, use_examples, width, height, steps,
                                              learning_rate, batch, caption, sample_every, sample_prompt,
