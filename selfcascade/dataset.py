@@ -58,6 +58,29 @@ def usable_images(paths: list[str], size: Size) -> tuple[list[str], list[str]]:
     return usable, reasons
 
 
+def at_most_twice_the_detail(frames: list[Image.Image], size: Size) -> list[Image.Image]:
+    """Frames of one image or clip scaled down (Lanczos) to at most 2x the stage size's detail per side:
+    a random crop then still shows a good part of the picture, and memory stays bounded."""
+    scale = max(size[0] / frames[0].width, size[1] / frames[0].height) * 2
+    if scale >= 1:
+        return frames
+    shape = (round(frames[0].width * scale), round(frames[0].height * scale))
+    return [frame.resize(shape, Image.Resampling.LANCZOS) for frame in frames]
+
+
+def crop_box(image: Image.Image, size: Size, rng: random.Random) -> tuple[int, int, int, int]:
+    """A random stage-size box inside `image`."""
+    x = rng.randint(0, image.width - size[0])
+    y = rng.randint(0, image.height - size[1])
+    return x, y, x + size[0], y + size[1]
+
+
+def to_pixels(crops: list[Image.Image]) -> torch.Tensor:
+    """RGB crops -> (N, 3, H, W) in [-1, 1]."""
+    arrays = np.stack([np.asarray(crop, dtype=np.float32) for crop in crops])
+    return torch.from_numpy(arrays).permute(0, 3, 1, 2) / 127.5 - 1
+
+
 class TrainingImages:
     """Images + captions (a .txt beside an image wins over the shared caption)."""
 
@@ -70,12 +93,7 @@ class TrainingImages:
         self.images: list[Image.Image] = []
         self.captions: list[str] = []
         for path in paths:
-            image = training_image(path, size)
-            scale = max(size[0] / image.width, size[1] / image.height) * 2  # keep at most 2x the crop's detail
-            if scale < 1:
-                image = image.resize((round(image.width * scale), round(image.height * scale)),
-                                     Image.Resampling.LANCZOS)
-            self.images.append(image)
+            self.images += at_most_twice_the_detail([training_image(path, size)], size)
             own = sidecar_caption(path)
             self.captions.append(caption if own is None else own)
 
@@ -85,9 +103,6 @@ class TrainingImages:
         for _ in range(count):
             index = rng.randrange(len(self.images))
             image = self.images[index]
-            x = rng.randint(0, image.width - self.size[0])
-            y = rng.randint(0, image.height - self.size[1])
-            crops.append(np.asarray(image.crop((x, y, x + self.size[0], y + self.size[1])), dtype=np.float32))
+            crops.append(image.crop(crop_box(image, self.size, rng)))
             captions.append(self.captions[index])
-        pixels = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2) / 127.5 - 1
-        return pixels, captions
+        return to_pixels(crops), captions

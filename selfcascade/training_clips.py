@@ -17,11 +17,10 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-import numpy as np
 import torch
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
-from .dataset import IMAGE_SUFFIXES, sidecar_caption, training_image
+from .dataset import IMAGE_SUFFIXES, at_most_twice_the_detail, crop_box, sidecar_caption, to_pixels, training_image
 from .hosting import cap
 from .stages import InvalidRequest, Size
 
@@ -163,12 +162,7 @@ class TrainingClips:
         self.clips: list[list[Image.Image]] = []
         self.captions: list[str] = []
         for source in sources:
-            clip = read_clip(source, size, frames)
-            scale = max(size[0] / clip[0].width, size[1] / clip[0].height) * 2  # at most 2x the crop's detail
-            if scale < 1:
-                shape = (round(clip[0].width * scale), round(clip[0].height * scale))
-                clip = [frame.resize(shape, Image.Resampling.LANCZOS) for frame in clip]
-            self.clips.append(clip)
+            self.clips.append(at_most_twice_the_detail(read_clip(source, size, frames), size))
             own = sidecar_caption(Path(source))
             self.captions.append(caption if own is None else own)
 
@@ -179,10 +173,7 @@ class TrainingClips:
             index = rng.randrange(len(self.clips))
             clip = self.clips[index]
             start = rng.randint(0, len(clip) - self.frames)
-            x = rng.randint(0, clip[0].width - self.size[0])
-            y = rng.randint(0, clip[0].height - self.size[1])
-            for frame in clip[start:start + self.frames]:
-                crops.append(np.asarray(frame.crop((x, y, x + self.size[0], y + self.size[1])), dtype=np.float32))
+            box = crop_box(clip[0], self.size, rng)  # one crop for the whole clip: the motion stays intact
+            crops += [frame.crop(box) for frame in clip[start:start + self.frames]]
             captions += [self.captions[index]] * self.frames
-        pixels = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2) / 127.5 - 1
-        return pixels, captions
+        return to_pixels(crops), captions
