@@ -7,14 +7,16 @@
 A key is a GenerationRequest field (mode, strength, guidance, upper_guidance, anchor, steps, upper, stages
 with ';' between sizes, pivot_up, ...) or a module constant of selfcascade as module.NAME (restored after
 the variant). Every variant starts from the embedded preset's settings. Prints one line per variant:
-correct / pairs, mean edge sharpness, seconds, failure reasons; writes a contact sheet per variant to
---sheets (default: the system's temporary folder). For choosing settings quickly; the README's tables come
-from composition.py, upper_stage.py and the other benchmarks.
+correct / pairs, mean edge sharpness, mean shape deviation per shape (detector.shape_deviation: 0 for a
+true render, the judge fails above 0.03), seconds, failure reasons; writes a contact sheet per variant to
+the system's temporary folder. SWEEP_THREADS=1 runs it on one core (beside a background job). For choosing
+settings quickly; the README's tables come from composition.py, upper_stage.py and the other benchmarks.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import tempfile
 import time
@@ -60,13 +62,14 @@ def main(argv: list[str]) -> None:
         raise SystemExit(__doc__)
     size, count, first = int(argv[0]), int(argv[1]), int(argv[2])
     sheets = Path(tempfile.gettempdir())
-    torch.set_num_threads(2)
+    torch.set_num_threads(int(os.environ.get("SWEEP_THREADS", "2")))  # 1 beside a background job
     model = load_model(None)
     pairs = prompt_seed_pairs(count, first_seed=first)
     for variant in argv[3:]:
         name, _, spec = variant.partition(":")
         settings, saved = variant_settings(spec)
         correct, failures, sharpness, images = 0, Counter(), [], []
+        deviations: dict[str, list[float]] = {}
         started = time.perf_counter()
         try:
             for prompt_spec, seed in pairs:
@@ -75,6 +78,8 @@ def main(argv: list[str]) -> None:
                 verdict = check(image, prompt_spec)
                 correct += verdict.correct
                 failures.update(verdict.failures)
+                if verdict.deviation is not None:
+                    deviations.setdefault(prompt_spec.shape, []).append(verdict.deviation)
                 edges = measure(image, prompt_spec)
                 if edges.sharpness is not None:
                     sharpness.append(edges.sharpness)
@@ -82,7 +87,8 @@ def main(argv: list[str]) -> None:
         finally:
             for module, constant, old in saved:
                 setattr(module, constant, old)
-        print(f"{name:24s} {correct}/{count}  sharpness {np.mean(sharpness):.3f}  "
+        outline = " ".join(f"{shape} {np.mean(values):.3f}" for shape, values in sorted(deviations.items()))
+        print(f"{name:24s} {correct}/{count}  sharpness {np.mean(sharpness):.3f}  deviation {outline}  "
               f"{time.perf_counter() - started:.0f} s  {dict(failures)}", flush=True)
         columns = 6
         sheet = Image.new("RGB", (size * columns, size * -(-len(images) // columns)), "white")

@@ -20,6 +20,9 @@ never branch inside the denoising loop (k-diffusion / A1111 CFGDenoiser style):
                    blended on a cosine schedule with overlapping native-size local windows (MultiDiffusion).
 - redilated        ScaleCrafter (arXiv 2310.07702, Sec. 3.2): the UNet's 3x3 convolutions dilated by s.
 - fouriscale       FouriScale (arXiv 2403.12963): re-dilated convolutions behind a low-pass filter.
+- rau              HiDiffusion's RAU-Net (arXiv 2311.17528): the full-size call with its deep blocks at native
+                   size (selfcascade.resolution_aware).
+- rau-pyramid      frequency-pyramid whose full view is a RAU-Net call.
 
 Batching: the s*s sub-lattices (or the windows) go to the UNet in chunks of s*s views, so one chunk holds
 no more latent pixels than the full-size call: the memory peak of a stage does not grow.
@@ -34,6 +37,8 @@ from contextlib import contextmanager
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .resolution_aware import resolution_aware_call
 
 Predictor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Scale = tuple[int, int]  # (rows, columns) factor of the stage's latent size over the native one
@@ -294,7 +299,20 @@ def fouriscale(full: Predictor, native: Predictor, stage: StageContext) -> Predi
     return redilated(full, native, stage, lowpass=True)
 
 
+def rau(full: Predictor, native: Predictor, stage: StageContext) -> Predictor:
+    """HiDiffusion's RAU-Net (selfcascade.resolution_aware): the full-size call with native-size deep blocks."""
+    return resolution_aware_call(full, stage)
+
+
+def rau_pyramid(full: Predictor, native: Predictor, stage: StageContext) -> Predictor:
+    """frequency-pyramid whose full view is a RAU-Net call: the dilated views set the layout, the
+    resolution-aware full view draws outlines whose curvature the deep blocks have seen (round circles)."""
+    return frequency_pyramid(resolution_aware_call(full, stage), native, stage)
+
+
 STRATEGIES: dict[str, Callable[..., Predictor]] = {
+    "rau-pyramid": rau_pyramid,
+    "rau": rau,
     "frequency-split": frequency_split,
     "frequency-pyramid": frequency_pyramid,
     "plain": plain,
@@ -308,8 +326,8 @@ DEFAULT_STRATEGY = "frequency-pyramid"
 def relative_cost(name: str) -> float:
     """UNet work of one upper-stage step relative to the plain full-size call (latent pixels processed):
     for the time estimate shown before a run."""
-    return {"frequency-split": 1 + 1 / FREQUENCY_SPLIT_REFRESH, "frequency-pyramid": 2.0, "dilated": 2.5,
-            "fouriscale": 1.1}.get(name, 1.0)
+    return {"frequency-split": 1 + 1 / FREQUENCY_SPLIT_REFRESH, "frequency-pyramid": 2.0, "rau-pyramid": 1.8,
+            "rau": 0.8, "dilated": 2.5, "fouriscale": 1.1}.get(name, 1.0)
 
 
 def upper_stage_predictor(name: str, full: Predictor, native: Predictor, stage: StageContext) -> Predictor:

@@ -64,13 +64,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--video", action="store_true", help="the shapes-video model's adapter, on clips")
     parser.add_argument("--frames", type=int, default=8, help="with --video: frames per clip")
+    parser.add_argument("--size", type=int, default=128, help="training stage size in px (its pivot is half)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as folder:
         if args.video:
-            paths = render_example_clips(Path(folder), args.images, 128, args.frames, args.seed)
+            paths = render_example_clips(Path(folder), args.images, args.size, args.frames, args.seed)
         else:
-            paths = render_examples(Path(folder), args.images, 128, args.seed)
-        request = TrainingRequest(images=paths, size=(128, 128), steps=args.steps, learning_rate=args.lr,
+            paths = render_examples(Path(folder), args.images, args.size, args.seed)
+        request = TrainingRequest(images=paths, size=(args.size, args.size), steps=args.steps, learning_rate=args.lr,
                                   batch=args.batch, out=args.out, seed=args.seed, frames=args.frames,
                                   model="shapes-video" if args.video else None)
         for event in train(request):

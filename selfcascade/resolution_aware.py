@@ -1,0 +1,109 @@
+"""Resolution-aware UNet calls (HiDiffusion's RAU-Net) for the upper stages.
+
+HiDiffusion (Zhang et al., arXiv 2311.17528, Sec. 3.2) traces object duplication and distorted structure above
+the training size to the UNet's deep blocks, which see feature maps s times larger than in training. RAU-Net
+shrinks the features by the extra factor s at the first down-sampler and enlarges them by s again at the
+matching up-sampler: the deep blocks then work on native-size feature maps, only the outermost blocks (edges,
+texture) see the full resolution. HiDiffusion re-strides the down-sampling convolution and switches back to
+the ordinary UNet for the last steps (its threshold T1); we pool before the unchanged down-sampler and
+interpolate after the unchanged up-sampler, so no weight changes and any diffusers UNet (SD 1.x/2.x, SDXL,
+AnimateDiff's UNetMotionModel, UNet3DConditionModel) takes it.
+
+Why we use it (measured on the embedded model, benchmarks/sweep.py): at 4x the full-size call draws circles
+as octagons -- the frozen model has never seen an arc that flat at the depth where it decides a shape, and it
+straightens it during the last steps of each stage. With the full view as a RAU-Net call, circles stay round.
+Below RAU_BELOW the ordinary call takes over: RAU-Net alone leaves soft, colour-fringed rims (HiDiffusion's
+reason for T1), while the ordinary call re-flattens outlines when given more than the last few steps.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+RAU_BELOW = 60  # timesteps below this use the ordinary full-size call (HiDiffusion's T1); measured
+RAU_EVERY = 1  # above RAU_BELOW, every this many calls is a RAU-Net call (the others ordinary); measured
+
+
+def _pooled_side(side: int, factor: int, multiple: int) -> int:
+    """The side the first down-sampler's input shrinks to: side / factor, kept a multiple of `multiple`
+    (what the remaining down-samplings need), at least `multiple`."""
+    return max(multiple, round(side / factor / multiple) * multiple)
+
+
+def _first_samplers(unet: nn.Module) -> tuple[nn.Module, nn.Module] | None:
+    """The first down-sampler and the up-sampler that returns to its resolution (None when absent)."""
+    downs = [block for block in getattr(unet, "down_blocks", []) if getattr(block, "downsamplers", None)]
+    ups = [block for block in getattr(unet, "up_blocks", []) if getattr(block, "upsamplers", None)]
+    if not downs or not ups:
+        return None
+    return downs[0].downsamplers[0], ups[-1].upsamplers[0]
+
+
+@contextmanager
+def resolution_aware(unet: nn.Module, scale: tuple[int, int], multiple: int):
+    """Within this context the UNet's deep blocks see feature maps `scale` times smaller (RAU-Net).
+
+    `multiple`: latent sides must be multiples of it (2 ** number of down-samplings). The tuned mode's skip
+    residuals (sized for the ordinary call) are resized to the skips they are added to."""
+    samplers = _first_samplers(unet)
+    if samplers is None or scale == (1, 1):
+        yield
+        return
+    down, up = samplers
+    inner_multiple = max(1, multiple // 2)  # the first down-sampler has halved once already
+    full: dict = {}
+
+    def shrink(_module, args, kwargs):
+        x = args[0]
+        full["size"] = tuple(x.shape[-2:])
+        size = tuple(_pooled_side(side, factor, 2 * inner_multiple) for side, factor in zip(full["size"], scale))
+        return (F.adaptive_avg_pool2d(x, size),) + tuple(args[1:]), kwargs
+
+    def enlarge(_module, _args, output):
+        return F.interpolate(output, size=full["size"], mode="bilinear", align_corners=False)
+
+    def resize_residuals(_module, args, kwargs):
+        sample = args[0] if args else kwargs["sample"]
+        height, width = sample.shape[-2:]
+        pooled = [_pooled_side(side, factor, 2 * inner_multiple) for side, factor in zip((height, width), scale)]
+        ratio = (pooled[0] / height, pooled[1] / width)
+
+        def fit(residual: torch.Tensor) -> torch.Tensor:
+            h, w = residual.shape[-2:]
+            if h >= height:  # the skips before the first down-sampler keep the full size
+                return residual
+            return F.interpolate(residual, size=(max(1, round(h * ratio[0])), max(1, round(w * ratio[1]))),
+                                 mode="area")
+
+        if kwargs.get("down_block_additional_residuals") is not None:
+            kwargs["down_block_additional_residuals"] = tuple(fit(r) for r in kwargs["down_block_additional_residuals"])
+        if kwargs.get("mid_block_additional_residual") is not None:
+            kwargs["mid_block_additional_residual"] = fit(kwargs["mid_block_additional_residual"])
+        return args, kwargs
+
+    hooks = [down.register_forward_pre_hook(shrink, with_kwargs=True), up.register_forward_hook(enlarge),
+             unet.register_forward_pre_hook(resize_residuals, with_kwargs=True)]
+    try:
+        yield
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+
+def resolution_aware_call(full, stage, below: int | None = None):
+    """`full` as a RAU-Net call at timesteps >= `below` (default RAU_BELOW), the ordinary call under it."""
+    threshold = RAU_BELOW if below is None else below
+    every, calls = RAU_EVERY, [0]
+
+    def predict(latents: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        calls[0] += 1
+        if int(t) < threshold or stage.unet is None or (calls[0] - 1) % every:
+            return full(latents, t)
+        with resolution_aware(stage.unet, stage.scale, stage.multiple):
+            return full(latents, t)
+
+    return predict
