@@ -3,10 +3,11 @@
     python benchmarks/composition.py                    # 64 pairs: 64, 128, 256 px (all modes), 512 px (cascade)
     python benchmarks/composition.py --pairs 16 --sizes 256 --modes direct,tuning-free
     python benchmarks/composition.py --sizes 256 --modes tuning-free,tuning-free@latent   # MODE@PIVOT_UP
+    python benchmarks/composition.py --sizes 256 --modes tuning-free,tuning-free@frequency-pyramid  # MODE@UPPER
 
 Every pair runs every mode back to back (same prompt, same seed), so time ratios are measured side by side.
-A mode may name its pivot up-sampling after an @ (tuning-free@latent: the paper's bilinear latent `up`; without
-one, the preset's).
+A mode may name its pivot up-sampling or its upper-stage strategy after an @ (tuning-free@latent: the paper's
+bilinear latent `up`; tuning-free@frequency-pyramid: that strategy; without one, the preset's).
 The judge is strict (benchmarks/judging.py): one object of the prompt's colour and shape, size and background
 where named, and no region of another colour covering 1% of the image; each failure is counted by reason.
 Writes benchmarks/results/composition.md, a contact sheet per size and the README's comparison picture.
@@ -64,6 +65,21 @@ def baseline_settings(settings: dict, mode: str) -> dict:
     return {**settings, "upper": None} if mode == "direct" else settings
 
 
+def mode_overrides(name: str) -> tuple[str, dict]:
+    """'tuning-free@latent' -> ('tuning-free', {'pivot_up': 'latent'}); '@plain' names an upper-stage strategy."""
+    from selfcascade.request import PIVOT_UPSAMPLINGS
+    from selfcascade.upper_stage import STRATEGIES
+
+    mode, _, variant = name.partition("@")
+    if not variant:
+        return mode, {}
+    if variant in PIVOT_UPSAMPLINGS:
+        return mode, {"pivot_up": variant}
+    if variant in STRATEGIES:
+        return mode, {"upper": variant}
+    raise SystemExit(f"unknown variant {variant!r} in mode {name!r}")
+
+
 def run_size(model, settings: dict, pairs, size: int, modes: tuple[str, ...], adapter: str,
              sheet_folder: Path) -> list[str]:
     """Every mode on every pair at one size; the table rows and a contact sheet of the first 8 pairs."""
@@ -71,11 +87,10 @@ def run_size(model, settings: dict, pairs, size: int, modes: tuple[str, ...], ad
     shown: dict[str, list] = {mode: [] for mode in modes}
     for index, (spec, seed) in enumerate(pairs):
         for name in modes:
-            mode, _, pivot_up = name.partition("@")
+            mode, overrides = mode_overrides(name)
             request = GenerationRequest(spec.to_prompt(), size, size, mode=mode, seed=seed,
                                         adapter=adapter if mode == "tuned" else None,
-                                        **{**baseline_settings(settings, mode), **({"pivot_up": pivot_up}
-                                                                                   if pivot_up else {})})
+                                        **{**baseline_settings(settings, mode), **overrides})
             started = time.perf_counter()
             result = run(request, model, previews=False)
             tallies[name].add(result.image, spec, time.perf_counter() - started)
@@ -85,13 +100,13 @@ def run_size(model, settings: dict, pairs, size: int, modes: tuple[str, ...], ad
             print(f"{size}px {index + 1}/{len(pairs)}: " + ", ".join(f"{m} {t.correct}" for m, t in tallies.items()),
                   flush=True)
     direct = tallies["direct"].seconds if "direct" in tallies else None
-    upper = settings.get("upper") or model.default_upper_stage
     anchor = model.default_anchor if settings.get("anchor") is None else settings["anchor"]
     rows = []
     for mode, tally in tallies.items():
         label = mode if size > model.base_size[0] else "all modes (one stage)"
-        pivot_up = mode.partition("@")[2] or settings.get("pivot_up") or "latent"
-        described = f"{upper}, anchoring {anchor:g}, {pivot_up} pivot up-sampling"
+        chosen = {**settings, **mode_overrides(mode)[1]}
+        upper = chosen.get("upper") or model.default_upper_stage
+        described = f"{upper}, anchoring {anchor:g}, {chosen.get('pivot_up') or 'latent'} pivot up-sampling"
         rows.append(table_row(f"{size}x{size}", label, "-" if size <= model.base_size[0] or mode == "direct"
                               else described, tally, direct))
     contact_sheet([(f"{size}px {mode}", images) for mode, images in shown.items()],

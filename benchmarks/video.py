@@ -103,6 +103,7 @@ def main(argv=None) -> None:
     parser.add_argument("--model", default="shapes-video")
     parser.add_argument("--adapter", default=str(ADAPTER), help="the tuned mode's adapter (trained on clips)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--upper", default=None, help="upper-stage strategy (default: the model's preset)")
     parser.add_argument("--out", default=None, help="also write the table to this .md file")
     parser.add_argument("--sheet", default=None, help="a PNG of 4 frames per video, outlined by verdict")
     args = parser.parse_args(argv)
@@ -111,6 +112,8 @@ def main(argv=None) -> None:
     settings = request_defaults(args.model)  # the embedded video model samples like the image model under it
     if args.steps is not None:
         settings["steps"] = args.steps
+    if args.upper is not None:
+        settings["upper"] = args.upper
     from selfcascade.shapes.motion import parse_motion_prompt
 
     lines = [f"{args.model} at {args.size}x{args.size}, {args.frames} frames, {args.videos} videos per mode, "

@@ -25,7 +25,6 @@ import torch.nn.functional as F
 from torch import nn
 
 RAU_BELOW = 60  # timesteps below this use the ordinary full-size call (HiDiffusion's T1); measured
-RAU_EVERY = 1  # above RAU_BELOW, every this many calls is a RAU-Net call (the others ordinary); measured
 
 
 def _pooled_side(side: int, factor: int, multiple: int) -> int:
@@ -58,10 +57,12 @@ def resolution_aware(unet: nn.Module, scale: tuple[int, int], multiple: int):
     full: dict = {}
 
     def shrink(_module, args, kwargs):
-        x = args[0]
+        x = args[0] if args else kwargs["hidden_states"]  # AnimateDiff passes it by keyword
         full["size"] = tuple(x.shape[-2:])
         size = tuple(_pooled_side(side, factor, 2 * inner_multiple) for side, factor in zip(full["size"], scale))
-        return (F.adaptive_avg_pool2d(x, size),) + tuple(args[1:]), kwargs
+        if args:
+            return (F.adaptive_avg_pool2d(x, size),) + tuple(args[1:]), kwargs
+        return args, {**kwargs, "hidden_states": F.adaptive_avg_pool2d(x, size)}
 
     def enlarge(_module, _args, output):
         return F.interpolate(output, size=full["size"], mode="bilinear", align_corners=False)
@@ -97,11 +98,9 @@ def resolution_aware(unet: nn.Module, scale: tuple[int, int], multiple: int):
 def resolution_aware_call(full, stage, below: int | None = None):
     """`full` as a RAU-Net call at timesteps >= `below` (default RAU_BELOW), the ordinary call under it."""
     threshold = RAU_BELOW if below is None else below
-    every, calls = RAU_EVERY, [0]
 
     def predict(latents: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        calls[0] += 1
-        if int(t) < threshold or stage.unet is None or (calls[0] - 1) % every:
+        if int(t) < threshold or stage.unet is None:
             return full(latents, t)
         with resolution_aware(stage.unet, stage.scale, stage.multiple):
             return full(latents, t)

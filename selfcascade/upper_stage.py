@@ -15,14 +15,15 @@ never branch inside the denoising loop (k-diffusion / A1111 CFGDenoiser style):
                    the in-distribution dilated view, edges from the full view (the project's measured lead).
 - frequency-pyramid  the same with a view per octave (full, 2x2, 4x2, ... s x s sub-lattices), each band of
                    the noise from the view nearest the native scale that still resolves it; the default
-                   (at 4x it keeps circles round where the two-band split flattens them into polygons).
+                   for hub models (at 4x it keeps circles rounder than the two-band split).
 - dilated          DemoFusion (arXiv 2311.16973, Sec. 3.3): dilated sampling on Gaussian-smoothed latents,
                    blended on a cosine schedule with overlapping native-size local windows (MultiDiffusion).
 - redilated        ScaleCrafter (arXiv 2310.07702, Sec. 3.2): the UNet's 3x3 convolutions dilated by s.
 - fouriscale       FouriScale (arXiv 2403.12963): re-dilated convolutions behind a low-pass filter.
 - rau              HiDiffusion's RAU-Net (arXiv 2311.17528): the full-size call with its deep blocks at native
                    size (selfcascade.resolution_aware).
-- rau-pyramid      frequency-pyramid whose full view is a RAU-Net call.
+- rau-pyramid      frequency-pyramid whose full view is a RAU-Net call: the embedded models' default (its
+                   circles stay round where the full call flattens them into octagons; benchmarks/sweep.py).
 
 Batching: the s*s sub-lattices (or the windows) go to the UNet in chunks of s*s views, so one chunk holds
 no more latent pixels than the full-size call: the memory peak of a stage does not grow.

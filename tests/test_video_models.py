@@ -89,6 +89,13 @@ def test_three_stages_and_every_strategy(folders):
         assert result.metadata["upper_stage"] == ["-", name] and len(result.frames) == 2
 
 
+def test_resolution_aware_strategy_on_animatediff(folders):
+    """AnimateDiff's blocks pass the down-sampler its input by keyword; the RAU-Net hooks take both."""
+    model = load_model(str(folders["animatediff"]))
+    result = run(video(frames=2, steps=2, upper="rau-pyramid", strength=0.9), model, previews=False)
+    assert result.metadata["upper_stage"] == ["-", "rau-pyramid"] and len(result.frames) == 2
+
+
 def test_same_seed_same_video(folders):
     model = load_model(str(folders["animatediff"]))
     first = run(video(frames=2, steps=2), model, previews=False).frames

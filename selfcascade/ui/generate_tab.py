@@ -15,8 +15,10 @@ from . import handlers
 from .train_handlers import add_uploaded_adapter, adapter_choices
 
 PROMPT_HINT = "a [small|large] <colour> <shape> [on a <background> background]"
-UPPER_HINT = ("frequency-pyramid: each octave of the noise from the native-size view that resolves it (best "
-              "measured); frequency-split: two bands; plain: the paper's full-size call; dilated: DemoFusion; "
+UPPER_HINT = ("rau-pyramid: frequency-pyramid whose full view runs the UNet's deep blocks at native size "
+              "(HiDiffusion's RAU-Net; rounder outlines, best measured on the embedded model); frequency-pyramid: "
+              "each octave of the noise from the native-size view that resolves it; rau: RAU-Net alone; "
+              "frequency-split: two bands; plain: the paper's full-size call; dilated: DemoFusion; "
               "redilated: ScaleCrafter; fouriscale: FouriScale")
 UPPER_GUIDANCE_HINT = ("classifier-free guidance of the stages that refine a pivot; the pivot already follows the "
                        "prompt, so less is enough: 1 is one UNet pass instead of two (half the cost), and on the "

@@ -46,7 +46,8 @@ def build_video_tab(demo: gr.Blocks) -> tuple[gr.Radio, gr.Dropdown]:
                                            label="Upper-stage guidance (the stages after the first)")
                 scheduler = gr.Dropdown(list(SCHEDULERS), value=defaults.get("scheduler") or "ddpm",
                                         label="Scheduler")
-                upper = gr.Dropdown(list(STRATEGIES), value=DEFAULT_STRATEGY, info=UPPER_HINT,
+                upper = gr.Dropdown(list(STRATEGIES), value=defaults.get("upper") or DEFAULT_STRATEGY,
+                                    info=UPPER_HINT,
                                     label="Upper-stage denoising (per frame, stages above the training size)")
                 anchor = gr.Slider(0, 1, value=DEFAULT_ANCHOR, step=0.05, info=ANCHOR_HINT,
                                    label="Pivot anchoring: how much each upper stage keeps its pivot's layout")
