@@ -29,7 +29,7 @@ RAU_BELOW = 60  # timesteps below this use the ordinary full-size call (HiDiffus
 
 def _pooled_side(side: int, factor: int, multiple: int) -> int:
     """The side the first down-sampler's input shrinks to: side / factor, kept a multiple of `multiple`
-    (what the remaining down-samplings need), at least `multiple`."""
+    (the latent multiple: more than the remaining down-samplings need), at least `multiple`."""
     return max(multiple, round(side / factor / multiple) * multiple)
 
 
@@ -53,13 +53,12 @@ def resolution_aware(unet: nn.Module, scale: tuple[int, int], multiple: int):
         yield
         return
     down, up = samplers
-    inner_multiple = max(1, multiple // 2)  # the first down-sampler has halved once already
     full: dict = {}
 
     def shrink(_module, args, kwargs):
         x = args[0] if args else kwargs["hidden_states"]  # AnimateDiff passes it by keyword
         full["size"] = tuple(x.shape[-2:])
-        size = tuple(_pooled_side(side, factor, 2 * inner_multiple) for side, factor in zip(full["size"], scale))
+        size = tuple(_pooled_side(side, factor, multiple) for side, factor in zip(full["size"], scale))
         if args:
             return (F.adaptive_avg_pool2d(x, size),) + tuple(args[1:]), kwargs
         return args, {**kwargs, "hidden_states": F.adaptive_avg_pool2d(x, size)}
@@ -70,18 +69,20 @@ def resolution_aware(unet: nn.Module, scale: tuple[int, int], multiple: int):
     def resize_residuals(_module, args, kwargs):
         sample = args[0] if args else kwargs["sample"]
         height, width = sample.shape[-2:]
-        pooled = [_pooled_side(side, factor, 2 * inner_multiple) for side, factor in zip((height, width), scale)]
+        pooled = [_pooled_side(side, factor, multiple) for side, factor in zip((height, width), scale)]
         ratio = (pooled[0] / height, pooled[1] / width)
 
         def fit(residual: torch.Tensor) -> torch.Tensor:
             h, w = residual.shape[-2:]
             if h >= height:  # the skips before the first down-sampler keep the full size
                 return residual
-            return F.interpolate(residual, size=(max(1, round(h * ratio[0])), max(1, round(w * ratio[1]))),
-                                 mode="area")
+            size = (max(1, round(h * ratio[0])), max(1, round(w * ratio[1])))
+            flat = residual.reshape(-1, *residual.shape[-3:])  # a video model's (B, C, F, h, w) too
+            return F.adaptive_avg_pool2d(flat, size).reshape(*residual.shape[:-2], *size)
 
         if kwargs.get("down_block_additional_residuals") is not None:
-            kwargs["down_block_additional_residuals"] = tuple(fit(r) for r in kwargs["down_block_additional_residuals"])
+            residuals = kwargs["down_block_additional_residuals"]
+            kwargs["down_block_additional_residuals"] = tuple(fit(residual) for residual in residuals)
         if kwargs.get("mid_block_additional_residual") is not None:
             kwargs["mid_block_additional_residual"] = fit(kwargs["mid_block_additional_residual"])
         return args, kwargs

@@ -89,11 +89,17 @@ def test_three_stages_and_every_strategy(folders):
         assert result.metadata["upper_stage"] == ["-", name] and len(result.frames) == 2
 
 
-def test_resolution_aware_strategy_on_animatediff(folders):
-    """AnimateDiff's blocks pass the down-sampler its input by keyword; the RAU-Net hooks take both."""
-    model = load_model(str(folders["animatediff"]))
-    result = run(video(frames=2, steps=2, upper="rau-pyramid", strength=0.9), model, previews=False)
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("mode", ["tuning-free", "tuned"])
+def test_resolution_aware_strategy_on_video_models(family, mode, folders, adapters):
+    """RAU-Net hooks on both video UNets (AnimateDiff passes the down-sampler its input by keyword), with the
+    tuned residuals resized to the smaller skips."""
+    model = load_model(str(folders[family]))
+    request = video(frames=2, steps=2, upper="rau-pyramid", strength=0.9, mode=mode,
+                    adapter=str(adapters[family]) if mode == "tuned" else None)
+    result = run(request, model, previews=False)
     assert result.metadata["upper_stage"] == ["-", "rau-pyramid"] and len(result.frames) == 2
+    assert all(np.isfinite(np.asarray(frame, dtype=np.float32)).all() for frame in result.frames)
 
 
 def test_same_seed_same_video(folders):
