@@ -141,7 +141,9 @@ def stage_predictor(model: DiffusionModel, request: GenerationRequest, condition
     if scale != (1, 1):
         native = guided_predictor(model, conditioning, guidance)
         name = request.upper_stage(model.default_upper_stage)
-        context = StageContext(scale, native_latent, model.latent_multiple, int(timesteps[0]), model.unet)
+        target = stage_scale((request.height // model.vae_scale_factor, request.width // model.vae_scale_factor),
+                             native_latent)
+        context = StageContext(scale, native_latent, model.latent_multiple, int(timesteps[0]), model.unet, target)
         predict = upper_stage_predictor(name, full, native, context)
     if pivot_up is not None:
         predict = anchored(predict, pivot_up, scheduler.alphas_cumprod, scheduler.config.prediction_type,

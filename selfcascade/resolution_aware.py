@@ -11,7 +11,8 @@ AnimateDiff's UNetMotionModel, UNet3DConditionModel) takes it.
 
 Why we use it (measured on the embedded model, benchmarks/sweep.py): at 4x the full-size call draws circles
 as octagons -- the frozen model has never seen an arc that flat at the depth where it decides a shape, and it
-straightens it during the last steps of each stage. With the full view as a RAU-Net call, circles stay round.
+straightens it during the last steps of each stage. With the full view as a RAU-Net call, circles come out
+rounder (upper_stage.rau_pyramid, which uses it only for targets >= 4x the native size).
 Below RAU_BELOW the ordinary call takes over: RAU-Net alone leaves soft, colour-fringed rims (HiDiffusion's
 reason for T1), while the ordinary call re-flattens outlines when given more than the last few steps.
 """

@@ -95,9 +95,9 @@ def test_resolution_aware_strategy_on_video_models(family, mode, folders, adapte
     """RAU-Net hooks on both video UNets (AnimateDiff passes the down-sampler its input by keyword), with the
     tuned residuals resized to the smaller skips."""
     model = load_model(str(folders[family]))
-    request = video(frames=2, steps=2, upper="rau-pyramid", strength=0.9, mode=mode,
-                    adapter=str(adapters[family]) if mode == "tuned" else None)
-    result = run(request, model, previews=False)
+    request = video(frames=2, steps=2, upper="rau-pyramid", strength=0.9, mode=mode, width=256, height=256,
+                    stages="64,256", adapter=str(adapters[family]) if mode == "tuned" else None)
+    result = run(request, model, previews=False)  # a 4x target: RAU-Net calls on (RAU_MIN_TARGET_SCALE)
     assert result.metadata["upper_stage"] == ["-", "rau-pyramid"] and len(result.frames) == 2
     assert all(np.isfinite(np.asarray(frame, dtype=np.float32)).all() for frame in result.frames)
 
