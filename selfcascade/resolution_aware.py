@@ -56,10 +56,13 @@ def resolution_aware(unet: nn.Module, scale: tuple[int, int], multiple: int):
     down, up = samplers
     full: dict = {}
 
+    def pooled(size: tuple[int, int]) -> tuple[int, int]:
+        return tuple(_pooled_side(side, factor, multiple) for side, factor in zip(size, scale))
+
     def shrink(_module, args, kwargs):
         x = args[0] if args else kwargs["hidden_states"]  # AnimateDiff passes it by keyword
         full["size"] = tuple(x.shape[-2:])
-        size = tuple(_pooled_side(side, factor, multiple) for side, factor in zip(full["size"], scale))
+        size = pooled(full["size"])
         if args:
             return (F.adaptive_avg_pool2d(x, size),) + tuple(args[1:]), kwargs
         return args, {**kwargs, "hidden_states": F.adaptive_avg_pool2d(x, size)}
@@ -70,8 +73,8 @@ def resolution_aware(unet: nn.Module, scale: tuple[int, int], multiple: int):
     def resize_residuals(_module, args, kwargs):
         sample = args[0] if args else kwargs["sample"]
         height, width = sample.shape[-2:]
-        pooled = [_pooled_side(side, factor, multiple) for side, factor in zip((height, width), scale)]
-        ratio = (pooled[0] / height, pooled[1] / width)
+        small = pooled((height, width))
+        ratio = (small[0] / height, small[1] / width)
 
         def fit(residual: torch.Tensor) -> torch.Tensor:
             h, w = residual.shape[-2:]

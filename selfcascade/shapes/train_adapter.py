@@ -71,8 +71,8 @@ def main(argv: list[str] | None = None) -> None:
             paths = render_example_clips(Path(folder), args.images, args.size, args.frames, args.seed)
         else:
             paths = render_examples(Path(folder), args.images, args.size, args.seed)
-        request = TrainingRequest(images=paths, size=(args.size, args.size), steps=args.steps, learning_rate=args.lr,
-                                  batch=args.batch, out=args.out, seed=args.seed, frames=args.frames,
+        request = TrainingRequest(images=paths, size=(args.size, args.size), steps=args.steps,
+                                  learning_rate=args.lr, batch=args.batch, out=args.out, seed=args.seed, frames=args.frames,
                                   model="shapes-video" if args.video else None)
         for event in train(request):
             if isinstance(event, TrainingStep) and event.step % 20 == 0:

@@ -94,27 +94,30 @@ def render_dataset(vae, count: int, frames: int, seed: int) -> tuple[torch.Tenso
     return torch.stack(latents), clips
 
 
+def starting_models(args):
+    """(vae, text encoder, tokenizer, scheduler, motion UNet, MotionAdapter, motion-word token ids): a saved
+    video model to continue (`--resume`), else the image model with new motion modules. Only the motion
+    modules are left trainable."""
+    if args.resume:
+        video = AnimateDiffPipeline.from_pretrained(str(args.resume))
+        for name, parameter in video.unet.named_parameters():  # freeze_unet2d_params, for a loaded model
+            parameter.requires_grad_("motion_modules" in name)
+        return (video.vae.eval(), video.text_encoder, video.tokenizer, video.scheduler, video.unet,
+                video.motion_adapter, video.tokenizer.convert_tokens_to_ids(list(MOTION_WORDS)))
+    image = StableDiffusionPipeline.from_pretrained(str(args.image_model), safety_checker=None,
+                                                   requires_safety_checker=False)
+    new_ids = add_motion_words(image.tokenizer, image.text_encoder)
+    adapter = build_adapter(image.unet)
+    unet = UNetMotionModel.from_unet2d(image.unet, adapter)
+    unet.freeze_unet2d_params()  # the image UNet stays frozen: only the motion modules (and K/V if asked) train
+    return image.vae.eval(), image.text_encoder, image.tokenizer, image.scheduler, unet, adapter, new_ids
+
+
 def train(args) -> dict:
     torch.manual_seed(args.seed), np.random.seed(args.seed)
     torch.set_num_threads(args.threads)
     started = time.time()
-    if args.resume:
-        video = AnimateDiffPipeline.from_pretrained(str(args.resume))
-        vae, text_encoder, tokenizer, unet = video.vae.eval(), video.text_encoder, video.tokenizer, video.unet
-        scheduler, adapter = video.scheduler, video.motion_adapter
-        new_ids = tokenizer.convert_tokens_to_ids(list(MOTION_WORDS))
-        for parameter in unet.parameters():  # UNetMotionModel.freeze_unet2d_params, for a loaded model
-            parameter.requires_grad_(False)
-        for name, parameter in unet.named_parameters():
-            parameter.requires_grad_("motion_modules" in name)
-    else:
-        image = StableDiffusionPipeline.from_pretrained(str(args.image_model), safety_checker=None,
-                                                       requires_safety_checker=False)
-        vae, text_encoder, tokenizer, scheduler = image.vae.eval(), image.text_encoder, image.tokenizer, image.scheduler
-        new_ids = add_motion_words(tokenizer, text_encoder)
-        adapter = build_adapter(image.unet)
-        unet = UNetMotionModel.from_unet2d(image.unet, adapter)
-        unet.freeze_unet2d_params()  # the image UNet stays frozen: only the motion modules (and K/V below) train
+    vae, text_encoder, tokenizer, scheduler, unet, adapter, new_ids = starting_models(args)
     vae.requires_grad_(False)
     text_encoder.requires_grad_(False)
     embeddings = text_encoder.get_input_embeddings().weight
