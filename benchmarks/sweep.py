@@ -7,8 +7,8 @@
 A key is a GenerationRequest field (mode, strength, guidance, upper_guidance, anchor, steps, upper, stages
 with ';' between sizes, pivot_up, ...) or a module constant of selfcascade as module.NAME (restored after
 the variant). Every variant starts from the embedded preset's settings. Prints one line per variant:
-correct / pairs, mean edge sharpness, mean shape deviation per shape (detector.shape_deviation: 0 for a
-true render, the judge fails above 0.03), seconds, failure reasons; writes a contact sheet per variant to
+correct / pairs, mean edge sharpness, mean outline error per shape (px of the outline off the fitted ideal
+shape, detector.OUTLINE_LIMIT_PX; true renders <= 0.17), seconds, failure reasons; writes a contact sheet per variant to
 the system's temporary folder. SWEEP_THREADS=1 runs it on one core (beside a background job). For choosing
 settings quickly; the README's tables come from composition.py, upper_stage.py and the other benchmarks.
 """
@@ -78,8 +78,8 @@ def main(argv: list[str]) -> None:
                 verdict = check(image, prompt_spec)
                 correct += verdict.correct
                 failures.update(verdict.failures)
-                if verdict.deviation is not None:
-                    deviations.setdefault(prompt_spec.shape, []).append(verdict.deviation)
+                if verdict.outline is not None:
+                    deviations.setdefault(prompt_spec.shape, []).append(verdict.outline)
                 edges = measure(image, prompt_spec)
                 if edges.sharpness is not None:
                     sharpness.append(edges.sharpness)
@@ -87,8 +87,8 @@ def main(argv: list[str]) -> None:
         finally:
             for module, constant, old in saved:
                 setattr(module, constant, old)
-        outline = " ".join(f"{shape} {np.mean(values):.3f}" for shape, values in sorted(deviations.items()))
-        print(f"{name:24s} {correct}/{count}  sharpness {np.mean(sharpness):.3f}  deviation {outline}  "
+        outline = " ".join(f"{shape} {np.mean(values):.2f}" for shape, values in sorted(deviations.items()))
+        print(f"{name:24s} {correct}/{count}  sharpness {np.mean(sharpness):.3f}  outline px {outline}  "
               f"{time.perf_counter() - started:.0f} s  {dict(failures)}", flush=True)
         columns = 6
         sheet = Image.new("RGB", (size * columns, size * -(-len(images) // columns)), "white")

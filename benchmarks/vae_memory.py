@@ -3,6 +3,7 @@ beside the estimate selfcascade.memory makes before a run.
 
     python benchmarks/vae_memory.py                 # all sizes, about an hour on 2 CPU cores
     python benchmarks/vae_memory.py --sizes 1024    # one size
+    python benchmarks/vae_memory.py --sizes 4096 --threads 1   # beside other work (peaks do not change)
 
 The VAE is AutoencoderKL from ../shared/configs/sd_vae.json with SDXL's scaling factor and sample size
 (random weights; memory does not depend on their values), float32, on the CPU, decoding random latents
@@ -43,7 +44,7 @@ def sdxl_vae_config() -> dict:
     return config
 
 
-def measure_one(side: int, tiled: bool) -> dict:
+def measure_one(side: int, tiled: bool, threads: int) -> dict:
     """In this (fresh) process: decode once, return peak RSS above the baseline and seconds."""
     import psutil
     import torch
@@ -51,7 +52,7 @@ def measure_one(side: int, tiled: bool) -> dict:
 
     from selfcascade.models.vae import decode_to_uint8
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(threads)
     baseline = psutil.Process().memory_info().rss
     vae = AutoencoderKL.from_config(sdxl_vae_config()).eval().requires_grad_(False)
     latents = torch.randn(1, 4, side // 8, side // 8, generator=torch.Generator().manual_seed(0))
@@ -74,30 +75,33 @@ def estimate_one(side: int, tiled: bool) -> int:
     return module_bytes(vae) + vae_decode_bytes(vae.config, side, side, 4, tiled)
 
 
-def run_case(side: int, tiled: bool, available: int) -> str:
+def run_case(side: int, tiled: bool, available: int, threads: int) -> str:
     from selfcascade.memory import MARGIN
 
     estimate = estimate_one(side, tiled)
     label = f"| {side}x{side} | {'tiled' if tiled else 'untiled'} | {estimate / GIB:.2f} |"
     if estimate > MARGIN * available:
         return f"{label} not run | - | - | estimate exceeds this machine's available RAM ({available / GIB:.1f} GiB) |"
-    done = subprocess.run([sys.executable, __file__, "--one", str(side), str(int(tiled))], capture_output=True,
+    done = subprocess.run([sys.executable, __file__, "--one", str(side), str(int(tiled)), str(threads)], capture_output=True,
                           text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     if done.returncode != 0:
         return f"{label} failed | - | - | {done.stderr.strip().splitlines()[-1][:120]} |"
     result = json.loads(done.stdout.strip().splitlines()[-1])
     ratio = estimate / result["peak"]
-    return f"{label} {result['peak'] / GIB:.2f} | {ratio:.2f} | {result['seconds']:.0f} | |"
+    # Seconds depend on the threads; the peak does not (one decode at a time either way).
+    note = "" if threads == 2 else f"{threads} thread{'s' if threads > 1 else ''}, other work on the machine"
+    return f"{label} {result['peak'] / GIB:.2f} | {ratio:.2f} | {result['seconds']:.0f} | {note} |"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1024,2048,4096")
     parser.add_argument("--out", default=str(OUT))
-    parser.add_argument("--one", nargs=2, type=int, help=argparse.SUPPRESS)  # the child process
+    parser.add_argument("--threads", type=int, default=2, help="torch threads of the decode (default 2)")
+    parser.add_argument("--one", nargs=3, type=int, help=argparse.SUPPRESS)  # the child process
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(measure_one(args.one[0], bool(args.one[1]))))
+        print(json.dumps(measure_one(args.one[0], bool(args.one[1]), args.one[2])))
         return
     from selfcascade.memory import free_memory
 
@@ -107,14 +111,14 @@ def main() -> None:
             if line.startswith("| ") and line.split("|")[1].strip().split("x")[0].isdigit()
             and int(line.split("|")[1].strip().split("x")[0]) not in sizes]
     lines = ["SDXL VAE architecture (../shared/configs/sd_vae.json, scaling 0.13025, sample size 1024), random "
-             f"weights, float32, CPU, 2 threads; tiles of 512 px; available RAM at start {available / GIB:.1f} GiB. "
+             f"weights, float32, CPU, 2 threads unless the note says otherwise; tiles of 512 px; available RAM at start {available / GIB:.1f} GiB. "
              "Peak = ru_maxrss of a fresh process minus its RSS after imports (weights included).", "",
              "| image | decode | estimate (GiB) | measured peak (GiB) | estimate / measured | seconds | note |",
              "|---|---|---|---|---|---|---|", *kept]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     for side in sizes:
         for tiled in (False, True) if side < 4096 else (True, False):
-            lines.append(run_case(side, tiled, available))
+            lines.append(run_case(side, tiled, available, args.threads))
             print(lines[-1], flush=True)
             header, rows = lines[:4], sorted(lines[4:], key=lambda row: int(row.split("|")[1].strip().split("x")[0]))
             Path(args.out).write_text("\n".join(header + rows) + "\n")

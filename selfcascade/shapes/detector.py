@@ -3,7 +3,8 @@
 Every pixel is given to its nearest palette colour (shape colours and backgrounds). The prompt's colour is
 then cut into connected blobs: a correct image has exactly one significant blob, of the right shape (told
 by how much of its bounding box it fills: square ~1, circle ~pi/4, triangle ~1/2, and then how closely it
-follows that ideal outline, so a lumpy circle fails), size and background.
+follows that ideal outline: the area off it, and how far its outline strays in pixels, so a lumpy circle
+fails), size and background.
 Direct sampling above the training size fails here by drawing several copies.
 
 The judge is strict: besides the object, every pixel must be explained either by the background (a fitted
@@ -20,6 +21,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
+from .background import fit_plane, plane_image
+from .outline import outline_error
 from .world import BACKGROUNDS, COLOURS, PromptSpec
 
 _PALETTE_NAMES = list(COLOURS) + [f"bg:{name}" for name in BACKGROUNDS]
@@ -41,7 +44,6 @@ ANALYSIS_SIDE = 128
 # it only blends of object and background colours are excused, so a grey halo there still counts.
 RIM_TRAINING_PIXELS = 2
 TRAINING_SIDE = 64
-PLANE_SAMPLES = 20000  # pixels a background plane is fitted to, at most
 # Shape fidelity: the object is compared with the ideal shape drawn in its bounding box, at <= 256 px. The area
 # where they differ, beyond half a pixel along the ideal outline (rasterisation; a whole pixel at 64 px, where
 # small shapes are a dozen pixels wide), per ideal area, must stay below this. True renders score <= 0.015 at
@@ -55,6 +57,11 @@ SHAPE_ANALYSIS_SIDE = 256
 # object area they are not small. True renders score 0 at every size (160 scenes); the flaws above, checked by
 # eye on 24 images at 256 px, score 2.7-32%; clean-looking generated objects <= 1.6%.
 BLEMISH_FRACTION = 0.02
+# Outline: 95% of the object's sub-pixel outline within this many pixels of the best-fitting ideal shape
+# (outline.py). The area measure above under-weights a wavy outline on a large object: at 512 px it passed
+# circles with flat runs 5 px deep. True renders measure <= 0.17 px at 64-512 px, the model's own 64-px
+# samples <= 0.9 px; at 256 px, circles checked by eye as round measured 0.9-1.2 px, lumpy ones 1.7-3.1 px.
+OUTLINE_LIMIT_PX = 1.5
 
 
 @dataclass
@@ -68,6 +75,7 @@ class Verdict:
     failures: list[str] = field(default_factory=list)  # kinds from FAILURE_KINDS, one per failing criterion
     stray: float = 0.0  # area fraction of the largest stray region (0 when none)
     deviation: float | None = None  # shape deviation from the ideal shape (see SHAPE_DEVIATION_LIMIT)
+    outline: float | None = None  # px of the outline off the fitted ideal shape (see OUTLINE_LIMIT_PX)
     blemish: float = 0.0  # off-colour area on the object per object area (see BLEMISH_FRACTION)
 
     def fail(self, kind: str, reason: str) -> None:
@@ -148,39 +156,6 @@ def shape_deviation(blob: np.ndarray, shape: str) -> float:
     outline = ideal.sum() - ndimage.binary_erosion(ideal).sum()
     allowance = max(0.5, TRAINING_SIDE / min(blob.shape))  # pixels of rasterisation error along the outline
     return float(((ideal ^ blob).sum() - allowance * outline) / max(ideal.sum(), 1))
-
-
-def _grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pixel-centre coordinates in 0..1, so a plane fitted at one resolution applies at any other."""
-    return np.meshgrid((np.arange(height) + 0.5) / height, (np.arange(width) + 0.5) / width, indexing="ij")
-
-
-def plane_image(plane: np.ndarray, height: int, width: int) -> np.ndarray:
-    """The fitted background (height x width x 3), clipped to 0..255 as the renderer clips its gradient."""
-    yy, xx = _grid(height, width)
-    values = plane[:, 0] + plane[:, 1] * xx[..., None] + plane[:, 2] * yy[..., None]
-    return np.clip(values, 0, 255)
-
-
-def fit_plane(pixels: np.ndarray, usable: np.ndarray) -> np.ndarray:
-    """Least-squares plane per channel over `usable` pixels (3 x 3 coefficients, see Segmentation.plane).
-
-    Saturated values (0 or 255) are left out: the renderer clips a white background's gradient at 255,
-    and a plane fitted through the clipped part would be bent away from the true one.
-    """
-    yy, xx = _grid(*pixels.shape[:2])
-    plane = np.zeros((3, 3))
-    for channel in range(3):
-        values = pixels[..., channel]
-        keep = usable & (values > 0.5) & (values < 254.5)
-        if keep.sum() < 3:  # all saturated: a flat plane at the mean is the best guess
-            plane[channel, 0] = values[usable].mean() if usable.any() else values.mean()
-            continue
-        chosen = np.flatnonzero(keep)
-        chosen = chosen[:: max(1, chosen.size // PLANE_SAMPLES)]  # a plane needs few points; keeps 512 px fast
-        design = np.stack([np.ones(chosen.size), xx.flat[chosen], yy.flat[chosen]], axis=1)
-        plane[channel] = np.linalg.lstsq(design, values.flat[chosen], rcond=None)[0]
-    return plane
 
 
 def _fit_background(pixels: np.ndarray, labels: np.ndarray, outside: np.ndarray) -> np.ndarray:
@@ -318,7 +293,7 @@ def blemish_fraction(small: np.ndarray, segmentation: Segmentation, zone: np.nda
     return float(blemished.sum() / max(inside.sum(), 1))
 
 
-def _judge_object(verdict: Verdict, blob: np.ndarray, spec: PromptSpec) -> None:
+def _judge_object(verdict: Verdict, pixels: np.ndarray, blob: np.ndarray, spec: PromptSpec) -> None:
     """Shape and size criteria of the single object."""
     verdict.shape, extent_px = classify_shape(blob)
     verdict.extent = extent_px / min(blob.shape)
@@ -329,6 +304,10 @@ def _judge_object(verdict: Verdict, blob: np.ndarray, spec: PromptSpec) -> None:
         if verdict.deviation > SHAPE_DEVIATION_LIMIT:
             verdict.fail("shape", f"misshapen {verdict.shape}: {100 * verdict.deviation:.0f}% of its area off "
                                   "the ideal outline")
+        verdict.outline = outline_error(pixels, blob, verdict.shape)
+        if verdict.outline > OUTLINE_LIMIT_PX:
+            verdict.fail("shape", f"wavy {verdict.shape} outline: {verdict.outline:.1f} px off the ideal shape "
+                                  f"(limit {OUTLINE_LIMIT_PX} px)")
     if spec.size_word:
         size_word = "small" if verdict.extent < SMALL_LARGE_BOUNDARY else "large"
         if size_word != spec.size_word:
@@ -351,7 +330,7 @@ def check(image: Image.Image, spec: PromptSpec) -> Verdict:
     elif len(segmentation.blobs) > 1:
         verdict.fail("copies", f"{len(segmentation.blobs)} {spec.colour} objects")
     else:
-        _judge_object(verdict, segmentation.blobs[0], spec)
+        _judge_object(verdict, pixels, segmentation.blobs[0], spec)
     if verdict.background is None:
         verdict.fail("background", "background is not a background colour")
     elif spec.background and verdict.background != spec.background:

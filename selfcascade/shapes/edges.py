@@ -18,18 +18,11 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from .detector import classify_shape, fit_plane, plane_image, segment
+from .background import fit_plane, plane_image
+from .coverage import PROBE_SIGMA, coverage, crop_around, zone_width
+from .detector import classify_shape, segment
 from .world import BACKGROUNDS, PromptSpec, Scene, render, shape_mask
 
-# Edges are looked at within this many pixels of the object's outline: 2 training pixels (an upscaled
-# edge is up to ~1 training pixel wide) plus a few pixels for a true render's 1-px rim and the probe.
-EDGE_ZONE_TRAINING_PIXELS = 2
-TRAINING_SIDE = 64
-# A sampled step edge that happens to sit on a pixel border has no blended pixels at all, one half-way
-# has a 1-px ramp: the "width" of a true render would swing 0..1 px with sub-pixel position. Seen through
-# a small Gaussian probe it is a smooth profile whose width varies by only ~+-8%, at the cost of
-# compressing the scale a little (sigma-2 blur reads ~0.4 instead of ~0.25 sharpness).
-PROBE_SIGMA = 0.8
 # For a Gaussian edge, sum of t(1 - t) across it = sigma / sqrt(pi) and its 10%-90% rise = 2.563 sigma,
 # so this factor turns "blend mass per unit of outline" into a 10%-90% width in pixels.
 TEN_NINETY_PER_BLEND = 2.563 * np.sqrt(np.pi)
@@ -46,46 +39,6 @@ class EdgeReport:
     sharpness: float | None  # reference edge width / measured; None without a single object
     roughness: float | None  # outline jaggedness / extent; None without a single object
     grain: float  # background noise std after removing the gradient, 0..255 units
-
-
-def _zone_width(side: int) -> float:
-    return EDGE_ZONE_TRAINING_PIXELS * side / TRAINING_SIDE + 4
-
-
-def _outline_distance(mask: np.ndarray) -> np.ndarray:
-    """Distance (px) of every pixel from the mask's outline, on either side."""
-    return np.where(mask, ndimage.distance_transform_edt(mask), ndimage.distance_transform_edt(~mask))
-
-
-def coverage(image: Image.Image | np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, tuple[slice, slice]]:
-    """Blend amount (0 = background, 1 = object colour) around boolean `mask`, and the crop it covers.
-
-    Only a band around the outline is measured; elsewhere the mask itself is returned, so a cloud or
-    noise far from the object does not enter the edge measures. The background is the plane fitted to
-    the crop outside the band, the object colour the median inside it.
-    """
-    pixels = np.asarray(image.convert("RGB") if isinstance(image, Image.Image) else image, dtype=np.float32)
-    mask = mask.astype(bool)
-    band = _zone_width(min(mask.shape))
-    where = _crop(mask, 2 * band + 3 * PROBE_SIGMA + 4)  # beyond the band: background to fit the plane to
-    pixels, mask = pixels[where], mask[where]
-    zone = _outline_distance(mask) <= band
-    background = plane_image(fit_plane(pixels, ~mask & ~zone), *mask.shape)
-    core = mask & ~zone if (mask & ~zone).any() else mask
-    colour = np.median(pixels[core], axis=0)
-    direction = colour[None, None, :] - background
-    amount = ((pixels - background) * direction).sum(-1) / (direction**2).sum(-1).clip(min=1e-6)
-    return np.where(zone, amount.clip(0, 1), mask.astype(np.float32)), where
-
-
-def _crop(mask: np.ndarray, pad: float) -> tuple[slice, slice]:
-    """Bounding box of `mask` grown by `pad` pixels, clipped to the image."""
-    rows, cols = np.nonzero(mask)
-    pad = int(np.ceil(pad))
-    return (
-        slice(max(rows.min() - pad, 0), min(rows.max() + pad + 1, mask.shape[0])),
-        slice(max(cols.min() - pad, 0), min(cols.max() + pad + 1, mask.shape[1])),
-    )
 
 
 def width_of_coverage(amount: np.ndarray) -> float:
@@ -149,7 +102,7 @@ def edge_roughness(mask: np.ndarray) -> float:
     if not inside.any():
         raise ValueError("empty mask")
     extent = max(np.ptp(np.nonzero(inside)[0]), np.ptp(np.nonzero(inside)[1])) + 1
-    crop = mask[_crop(inside, 0.3 * extent + 2)]
+    crop = mask[crop_around(inside, 0.3 * extent + 2)]
     crop = np.pad(crop, int(0.3 * extent) + 2)  # room for the smoothing even at the image border
     outline = ndimage.zoom(crop, ROUGHNESS_WORK_EXTENT / extent, order=1) >= 0.5
     smooth = ndimage.gaussian_filter(outline.astype(np.float32), ROUGHNESS_SIGMA * ROUGHNESS_WORK_EXTENT)
@@ -164,7 +117,7 @@ def background_grain(image: Image.Image | np.ndarray, mask: np.ndarray | None = 
     pixels = np.asarray(image.convert("RGB") if isinstance(image, Image.Image) else image, dtype=np.float32)
     away = np.ones(pixels.shape[:2], dtype=bool)
     if mask is not None and mask.any():
-        away = ndimage.distance_transform_edt(~mask.astype(bool)) > _zone_width(min(mask.shape)) + 2
+        away = ndimage.distance_transform_edt(~mask.astype(bool)) > zone_width(min(mask.shape)) + 2
     residual = (pixels - plane_image(fit_plane(pixels, away), *away.shape))[away]
     return float(np.sqrt(residual.var(axis=0).mean()))
 
