@@ -31,7 +31,7 @@ from .memory import OutOfMemory, check_fits, is_out_of_memory, out_of_memory_mes
 from .models.base import DiffusionModel
 from .models.loader import load_model
 from .models.video import check_video_model
-from .pivot_anchor import anchored
+from .pivot_anchor import ANCHOR_SIGMA, anchored
 from .provenance import public_name
 from .precision import check_finite, dtype_name, unet_overflow_hint
 from .request import GenerationRequest, VideoRequest
@@ -147,7 +147,7 @@ def stage_predictor(model: DiffusionModel, request: GenerationRequest, condition
         predict = upper_stage_predictor(name, full, native, context)
     if pivot_up is not None:
         predict = anchored(predict, pivot_up, scheduler.alphas_cumprod, scheduler.config.prediction_type,
-                           request.anchor_weight(model.default_anchor))
+                           request.anchor_weight(model.default_anchor), model.default_anchor_sigma)
     return predict, name
 
 
@@ -251,6 +251,7 @@ def _stages(request: GenerationRequest, model: DiffusionModel, video: bool, canc
         "pivot_upsampling": request.pivot_upsampling() if len(sizes) > 1 else "-",
         "pivot_anchor": (request.anchor_weight(model.default_anchor)
                          if len(sizes) > 1 or pivot_image is not None else 0.0),
+        "pivot_anchor_sigma": model.default_anchor_sigma or ANCHOR_SIGMA,  # latent px of the anchored band
         "dtype_used": dtype_name(model.dtype),  # what "auto" became on this device
         "vae_dtype": dtype_name(model.vae.dtype),  # float32 when the VAE's config sets force_upcast
         "seconds": round(seconds, 3),

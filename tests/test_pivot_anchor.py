@@ -84,3 +84,28 @@ def test_anchor_weight_is_checked_recorded_and_off_for_direct(embedded_model, tm
     assert cli_main(["generate", "--prompt", "a red circle", "--size", "128x128", "--steps", "4",
                      "--anchor", "0.25", "--out", str(out)]) == 0
     assert read_png_metadata(out)["pivot_anchor"] == 0.25
+
+
+def test_a_narrower_band_keeps_more_of_the_pivot():
+    generator = torch.Generator().manual_seed(2)
+    pivot, x0_model, z = (torch.randn(1, 4, 32, 32, generator=generator) for _ in range(3))
+    alphas = torch.linspace(0.99, 0.01, 1000)
+
+    def predict(latents, timestep):
+        a = alphas[int(timestep)]
+        return (latents - a.sqrt() * x0_model) / (1 - a).sqrt()
+
+    def distance(sigma):
+        x0 = clean_estimate(anchored(predict, pivot, alphas, "epsilon", 1.0, sigma)(z, torch.tensor(300)), z,
+                            alphas[300], "epsilon")
+        return float((x0 - pivot).norm())
+
+    assert distance(0.7) < distance(ANCHOR_SIGMA) < float((x0_model - pivot).norm())
+
+
+def test_the_embedded_model_anchors_a_narrower_band_and_records_it(embedded_model):
+    from selfcascade.pivot_anchor import EMBEDDED_ANCHOR_SIGMA
+
+    assert embedded_model.default_anchor_sigma == EMBEDDED_ANCHOR_SIGMA < ANCHOR_SIGMA
+    result = run(GenerationRequest("a red circle", 128, 128, steps=4), embedded_model, previews=False)
+    assert result.metadata["pivot_anchor_sigma"] == EMBEDDED_ANCHOR_SIGMA

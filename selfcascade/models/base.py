@@ -49,6 +49,9 @@ class DiffusionModel(ABC):
     default_upper_stage = "frequency-pyramid"
     # Weight of the pivot's low band at upper stages (selfcascade.pivot_anchor), measured the same way.
     default_anchor = 1.0
+    # Width (latent px) of that low band; None: pivot_anchor.ANCHOR_SIGMA. The loader narrows it for the
+    # embedded models, where it was measured (pivot_anchor.EMBEDDED_ANCHOR_SIGMA).
+    default_anchor_sigma: float | None = None
     is_video = False  # video families (models/video.py) fold frames into the batch
     family = "unknown"  # recorded in adapters: one trained for another family is refused with this name
 

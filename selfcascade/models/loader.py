@@ -21,6 +21,7 @@ from diffusers import (
     TextToVideoSDPipeline,
 )
 
+from ..pivot_anchor import EMBEDDED_ANCHOR_SIGMA
 from ..memory import OutOfMemory, is_out_of_memory, out_of_memory_message, release_memory
 from ..precision import dtype_name, resolve_dtype, vae_dtype
 from ..stages import InvalidRequest
@@ -162,4 +163,6 @@ def load_model(model_id: str | None = None, dtype: str | torch.dtype | None = No
             raise OutOfMemory(out_of_memory_message(f"loading {name}"))
         _loaded = _wrap(pipeline, name, settings)
         _loaded.offloaded = offloaded
+        if Path(name).resolve() in (EMBEDDED_MODEL.resolve(), EMBEDDED_VIDEO_MODEL.resolve()):  # their UNet
+            _loaded.default_anchor_sigma = EMBEDDED_ANCHOR_SIGMA
         return _loaded
