@@ -82,8 +82,8 @@ def run_case(side: int, tiled: bool, available: int, threads: int) -> str:
     label = f"| {side}x{side} | {'tiled' if tiled else 'untiled'} | {estimate / GIB:.2f} |"
     if estimate > MARGIN * available:
         return f"{label} not run | - | - | estimate exceeds this machine's available RAM ({available / GIB:.1f} GiB) |"
-    done = subprocess.run([sys.executable, __file__, "--one", str(side), str(int(tiled)), str(threads)], capture_output=True,
-                          text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    done = subprocess.run([sys.executable, __file__, "--one", str(side), str(int(tiled)), str(threads)],
+                          capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     if done.returncode != 0:
         return f"{label} failed | - | - | {done.stderr.strip().splitlines()[-1][:120]} |"
     result = json.loads(done.stdout.strip().splitlines()[-1])
@@ -111,7 +111,8 @@ def main() -> None:
             if line.startswith("| ") and line.split("|")[1].strip().split("x")[0].isdigit()
             and int(line.split("|")[1].strip().split("x")[0]) not in sizes]
     lines = ["SDXL VAE architecture (../shared/configs/sd_vae.json, scaling 0.13025, sample size 1024), random "
-             f"weights, float32, CPU, 2 threads unless the note says otherwise; tiles of 512 px; available RAM at start {available / GIB:.1f} GiB. "
+             "weights, float32, CPU, 2 threads unless the note says otherwise; tiles of 512 px; available RAM at "
+             f"start {available / GIB:.1f} GiB. "
              "Peak = ru_maxrss of a fresh process minus its RSS after imports (weights included).", "",
              "| image | decode | estimate (GiB) | measured peak (GiB) | estimate / measured | seconds | note |",
              "|---|---|---|---|---|---|---|", *kept]
