@@ -104,6 +104,9 @@ def main(argv=None) -> None:
     parser.add_argument("--adapter", default=str(ADAPTER), help="the tuned mode's adapter (trained on clips)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--upper", default=None, help="upper-stage strategy (default: the model's preset)")
+    parser.add_argument("--guidance", type=float, default=None, help="first-stage guidance (default: the preset's)")
+    parser.add_argument("--anchor-sigma", type=float, default=None,
+                        help="width (latent px) of the anchored band (default: the model's)")
     parser.add_argument("--out", default=None, help="also write the table to this .md file")
     parser.add_argument("--sheet", default=None, help="a PNG of 4 frames per video, outlined by verdict")
     args = parser.parse_args(argv)
@@ -114,10 +117,15 @@ def main(argv=None) -> None:
         settings["steps"] = args.steps
     if args.upper is not None:
         settings["upper"] = args.upper
+    if args.guidance is not None:
+        settings["guidance"] = args.guidance
+    if args.anchor_sigma is not None:
+        model.default_anchor_sigma = args.anchor_sigma
     from selfcascade.shapes.motion import parse_motion_prompt
 
     lines = [f"{args.model} at {args.size}x{args.size}, {args.frames} frames, {args.videos} videos per mode, "
-             f"{args.threads} threads; settings {settings}.", "",
+             f"{args.threads} threads; settings {settings}, anchored band {model.default_anchor_sigma} latent px.",
+             "",
              "| mode | size | frames | frames correct | failures | direction right | flicker | s / video |",
              "|---|---|---|---|---|---|---|---|"]
     print("\n".join(lines), flush=True)
