@@ -107,5 +107,10 @@ def test_the_embedded_model_anchors_a_narrower_band_and_records_it(embedded_mode
     from selfcascade.pivot_anchor import EMBEDDED_ANCHOR_SIGMA
 
     assert embedded_model.default_anchor_sigma == EMBEDDED_ANCHOR_SIGMA < ANCHOR_SIGMA
-    result = run(GenerationRequest("a red circle", 128, 128, steps=4), embedded_model, previews=False)
-    assert result.metadata["pivot_anchor_sigma"] == EMBEDDED_ANCHOR_SIGMA
+    pixel = run(GenerationRequest("a red circle", 128, 128, steps=4, pivot_up="pixel"), embedded_model,
+                previews=False)
+    assert pixel.metadata["pivot_anchor_sigma"] == EMBEDDED_ANCHOR_SIGMA
+    # measured with pixel pivots only: a bilinear latent pivot keeps the 2-pixel band
+    latent = run(GenerationRequest("a red circle", 128, 128, steps=4, pivot_up="latent"), embedded_model,
+                 previews=False)
+    assert latent.metadata["pivot_anchor_sigma"] == ANCHOR_SIGMA
