@@ -177,7 +177,6 @@ def frequency_split(full: Predictor, native: Predictor, stage: StageContext,
 
 PYRAMID_SIGMA = 0.5  # band edge between views of scales a < b: sigma = b * this (latent px); measured
 PYRAMID_REFRESH = 2  # each dilated view is recomputed every max(this, number of views) steps, in turn
-PYRAMID_VIEW_SMOOTHING = 0.0  # Gaussian sigma (latent px) on the latents before they are split into views
 
 
 def pyramid_scales(scale: Scale) -> list[Scale]:
@@ -213,13 +212,10 @@ def frequency_pyramid(full: Predictor, native: Predictor, stage: StageContext, s
 
     def predict(latents: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         views = cache["views"]
-        source = latents
-        if PYRAMID_VIEW_SMOOTHING > 0:  # DemoFusion's anti-aliasing before the interleaved split
-            source = _match_statistics(gaussian_blur(latents, PYRAMID_VIEW_SMOOTHING), latents)
         for index, scale in enumerate(scales):
             stale = views[index] is None or views[index].shape != latents.shape
             if stale or (cache["calls"] - index) % every == 0:
-                views[index] = dilated_prediction(native, source, t, scale, stage.multiple)
+                views[index] = dilated_prediction(native, latents, t, scale, stage.multiple)
         cache["calls"] += 1
         eps = full(latents, t)
         bands = [(1, eps)] + [(max(scale), view) for scale, view in zip(scales, views)]
