@@ -24,13 +24,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.judging import prompt_seed_pairs  # noqa: E402
+from benchmarks.sweep import NUMBERS  # noqa: E402
 from selfcascade.cascade import StageDone, generate  # noqa: E402
 from selfcascade.models.loader import load_model  # noqa: E402
 from selfcascade.presets import request_defaults  # noqa: E402
 from selfcascade.request import GenerationRequest  # noqa: E402
 from selfcascade.shapes.detector import check  # noqa: E402
-
-NUMBERS = {"steps": int, "strength": float, "guidance": float, "upper_guidance": float, "anchor": float}
 
 
 def main() -> None:

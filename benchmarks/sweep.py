@@ -8,8 +8,8 @@ A key is a GenerationRequest field (mode, strength, guidance, upper_guidance, an
 with ';' between sizes, pivot_up, ...) or a module constant of selfcascade as module.NAME (restored after
 the variant). Every variant starts from the embedded preset's settings. Prints one line per variant:
 correct / pairs, mean edge sharpness, mean outline error per shape (px of the outline off the fitted ideal
-shape, detector.OUTLINE_LIMIT_PX; true renders <= 0.17), seconds, failure reasons; writes a contact sheet per variant to
-the system's temporary folder. SWEEP_THREADS=1 runs it on one core (beside a background job). For choosing
+shape, detector.OUTLINE_LIMIT_PX; true renders <= 0.17), seconds, failure reasons; writes a contact sheet
+per variant to the system's temporary folder. SWEEP_THREADS=1 runs it on one core (beside a background job). For choosing
 settings quickly; the README's tables come from composition.py, upper_stage.py and the other benchmarks.
 """
 

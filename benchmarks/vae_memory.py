@@ -89,7 +89,7 @@ def run_case(side: int, tiled: bool, available: int, threads: int) -> str:
     result = json.loads(done.stdout.strip().splitlines()[-1])
     ratio = estimate / result["peak"]
     # Seconds depend on the threads; the peak does not (one decode at a time either way).
-    note = "" if threads == 2 else f"{threads} thread{'s' if threads > 1 else ''}, other work on the machine"
+    note = "" if threads == 2 else f"{threads} thread{'s' if threads > 1 else ''}"
     return f"{label} {result['peak'] / GIB:.2f} | {ratio:.2f} | {result['seconds']:.0f} | {note} |"
 
 

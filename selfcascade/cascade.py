@@ -31,7 +31,8 @@ from .memory import OutOfMemory, check_fits, is_out_of_memory, out_of_memory_mes
 from .models.base import DiffusionModel
 from .models.loader import load_model
 from .models.video import check_video_model
-from .pivot_anchor import ANCHOR_SIGMA, anchored
+from . import pivot_anchor
+from .pivot_anchor import anchored
 from .provenance import public_name
 from .precision import check_finite, dtype_name, unet_overflow_hint
 from .request import GenerationRequest, VideoRequest
@@ -158,7 +159,7 @@ def anchor_sigma(request, model) -> float:
     blocky up-sampling artefacts in that fine band, and anchoring them painted off-colour patches on the
     objects (5 of 6 prompts at 256 px against 2 with the 2-pixel band)."""
     if model.default_anchor_sigma is None or request.pivot_upsampling() != "pixel":
-        return ANCHOR_SIGMA
+        return pivot_anchor.ANCHOR_SIGMA  # looked up per run, so benchmarks/sweep.py can vary it
     return model.default_anchor_sigma
 
 

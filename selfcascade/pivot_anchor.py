@@ -65,7 +65,7 @@ def anchored(predict: Predictor, pivot_up: torch.Tensor, alphas_cumprod: torch.T
     """Wrap `predict` so that its clean estimate keeps `pivot_up`'s low band with weight `weight`."""
     if weight <= 0:
         return predict
-    sigma = ANCHOR_SIGMA if sigma is None else sigma  # read at call time, so a sweep can vary it
+    sigma = ANCHOR_SIGMA if sigma is None else sigma
     pivot_low = gaussian_blur(pivot_up.float(), sigma)
 
     def predict_anchored(latents: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

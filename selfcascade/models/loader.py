@@ -163,6 +163,7 @@ def load_model(model_id: str | None = None, dtype: str | torch.dtype | None = No
             raise OutOfMemory(out_of_memory_message(f"loading {name}"))
         _loaded = _wrap(pipeline, name, settings)
         _loaded.offloaded = offloaded
-        if Path(name).resolve() in (EMBEDDED_MODEL.resolve(), EMBEDDED_VIDEO_MODEL.resolve()):  # their UNet
+        # The video model's spatial UNet is the image model's, so both get the band measured on the latter.
+        if Path(name).resolve() in (EMBEDDED_MODEL.resolve(), EMBEDDED_VIDEO_MODEL.resolve()):
             _loaded.default_anchor_sigma = EMBEDDED_ANCHOR_SIGMA
         return _loaded
