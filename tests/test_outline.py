@@ -93,3 +93,35 @@ def test_the_same_flats_at_128_px_are_within_a_pixel_and_pass():
     image = _circle_with_flats(128, radius=32, depth=1.0, flats=6)
     verdict = check(image, PromptSpec(shape="circle", colour="blue", background="beige"))
     assert verdict.correct, verdict.reasons
+
+
+def _triangle_with_blunt_corners(size: int, half: float, cut: float) -> Image.Image:
+    """An upright triangle in a square box of half side `half`, each corner cut off `cut` px deep (measured
+    from the corner along its bisector): the blunt apex and corners of generated triangles."""
+    cx, cy = size / 2, size / 2 + half / 6
+    apex, right, left = np.array([cx, cy - half]), np.array([cx + half, cy + half]), np.array([cx - half, cy + half])
+    polygon = []
+    for corner, neighbours in ((apex, (left, right)), (right, (apex, left)), (left, (right, apex))):
+        directions = [(n - corner) / np.linalg.norm(n - corner) for n in neighbours]
+        bisector = directions[0] + directions[1]
+        cos_half = np.dot(directions[0], bisector / np.linalg.norm(bisector))
+        along = cut / cos_half  # how far along each side the cut starts, for a cut `cut` deep at the corner
+        polygon += [tuple(corner + along * d) for d in directions]
+    return _draw(size, polygon=polygon, colour="green", background="white")
+
+
+def test_a_triangle_with_blunt_corners_fails_and_the_same_sharp_triangle_passes():
+    spec = PromptSpec(shape="triangle", colour="green", background="white")
+    sharp = check(_triangle_with_blunt_corners(256, half=40, cut=0.01), spec)
+    assert sharp.correct and sharp.corner < 1.0, sharp.reasons
+    blunt = check(_triangle_with_blunt_corners(256, half=40, cut=6.0), spec)
+    assert blunt.deviation < 0.03 and blunt.outline < OUTLINE_LIMIT_PX  # area and outline alone would pass it
+    assert any("blunt triangle corner" in reason for reason in blunt.reasons), blunt.reasons
+
+
+def test_the_area_measure_follows_the_fitted_shape_not_the_bounding_box():
+    # One base corner reaching 3 px too far moves a bounding-box ideal over the whole outline (the old
+    # measure failed such triangles at 5-10%); against the fitted ideal the shape is right.
+    polygon = [(128.0, 88.0), (168.0, 168.0), (85.0, 168.0)]
+    verdict = check(_draw(256, polygon=polygon), PromptSpec(shape="triangle", colour="blue"))
+    assert verdict.deviation < 0.03 and verdict.correct, verdict.reasons

@@ -22,7 +22,7 @@ from PIL import Image, ImageDraw
 from scipy import ndimage
 
 from .background import fit_plane, plane_image
-from .outline import outline_error
+from .outline import OutlineFit, fit_outline, ideal_mask
 from .world import BACKGROUNDS, COLOURS, PromptSpec
 
 _PALETTE_NAMES = list(COLOURS) + [f"bg:{name}" for name in BACKGROUNDS]
@@ -44,11 +44,13 @@ ANALYSIS_SIDE = 128
 # it only blends of object and background colours are excused, so a grey halo there still counts.
 RIM_TRAINING_PIXELS = 2
 TRAINING_SIDE = 64
-# Shape fidelity: the object is compared with the ideal shape drawn in its bounding box, at <= 256 px. The area
-# where they differ, beyond half a pixel along the ideal outline (rasterisation; a whole pixel at 64 px, where
-# small shapes are a dozen pixels wide), per ideal area, must stay below this. True renders score <= 0.015 at
-# every size (600 scenes); the lumpy, flattened circles the upper stages drew at 256 px score 0.037-0.058
-# (checked by eye), generated squares and triangles that look right <= 0.026.
+# Shape fidelity: the object is compared with the ideal shape fitted to its outline (outline.fit_outline:
+# centre and size by robust least squares), at <= 256 px. The area where they differ, beyond half a pixel
+# along the ideal outline (rasterisation; a whole pixel at 64 px, where small shapes are a dozen pixels wide),
+# per ideal area, must stay below this. Until 2026-11-29 the ideal was drawn in the object's bounding box,
+# which made one blunt tip or a base corner reaching a pixel too far misplace the whole ideal: it failed 14 of
+# 14 triangles of a 256 px sweep at 4-17%, among them triangles that look right (the fitted ideal: <= 0.8%).
+# True renders score <= 0.015; lumpy, flattened circles and wavy squares 0.014-0.067.
 SHAPE_DEVIATION_LIMIT = 0.03
 SHAPE_ANALYSIS_SIDE = 256
 # Blemishes: on the object and its rim, pixels that are neither the object's colour, nor the background, nor
@@ -62,6 +64,14 @@ BLEMISH_FRACTION = 0.02
 # circles with flat runs 5 px deep. True renders measure <= 0.17 px at 64-512 px, the model's own 64-px
 # samples <= 0.9 px; at 256 px, circles checked by eye as round measured 0.9-1.2 px, lumpy ones 1.7-3.1 px.
 OUTLINE_LIMIT_PX = 1.5
+# Corners: the outline must pass within this fraction of the fitted half side (or CORNER_MIN_PX, for the
+# anti-aliasing of small shapes) of every corner of the fitted square or triangle. The area and outline
+# measures both pass a blunt corner: it is a small area, and few outline points. Relative, because a corner
+# rounded 5 px looks blunt on a 60 px triangle and sharp on a 150 px one. True renders: <= 0.115 of the half
+# side at 64 px (anti-aliasing of a 14 px triangle), ~0.5 px at 256-512. Calibrated by eye on the 14
+# triangles of a 256 px sweep: those that look blunt 0.13-0.16, those that look sharp 0.055-0.10.
+CORNER_LIMIT_FRACTION = 0.12
+CORNER_MIN_PX = 1.0
 
 
 @dataclass
@@ -76,6 +86,7 @@ class Verdict:
     stray: float = 0.0  # area fraction of the largest stray region (0 when none)
     deviation: float | None = None  # shape deviation from the ideal shape (see SHAPE_DEVIATION_LIMIT)
     outline: float | None = None  # px of the outline off the fitted ideal shape (see OUTLINE_LIMIT_PX)
+    corner: float | None = None  # px from the fitted ideal's bluntest corner to the outline (CORNER_LIMIT_*)
     blemish: float = 0.0  # off-colour area on the object per object area (see BLEMISH_FRACTION)
 
     def fail(self, kind: str, reason: str) -> None:
@@ -129,30 +140,16 @@ def classify_shape(blob: np.ndarray) -> tuple[str | None, float]:
     return None, float(max(height, width))
 
 
-def ideal_shape(shape: str, blob: np.ndarray) -> np.ndarray:
-    """The world's `shape` drawn (as the renderer does) in the bounding box of `blob`."""
-    rows, cols = np.nonzero(blob)
-    top, bottom, left, right = rows.min(), rows.max(), cols.min(), cols.max()
-    canvas = Image.new("1", (blob.shape[1], blob.shape[0]), 0)
-    draw = ImageDraw.Draw(canvas)
-    if shape == "circle":
-        draw.ellipse((left, top, right, bottom), fill=1)
-    elif shape == "square":
-        draw.rectangle((left, top, right, bottom), fill=1)
-    else:  # upright isosceles triangle filling its box
-        draw.polygon([((left + right) / 2, top), (right, bottom), (left, bottom)], fill=1)
-    return np.asarray(canvas, dtype=bool)
-
-
-def shape_deviation(blob: np.ndarray, shape: str) -> float:
-    """How far a blob is from the ideal `shape`: (area where they differ - half a pixel along the ideal
-    outline) / ideal area, at <= SHAPE_ANALYSIS_SIDE px. ~0 or below for a true render; lumps raise it."""
+def shape_deviation(blob: np.ndarray, shape: str, fit: OutlineFit) -> float:
+    """How far a blob is from the ideal `shape` fitted to its outline (outline.fit_outline): (area where they
+    differ - half a pixel along the ideal outline) / ideal area, at <= SHAPE_ANALYSIS_SIDE px. ~0 or below
+    for a true render; lumps, dents and blunt corners raise it."""
     factor = max(1, min(blob.shape) // SHAPE_ANALYSIS_SIDE)
     if factor > 1:
         height, width = (blob.shape[0] // factor) * factor, (blob.shape[1] // factor) * factor
         blob = blob[:height, :width].reshape(height // factor, factor, width // factor, factor).mean(axis=(1, 3))
         blob = blob >= 0.5
-    ideal = ideal_shape(shape, blob)
+    ideal = ideal_mask(fit, shape, *blob.shape, factor)
     outline = ideal.sum() - ndimage.binary_erosion(ideal).sum()
     allowance = max(0.5, TRAINING_SIDE / min(blob.shape))  # pixels of rasterisation error along the outline
     return float(((ideal ^ blob).sum() - allowance * outline) / max(ideal.sum(), 1))
@@ -300,11 +297,16 @@ def _judge_object(verdict: Verdict, pixels: np.ndarray, blob: np.ndarray, spec: 
     if spec.shape and verdict.shape != spec.shape:
         verdict.fail("shape", f"shape looks like {verdict.shape}, not {spec.shape}")
     elif verdict.shape:
-        verdict.deviation = shape_deviation(blob, verdict.shape)
+        fit = fit_outline(pixels, blob, verdict.shape)
+        verdict.deviation = shape_deviation(blob, verdict.shape, fit)
         if verdict.deviation > SHAPE_DEVIATION_LIMIT:
             verdict.fail("shape", f"misshapen {verdict.shape}: {100 * verdict.deviation:.0f}% of its area off "
                                   "the ideal outline")
-        verdict.outline = outline_error(pixels, blob, verdict.shape)
+        verdict.outline, verdict.corner = fit.error, fit.corner_cut
+        corner_limit = max(CORNER_LIMIT_FRACTION * fit.half_side, CORNER_MIN_PX)
+        if verdict.corner > corner_limit:
+            verdict.fail("shape", f"blunt {verdict.shape} corner: the outline passes {verdict.corner:.1f} px from "
+                                  f"it (limit {corner_limit:.1f} px)")
         if verdict.outline > OUTLINE_LIMIT_PX:
             verdict.fail("shape", f"wavy {verdict.shape} outline: {verdict.outline:.1f} px off the ideal shape "
                                   f"(limit {OUTLINE_LIMIT_PX} px)")

@@ -32,6 +32,7 @@ class OutlineFit:
     error: float  # 95th percentile distance (px) of the outline from the fitted ideal shape
     centre: tuple[float, float]  # (x, y) of the fitted ideal's box centre, in image pixels
     half_side: float  # half the fitted ideal's box side, px
+    corner_cut: float = 0.0  # px from the fitted ideal's farthest-off corner to the outline (0 for a circle)
 
 
 def outline_points(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -67,17 +68,19 @@ def _polygon_distance(points: np.ndarray, corners: np.ndarray) -> np.ndarray:
     return np.where(inside, -distance, distance)
 
 
+def corners(shape: str, centre_x: float, centre_y: float, half: float) -> np.ndarray:
+    """(K, 2) corners of the world's polygon `shape` in the square box of this centre and half side."""
+    offsets = {"square": [[-1, -1], [1, -1], [1, 1], [-1, 1]], "triangle": [[0, -1], [1, 1], [-1, 1]]}[shape]
+    return np.array([centre_x, centre_y]) + half * np.array(offsets, dtype=float)
+
+
 def signed_distance(shape: str, centre_x: float, centre_y: float, half: float, points: np.ndarray) -> np.ndarray:
     """Signed distance of `points` from the world's `shape` drawn in the square box of this centre and half side."""
     if shape == "circle":
         return np.hypot(points[:, 0] - centre_x, points[:, 1] - centre_y) - half
-    if shape == "square":
-        offsets = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]])
-    elif shape == "triangle":
-        offsets = np.array([[0, -1], [1, 1], [-1, 1]])
-    else:
+    if shape not in ("square", "triangle"):
         raise ValueError(f"unknown shape {shape!r}")
-    return _polygon_distance(points, np.array([centre_x, centre_y]) + half * offsets)
+    return _polygon_distance(points, corners(shape, centre_x, centre_y, half))
 
 
 def fit_outline(image: np.ndarray, mask: np.ndarray, shape: str) -> OutlineFit:
@@ -92,7 +95,18 @@ def fit_outline(image: np.ndarray, mask: np.ndarray, shape: str) -> OutlineFit:
     fitted = optimize.least_squares(lambda q: signed_distance(shape, *q, points), [*start, half],
                                     loss="soft_l1", f_scale=1.0).x
     error = float(np.percentile(np.abs(signed_distance(shape, *fitted, points)), 95))
-    return OutlineFit(error, (float(fitted[0]), float(fitted[1])), float(fitted[2]))
+    # A blunt corner: the outline passes this far from the ideal's corner (a sharp one passes through it).
+    cut = 0.0 if shape == "circle" else max(float(np.min(np.linalg.norm(points - corner, axis=1)))
+                                            for corner in corners(shape, *fitted))
+    return OutlineFit(error, (float(fitted[0]), float(fitted[1])), float(fitted[2]), cut)
+
+
+def ideal_mask(fit: OutlineFit, shape: str, height: int, width: int, factor: int = 1) -> np.ndarray:
+    """The fitted ideal `shape` rasterised (pixel centres inside it) on a height x width grid whose pixel j
+    covers image pixels j * factor .. j * factor + factor - 1."""
+    rows, cols = np.mgrid[0:height, 0:width]
+    points = np.stack([cols.ravel(), rows.ravel()], axis=1) * factor + (factor - 1) / 2
+    return (signed_distance(shape, *fit.centre, fit.half_side, points) < 0).reshape(height, width)
 
 
 def outline_error(image: np.ndarray, mask: np.ndarray, shape: str) -> float:

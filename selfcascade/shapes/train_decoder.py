@@ -30,11 +30,12 @@ SIZES = (64, 128, 256, 512)
 CROP = 64
 
 
-def render_crops(count: int, rng: random.Random) -> torch.Tensor:
-    """`count` 64 px crops of renders at random sizes, in [-1, 1], aligned to the 4 px latent grid."""
+def render_crops(count: int, rng: random.Random, sizes: tuple[int, ...] = SIZES) -> torch.Tensor:
+    """`count` 64 px crops of renders at sizes drawn from `sizes` (repeat one to weight it), in [-1, 1],
+    aligned to the 4 px latent grid."""
     crops = []
     for _ in range(count):
-        size = rng.choice(SIZES)
+        size = rng.choice(sizes)
         image = np.asarray(render(random_scene(rng), size), dtype=np.float32)
         y, x = (rng.randrange(0, size - CROP + 1) // 4 * 4 for _ in range(2))
         crops.append(image[y:y + CROP, x:x + CROP])
@@ -57,6 +58,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pool", type=int, default=6000, help="rendered crops to sample batches from")
     parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sizes", default=",".join(map(str, SIZES)),
+                        help="render sizes to crop from, comma-separated; repeat a size to weight it")
     args = parser.parse_args(argv)
     torch.manual_seed(args.seed)
     torch.set_num_threads(2)
@@ -69,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
     for p in parameters:
         p.requires_grad_(True)
     started = time.time()
-    pool = render_crops(args.pool, rng)
+    pool = render_crops(args.pool, rng, tuple(int(s) for s in args.sizes.split(",")))
     with torch.no_grad():  # the latent space is fixed: encode once
         posteriors = [vae.encode(chunk).latent_dist for chunk in pool.split(256)]
         means = torch.cat([p.mean for p in posteriors])

@@ -35,7 +35,7 @@ BASE_SIZE = 64
 CAPTION_DROP = 0.1  # empty captions, so classifier-free guidance has an unconditional model
 
 
-def build_vae() -> AutoencoderKL:
+def build_vae(latent_channels: int = 4) -> AutoencoderKL:
     return AutoencoderKL(
         in_channels=3,
         out_channels=3,
@@ -43,18 +43,18 @@ def build_vae() -> AutoencoderKL:
         up_block_types=("UpDecoderBlock2D",) * 3,
         block_out_channels=(32, 64, 64),
         layers_per_block=1,
-        latent_channels=4,
+        latent_channels=latent_channels,
         norm_num_groups=16,
         sample_size=BASE_SIZE,
         mid_block_add_attention=False,  # convolutional only: decodes any size the same way
     )
 
 
-def build_unet(text_width: int) -> UNet2DConditionModel:
+def build_unet(text_width: int, latent_channels: int = 4) -> UNet2DConditionModel:
     return UNet2DConditionModel(
         sample_size=BASE_SIZE // 4,
-        in_channels=4,
-        out_channels=4,
+        in_channels=latent_channels,
+        out_channels=latent_channels,
         block_out_channels=(32, 64, 64),
         layers_per_block=1,
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
@@ -119,11 +119,11 @@ def encode_dataset(vae: AutoencoderKL, images: torch.Tensor) -> tuple[torch.Tens
     return torch.cat(means), torch.cat(stds)
 
 
-def train_denoiser(unet, text_encoder, tokenizer, latents, scenes, steps, batch, seed, log) -> tuple:
+def train_denoiser(unet, text_encoder, tokenizer, latents, scenes, steps, batch, seed, log, lr=1e-3) -> tuple:
     scheduler = DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012,
                               clip_sample=False, steps_offset=1)
     parameters = list(unet.parameters()) + list(text_encoder.parameters())
-    optimizer = torch.optim.AdamW(parameters, lr=1e-3, weight_decay=1e-2)
+    optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=1e-2)
     schedule = get_cosine_schedule_with_warmup(optimizer, 200, steps)
     ema_unet = EMAModel(unet.parameters(), decay=0.9995, use_ema_warmup=True, power=2 / 3)
     ema_text = EMAModel(text_encoder.parameters(), decay=0.9995, use_ema_warmup=True, power=2 / 3)
@@ -164,24 +164,37 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--vae-steps", type=int, default=1800)
     parser.add_argument("--unet-steps", type=int, default=6000)
     parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate of UNet + text encoder")
+    parser.add_argument("--resume", help="continue training the UNet and text encoder of this model folder "
+                        "(its VAE is kept), on freshly rendered data of --seed; writes --out")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--latent-channels", type=int, default=4, help="channels of the VAE's latent (new model)")
     args = parser.parse_args(argv)
     torch.manual_seed(args.seed), np.random.seed(args.seed)
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     out = Path(args.out)
     started = time.time()
     log: dict = {"args": vars(args), "vae": [], "unet": []}
+    if args.resume:
+        log["resumed_from"] = json.loads((Path(args.resume) / "training_log.json").read_text())
 
     tokenizer = build_tokenizer(out / "tokenizer")
     images, scenes = render_dataset(args.data, args.seed)
-    vae = build_vae()
-    train_vae(vae, images, args.vae_steps, 32, log)
-    latents = encode_dataset(vae, images)
-    vae.register_to_config(scaling_factor=float(1.0 / latents[0].std()))
+    if args.resume:
+        vae = AutoencoderKL.from_pretrained(args.resume, subfolder="vae").eval()
+        text_encoder = CLIPTextModel.from_pretrained(args.resume, subfolder="text_encoder")
+        unet = UNet2DConditionModel.from_pretrained(args.resume, subfolder="unet")
+        latents = encode_dataset(vae, images)
+    else:
+        vae = build_vae(args.latent_channels)
+        train_vae(vae, images, args.vae_steps, 32, log)
+        latents = encode_dataset(vae, images)
+        vae.register_to_config(scaling_factor=float(1.0 / latents[0].std()))
+        text_encoder = build_text_encoder(len(tokenizer), tokenizer.model_max_length)
+        unet = build_unet(text_encoder.config.hidden_size, args.latent_channels)
     scaled = (latents[0] * vae.config.scaling_factor, latents[1] * vae.config.scaling_factor)
-    text_encoder = build_text_encoder(len(tokenizer), tokenizer.model_max_length)
-    unet = build_unet(text_encoder.config.hidden_size)
     scheduler = train_denoiser(unet, text_encoder, tokenizer, scaled, scenes, args.unet_steps, args.batch,
-                               args.seed, log)
+                               args.seed, log, lr=args.lr)
 
     pipeline = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
                                        scheduler=scheduler, safety_checker=None, feature_extractor=None,
