@@ -3,8 +3,9 @@
 Every pixel is given to its nearest palette colour (shape colours and backgrounds). The prompt's colour is
 then cut into connected blobs: a correct image has exactly one significant blob, of the right shape (told
 by how much of its bounding box it fills: square ~1, circle ~pi/4, triangle ~1/2, and then how closely it
-follows that ideal outline: the area off it, and how far its outline strays in pixels, so a lumpy circle
-fails), size and background.
+follows the ideal shape fitted to its outline: the area off it, how far its outline strays in pixels, and
+how far the outline passes from the ideal's corners, so a lumpy circle or a blunt triangle fails), size and
+background.
 Direct sampling above the training size fails here by drawing several copies.
 
 The judge is strict: besides the object, every pixel must be explained either by the background (a fitted
@@ -18,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 from scipy import ndimage
 
 from .background import fit_plane, plane_image

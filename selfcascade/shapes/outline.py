@@ -5,7 +5,9 @@ object's centroid: every shape of the world is convex, so each ray crosses it on
 circle, an axis-aligned square or an upright isosceles triangle, each in a square box, as the renderer
 draws them) is then fitted to those points by robust least squares on its signed distance: centre and
 size, nothing else. The figure is the 95th percentile of the points' distances to the fitted ideal, in
-pixels of the image.
+pixels of the image. Beside it: how far the outline passes from each corner of the fitted square or triangle
+(a blunt corner is a small area and few outline points, so the percentile misses it), and the fitted ideal
+rasterised (`ideal_mask`) for the judge's area measure.
 
 Why pixels of the image and not a fraction of the object: a flat run the eye sees is a few pixels off the
 curve wherever it is. A circle that is 1.5% of its diameter off round is smooth at 128 px and visibly lumpy
