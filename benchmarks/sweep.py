@@ -6,8 +6,8 @@
 
 A key is a GenerationRequest field (mode, strength, guidance, upper_guidance, anchor, steps, upper, stages
 with ';' between sizes, pivot_up, ...) or a module constant of selfcascade as module.NAME (restored after
-the variant). Every variant starts from the embedded preset's settings. Prints one line per variant:
-correct / pairs, mean edge sharpness, mean outline error per shape (px of the outline off the fitted ideal
+the variant), or model=DIR (another model folder). Every variant starts from the embedded preset's settings.
+Prints one line per variant: correct / pairs, mean edge sharpness, mean outline error per shape (px of the outline off the fitted ideal
 shape, detector.OUTLINE_LIMIT_PX; true renders <= 0.17), seconds, failure reasons; writes a contact sheet
 per variant to the system's temporary folder. SWEEP_THREADS=1 runs it on one core (beside a background job). For choosing
 settings quickly; the README's tables come from composition.py, upper_stage.py and the other benchmarks.
@@ -68,13 +68,15 @@ def main(argv: list[str]) -> None:
     for variant in argv[3:]:
         name, _, spec = variant.partition(":")
         settings, saved = variant_settings(spec)
+        # `model=DIR` measures another model folder (e.g. a retrained candidate) instead of the embedded one.
+        variant_model = load_model(settings["model"]) if settings.get("model") else model
         correct, failures, sharpness, images = 0, Counter(), [], []
         deviations: dict[str, list[float]] = {}
         started = time.perf_counter()
         try:
             for prompt_spec, seed in pairs:
-                image = run(GenerationRequest(prompt_spec.to_prompt(), size, size, seed=seed, **settings), model,
-                            previews=False).image
+                image = run(GenerationRequest(prompt_spec.to_prompt(), size, size, seed=seed, **settings),
+                            variant_model, previews=False).image
                 verdict = check(image, prompt_spec)
                 correct += verdict.correct
                 failures.update(verdict.failures)
