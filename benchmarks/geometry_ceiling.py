@@ -6,7 +6,7 @@ A cascade keeps what its first stage drew (that is the method: the pivot guides 
 best such cascade would change nothing but the edge: it would redraw the 64 px sample at the target size with
 a perfectly crisp edge placed exactly where the sample's edge is. `ideal_upscale` does that (bicubic
 up-sampling of the object's coverage, then a steep ramp around its 0.5 level, which stays put), and the
-strict judge scores the result. Two sources, on the same prompt x seed pairs:
+strict judge scores the result. Three sources, on the same prompt x seed pairs:
 
 - truth: the world's own 64 px render of a scene of the prompt (how much a 64 px image can hold at all);
 - truth through the VAE: that render encoded and decoded by the model's VAE (what the latent space can hold:

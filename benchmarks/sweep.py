@@ -5,12 +5,13 @@
     python benchmarks/sweep.py 256 24 3000 'h35:upper_stage.PYRAMID_SIGMA=0.35' 'anchor0:anchor=0' 'one:stages=64;256'
 
 A key is a GenerationRequest field (mode, strength, guidance, upper_guidance, anchor, steps, upper, stages
-with ';' between sizes, pivot_up, ...) or a module constant of selfcascade as module.NAME (restored after
-the variant), or model=DIR (another model folder). Every variant starts from the embedded preset's settings.
-Prints one line per variant: correct / pairs, mean edge sharpness, mean outline error per shape (px of the outline off the fitted ideal
-shape, detector.OUTLINE_LIMIT_PX; true renders <= 0.17), seconds, failure reasons; writes a contact sheet
-per variant to the system's temporary folder. SWEEP_THREADS=1 runs it on one core (beside a background job). For choosing
-settings quickly; the README's tables come from composition.py, upper_stage.py and the other benchmarks.
+with ';' between sizes, pivot_up, ...), a module constant of selfcascade as module.NAME (restored after
+the variant), or model=DIR (another model folder). Every variant starts from the embedded preset's
+settings. Prints one line per variant: correct / pairs, mean edge sharpness, mean outline error per shape
+(px of the outline off the fitted ideal shape, detector.OUTLINE_LIMIT_PX; true renders <= 0.17), seconds,
+failure reasons; writes a contact sheet per variant to the system's temporary folder. SWEEP_THREADS=1 runs
+it on one core (beside a background job). For choosing settings quickly; the README's tables come from
+composition.py, upper_stage.py and the other benchmarks.
 """
 
 from __future__ import annotations

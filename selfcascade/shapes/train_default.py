@@ -9,6 +9,10 @@ the hub models share one loading and sampling path. Seeded; about 50 minutes on 
   2. train the VAE (on 32 px crops: it is purely convolutional, and crops are 4x cheaper);
   3. encode the data set once and train UNet + text encoder on the cached latents (epsilon loss with
      Min-SNR-5 weighting, 10% empty captions for classifier-free guidance, EMA of the weights).
+
+`--resume DIR` continues step 3 from a model folder (its VAE kept) on freshly rendered data of `--seed`;
+`--latent-channels` sizes a new VAE's latent. Both were measured against the shipped model in the README
+("What limits every cascade here").
 """
 
 from __future__ import annotations
