@@ -101,6 +101,9 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int, default=None, help="default: the model's preset (40)")
     parser.add_argument("--modes", nargs="+", default=["direct", "tuning-free", "tuned"])
     parser.add_argument("--model", default="shapes-video")
+    parser.add_argument("--settings-from", default=None,
+                        help="take the sampling settings of this model's preset (default: --model's); to measure a "
+                             "retrained copy of the embedded model with its settings")
     parser.add_argument("--adapter", default=str(ADAPTER), help="the tuned mode's adapter (trained on clips)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--upper", default=None, help="upper-stage strategy (default: the model's preset)")
@@ -112,7 +115,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     model = load_model(args.model)
-    settings = request_defaults(args.model)  # the embedded video model samples like the image model under it
+    settings = request_defaults(args.settings_from or args.model)  # the embedded video model samples like the image model under it
     if args.steps is not None:
         settings["steps"] = args.steps
     if args.upper is not None:

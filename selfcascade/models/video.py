@@ -21,6 +21,7 @@ from PIL import Image
 
 from ..stages import InvalidRequest
 from .base import Conditioning, DiffusionModel
+from .motion_text import attach_saved
 
 
 class VideoModel(DiffusionModel):
@@ -100,6 +101,7 @@ class AnimateDiffModel(VideoModel):
         super().__init__(pipeline, name, settings)
         self.frames = 16
         contiguous_motion_inputs(self.unet)
+        self.motion_text = attach_saved(self.unet, name)  # the embedded model's text-conditioned motion, if any
 
 
 def _contiguous(_module, args, kwargs):

@@ -13,9 +13,12 @@ prompt ("moving right" and "moving down" from one seed draw the same track). Ani
 no text input, and the frozen tiny text encoder changes its output for the direction word by ~3%. Continuing
 training (`--resume`) with the spatial cross-attention's key and value projections trainable
 (`--train-cross-attention`, 1% of the UNet) and half of the samples from the noisier timesteps where only the
-text can decide the track (`--high-noise-fraction 0.5`), 1200 steps each, did not change that; so the shipped
-model is the plain recipe. Writes an AnimateDiffPipeline folder (loaded through the
-same from_pretrained path as hub models) and training_log.json beside it.
+text can decide the track (`--high-noise-fraction 0.5`), 1200 steps each, did not change that. Neither did
+giving the motion modules the prompt directly (`--text-conditioning`, selfcascade.models.motion_text) with the
+motion words spread apart, the text encoder trainable, x0-weighted noisy steps and an auxiliary loss of naming
+the direction (2000 steps; README, The embedded video model). So the shipped model is the plain recipe.
+Writes an AnimateDiffPipeline folder (loaded through the same from_pretrained path as hub models) and
+training_log.json beside it.
 """
 
 from __future__ import annotations
@@ -34,8 +37,10 @@ from diffusers import AnimateDiffPipeline, MotionAdapter, StableDiffusionPipelin
 from diffusers.optimization import get_cosine_schedule_with_warmup
 from diffusers.training_utils import compute_snr
 
+from ..models.motion_text import MotionTextConditioning, attach, attach_saved, detach_for_saving
 from ..models.video import contiguous_motion_inputs
 from .motion import DIRECTIONS, MOTION_WORDS, motion_caption, random_clip_scene, render_clip
+from .world import VOCABULARY
 
 IMAGE_MODEL = Path(__file__).resolve().parents[2] / "assets" / "shapes-model"
 CAPTION_DROP = 0.1  # empty captions, so classifier-free guidance keeps an unconditional model
@@ -79,6 +84,26 @@ def add_motion_words(tokenizer, text_encoder) -> list[int]:
 
 
 @torch.no_grad()
+def spread_motion_words(tokenizer, text_encoder, seed: int) -> None:
+    """Give each motion word its own embedding: the mean word plus a random offset as long as a typical word's
+    (the median over the image vocabulary's words, not over the letters that only spell unknown words).
+
+    Started at the mean, as `add_motion_words` does, the five rows stayed 0.1 apart (colour words are 0.5
+    apart) and the frozen text encoder's outputs for "right" and "left" differed by 3%: nothing downstream
+    could learn from a difference that small, so nothing pushed the rows apart."""
+    embeddings = text_encoder.get_input_embeddings().weight
+    ids = tokenizer.convert_tokens_to_ids(list(MOTION_WORDS))
+    words = tokenizer.convert_tokens_to_ids([f"{word}</w>" for word in VOCABULARY])
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        mean = embeddings[words].mean(0)
+        typical = (embeddings[words] - mean).norm(dim=1).median()
+        for index in ids:
+            offset = torch.randn(embeddings.shape[1], generator=generator)
+            embeddings[index] = mean + offset / offset.norm() * typical
+
+
+@torch.no_grad()
 def render_dataset(vae, count: int, frames: int, seed: int) -> tuple[torch.Tensor, list]:
     """(count, C, F, h, w) latents of random clips (posterior means, scaled) and their (scene, direction)."""
     rng = random.Random(seed)
@@ -113,11 +138,78 @@ def starting_models(args):
     return image.vae.eval(), image.text_encoder, image.tokenizer, image.scheduler, unet, adapter, new_ids
 
 
+def text_conditioning(unet, text_encoder, tokenizer, clips, args) -> MotionTextConditioning | None:
+    """The motion modules' text input: the resumed model's, else a new one when asked (else None), standardised
+    on the captions of the training clips."""
+    conditioning = attach_saved(unet, args.resume) if args.resume else None
+    if conditioning is None and args.text_conditioning:
+        conditioning = MotionTextConditioning.for_unet(unet, text_encoder.config.hidden_size)
+        rng = random.Random(args.seed + 2)
+        captions = [motion_caption(scene, direction, rng) for scene, direction in clips]
+        tokens = tokenizer(captions, padding="max_length", max_length=tokenizer.model_max_length,
+                           truncation=True, return_tensors="pt").input_ids
+        with torch.no_grad():
+            conditioning.standardise_on(text_encoder(tokens)[0])
+        conditioning = attach(unet, conditioning)
+    if conditioning is not None:
+        conditioning.requires_grad_(True)
+    return conditioning
+
+
+def direction_naming_loss(namer, conditioning, clips, index, dropped, frames: int) -> torch.Tensor:
+    """Cross-entropy of naming each clip's direction (or none: still clips, dropped captions) from the prompt
+    vector of the UNet call that just ran. An auxiliary loss: it makes the prompt vector carry the direction
+    from the first steps, before the small, noisy share of the diffusion loss that needs it can (the motion
+    words differ by a few % in the text encoder's output; measured: without it, 1500 steps did not start to
+    use the direction)."""
+    names = list(DIRECTIONS)
+    labels = torch.tensor([len(names) if drop or clips[i][1] is None else names.index(clips[i][1])
+                           for i, drop in zip(index.tolist(), dropped)])
+    return F.cross_entropy(namer(conditioning.last_prompt_vectors[::frames]), labels)
+
+
+OPPOSITE = {"right": "left", "left": "right", "up": "down", "down": "up"}
+
+
+def direction_probe(latents, clips, args, count: int = 8):
+    """A measure of whether the model reads the direction: on `count` fixed moving clips at fixed noisy
+    timesteps (the noisiest 30%, where the track is still undecided), the mean loss with the opposite direction
+    in the caption minus the loss with the right one, as x0 errors (the eps loss / SNR). 0: the direction
+    word is ignored."""
+    moving = [i for i, (_, direction) in enumerate(clips) if direction][:count]
+    if not moving or args.probe_every <= 0:
+        return None
+    generator = torch.Generator().manual_seed(123)
+    z0 = latents[moving]
+    noise = torch.randn(z0.shape, generator=generator)
+    t = torch.randint(700, 1000, (len(moving),), generator=generator)
+    right = [motion_caption(clips[i][0], clips[i][1]) for i in moving]
+    wrong = [motion_caption(clips[i][0], OPPOSITE[clips[i][1]]) for i in moving]
+
+    @torch.no_grad()
+    def gap(unet, tokenizer, text_encoder, scheduler) -> float:
+        unet.eval()
+        zt = scheduler.add_noise(z0, noise, t)
+        losses = []
+        for captions in (wrong, right):
+            tokens = tokenizer(captions, padding="max_length", max_length=tokenizer.model_max_length,
+                               truncation=True, return_tensors="pt").input_ids
+            text = text_encoder(tokens)[0].repeat_interleave(z0.shape[2], 0)
+            error = F.mse_loss(unet(zt, t, encoder_hidden_states=text).sample, noise, reduction="none")
+            losses.append((error.mean(dim=(1, 2, 3, 4)) / compute_snr(scheduler, t)).mean().item())  # as x0 errors
+        unet.train()
+        return losses[0] - losses[1]
+
+    return gap
+
+
 def train(args) -> dict:
     torch.manual_seed(args.seed), np.random.seed(args.seed)
     torch.set_num_threads(args.threads)
     started = time.time()
     vae, text_encoder, tokenizer, scheduler, unet, adapter, new_ids = starting_models(args)
+    if args.spread_motion_words:
+        spread_motion_words(tokenizer, text_encoder, args.seed)
     vae.requires_grad_(False)
     text_encoder.requires_grad_(False)
     embeddings = text_encoder.get_input_embeddings().weight
@@ -135,19 +227,36 @@ def train(args) -> dict:
     print(f"motion parameters: {log['trainable_motion_parameters']:,}; rendering {args.clips} clips", flush=True)
     latents, clips = render_dataset(vae, args.clips, args.frames, args.seed)
     log["data_seconds"] = round(time.time() - started, 1)
+    conditioning = text_conditioning(unet, text_encoder, tokenizer, clips, args)
+    text_parameters = list(text_encoder.parameters()) if args.text_encoder_lr_scale > 0 else []
+    if text_parameters:
+        text_encoder.requires_grad_(True)
+    log["trainable_motion_text_parameters"] = sum(p.numel() for p in conditioning.parameters()) if conditioning else 0
+    log["trainable_text_encoder_parameters"] = sum(p.numel() for p in text_parameters)
 
     groups = [{"params": motion_parameters, "weight_decay": 1e-2}, {"params": [embeddings], "weight_decay": 0.0}]
     if cross_attention:
         groups.append({"params": cross_attention, "weight_decay": 0.0, "lr": args.lr * args.cross_attention_lr_scale})
+    if conditioning:
+        groups.append({"params": list(conditioning.parameters()), "weight_decay": 0.0})
+    if text_parameters:  # the embedding rows are already in a group (with their hook)
+        others = [p for p in text_parameters if p is not embeddings]
+        groups.append({"params": others, "weight_decay": 0.0, "lr": args.lr * args.text_encoder_lr_scale})
+    namer = None
+    if conditioning and args.direction_loss > 0:  # discarded after training: only its gradient matters
+        namer = torch.nn.Linear(conditioning.config.hidden_dim, len(DIRECTIONS) + 1)
+        groups.append({"params": list(namer.parameters()), "weight_decay": 0.0})
     optimizer = torch.optim.AdamW(groups, lr=args.lr)
-    trained = motion_parameters + cross_attention + [embeddings]
+    trained = [p for group in groups for p in group["params"]]
+    probe = direction_probe(latents, clips, args)
     schedule = get_cosine_schedule_with_warmup(optimizer, min(100, args.steps // 10), args.steps)
     rng = random.Random(args.seed + 1)
     unet.train()
     for step in range(1, args.steps + 1):
         index = torch.randint(0, len(latents), (args.batch,))
         z0 = latents[index]
-        captions = ["" if rng.random() < CAPTION_DROP else motion_caption(*clips[i], rng) for i in index.tolist()]
+        dropped = [rng.random() < CAPTION_DROP for _ in range(args.batch)]
+        captions = ["" if drop else motion_caption(*clips[i], rng) for i, drop in zip(index.tolist(), dropped)]
         tokens = tokenizer(captions, padding="max_length", max_length=tokenizer.model_max_length,
                            truncation=True, return_tensors="pt").input_ids
         text = text_encoder(tokens)[0].repeat_interleave(args.frames, 0)  # one per frame (AnimateDiff)
@@ -159,22 +268,35 @@ def train(args) -> dict:
         prediction = unet(zt, t, encoder_hidden_states=text).sample
         snr = compute_snr(scheduler, t)
         weight = torch.clamp(snr, max=5.0) / snr  # Min-SNR-5, as for the image model
+        if args.x0_weight_max > 1:  # the noisiest steps, where the direction is decided, weighted as x0 errors
+            weight = torch.where(snr < 1, torch.clamp(1 / snr, max=args.x0_weight_max), weight)
         loss = (weight * F.mse_loss(prediction, noise, reduction="none").mean(dim=(1, 2, 3, 4))).mean()
+        if namer is not None:
+            loss = loss + args.direction_loss * direction_naming_loss(namer, conditioning, clips, index, dropped,
+                                                                      args.frames)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trained, 1.0)
         optimizer.step(), schedule.step(), optimizer.zero_grad(set_to_none=True)
         if step % 25 == 0 or step == args.steps:
             log["loss"].append((step, round(loss.item(), 5)))
             print(f"step {step}/{args.steps} loss {loss.item():.4f} {time.time() - started:.0f} s", flush=True)
+        if probe and (step % args.probe_every == 0 or step == args.steps):
+            gap = probe(unet, tokenizer, text_encoder, scheduler)
+            log.setdefault("direction_gap", []).append((step, float(f"{gap:.3g}")))
+            print(f"step {step}: direction gap {gap:+.3g} (loss with the opposite direction minus the right one)",
+                  flush=True)
 
     unet.eval()
     text_encoder.requires_grad_(False)
+    detach_for_saving(unet)
     pipeline = AnimateDiffPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
                                    motion_adapter=adapter_from(unet, adapter), scheduler=scheduler)
     out = Path(args.out)
     if out.exists():
         shutil.rmtree(out)
     pipeline.save_pretrained(out, safe_serialization=True)
+    if conditioning:
+        conditioning.save_pretrained(out / "motion_text", safe_serialization=True)
     log["minutes"] = round((time.time() - started) / 60, 2)
     (out / "training_log.json").write_text(json.dumps(log, indent=1))
     print(f"wrote {out} in {log['minutes']:.1f} min")
@@ -199,6 +321,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--high-noise-fraction", type=float, default=0.0,
                         help="share of samples drawn from the noisier half of the timesteps, where the layout and "
                              "the direction are decided from the text alone")
+    parser.add_argument("--text-conditioning", action="store_true",
+                        help="give the motion modules the prompt (selfcascade.models.motion_text); kept when --resume "
+                             "starts from a model that has it")
+    parser.add_argument("--text-encoder-lr-scale", type=float, default=0.0,
+                        help="train the (video model's own copy of the) text encoder at this fraction of --lr; "
+                             "0 keeps it frozen but for the motion words' embeddings")
+    parser.add_argument("--spread-motion-words", action="store_true",
+                        help="re-start the motion words' embeddings apart from each other (see spread_motion_words)")
+    parser.add_argument("--x0-weight-max", type=float, default=1.0,
+                        help="weight samples with SNR < 1 by 1/SNR (their x0 error) up to this; 1: Min-SNR-5 only")
+    parser.add_argument("--direction-loss", type=float, default=0.0,
+                        help="weight of the auxiliary loss of naming the direction from the prompt vector")
+    parser.add_argument("--probe-every", type=int, default=100,
+                        help="steps between direction-gap probes (0: never)")
     parser.add_argument("--threads", type=int, default=1,
                         help="1: on 2 busy shared cores, 2 OpenMP threads ran 10x slower (8 s vs 0.8 s a step)")
     train(parser.parse_args(argv))
