@@ -38,7 +38,7 @@ from .precision import check_finite, dtype_name, unet_overflow_hint
 from .request import GenerationRequest, VideoRequest
 from .sampling import denoise, guided_predictor, initial_noise, make_scheduler, renoise, schedule
 from .stages import Size
-from .upper_stage import Predictor, StageContext, stage_scale, upper_stage_predictor
+from .upper_stage import Predictor, StageContext, stage_scale, strategy_that_runs, upper_stage_predictor
 from .upsampler import encoder_skips
 
 
@@ -146,6 +146,7 @@ def stage_predictor(model: DiffusionModel, request: GenerationRequest, condition
                              native_latent)
         context = StageContext(scale, native_latent, model.latent_multiple, int(timesteps[0]), model.unet, target)
         predict = upper_stage_predictor(name, full, native, context)
+        name = strategy_that_runs(name, context)
     if pivot_up is not None:
         predict = anchored(predict, pivot_up, scheduler.alphas_cumprod, scheduler.config.prediction_type,
                            request.anchor_weight(model.default_anchor), anchor_sigma(request, model))

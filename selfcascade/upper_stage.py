@@ -348,6 +348,14 @@ def relative_cost(name: str) -> float:
             "rau": 0.8, "dilated": 2.5, "fouriscale": 1.1}.get(name, 1.0)
 
 
+def strategy_that_runs(name: str, stage: StageContext) -> str:
+    """The name of what `name` runs at this stage, for the metadata: the RAU-Net strategies fall back to their
+    ordinary call below RAU_MIN_TARGET_SCALE (rau-pyramid is then frequency-pyramid, rau the plain call)."""
+    if name in ("rau", "rau-pyramid") and max(stage.target_scale) < RAU_MIN_TARGET_SCALE:
+        return "plain" if name == "rau" else "frequency-pyramid"
+    return name
+
+
 def upper_stage_predictor(name: str, full: Predictor, native: Predictor, stage: StageContext) -> Predictor:
     """The predictor for one upper stage; any strategy is the plain call when the stage is native size."""
     if stage.scale == (1, 1):

@@ -83,9 +83,10 @@ def test_rau_pyramid_runs_every_mode_end_to_end(embedded_model, tmp_path):
 
 def test_below_a_4x_target_rau_pyramid_is_the_frequency_pyramid(embedded_model):
     """Measured: RAU-Net pays at 4x and costs at 2x (upper_stage.RAU_MIN_TARGET_SCALE)."""
-    images = [np.asarray(run(GenerationRequest("a red circle", 128, 128, steps=6, upper=name, seed=3),
-                             embedded_model, previews=False).image) for name in ("rau-pyramid", "frequency-pyramid")]
-    assert np.array_equal(*images)
+    results = [run(GenerationRequest("a red circle", 128, 128, steps=6, upper=name, seed=3), embedded_model,
+                   previews=False) for name in ("rau-pyramid", "frequency-pyramid")]
+    assert np.array_equal(*(np.asarray(result.image) for result in results))
+    assert results[0].metadata["upper_stage"] == ["-", "frequency-pyramid"]  # the metadata says what ran
     at_4x = [np.asarray(run(GenerationRequest("a red circle", 256, 256, steps=6, upper=name, seed=3),
                             embedded_model, previews=False).image) for name in ("rau-pyramid", "frequency-pyramid")]
     assert not np.array_equal(*at_4x)
