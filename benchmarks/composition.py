@@ -28,7 +28,8 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
-from benchmarks.judging import TABLE_HEADER, Tally, contact_sheet, prompt_seed_pairs, table_row  # noqa: E402
+from benchmarks.judging import (  # noqa: E402
+    TABLE_HEADER, Tally, contact_sheet, marked, prompt_seed_pairs, table_row)
 from selfcascade.cascade import run  # noqa: E402
 from selfcascade.models.loader import load_model  # noqa: E402
 from selfcascade.presets import request_defaults, upper_guidance_of  # noqa: E402
@@ -93,9 +94,9 @@ def run_size(model, settings: dict, pairs, size: int, modes: tuple[str, ...], ad
                                         **{**baseline_settings(settings, mode), **overrides})
             started = time.perf_counter()
             result = run(request, model, previews=False)
-            tallies[name].add(result.image, spec, time.perf_counter() - started)
+            correct = tallies[name].add(result.image, spec, time.perf_counter() - started)
             if index < 8:
-                shown[name].append(result.image)
+                shown[name].append(marked(result.image, correct))
         if (index + 1) % 8 == 0:
             print(f"{size}px {index + 1}/{len(pairs)}: " + ", ".join(f"{m} {t.correct}" for m, t in tallies.items()),
                   flush=True)

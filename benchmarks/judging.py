@@ -87,6 +87,15 @@ def table_row(size: str, mode: str, upper: str, tally: Tally, direct_seconds: fl
             f"{tally.seconds_per_image:.2f} | {ratio} |\n")
 
 
+def marked(image: Image.Image, correct: bool) -> Image.Image:
+    """A copy of `image` framed green (judged correct) or red, so a sheet shows each verdict to check by eye."""
+    framed = image.convert("RGB")
+    width = max(2, framed.width // 64)
+    ImageDraw.Draw(framed).rectangle((0, 0, framed.width - 1, framed.height - 1), width=width,
+                                     outline=(0, 170, 0) if correct else (220, 0, 0))
+    return framed
+
+
 def contact_sheet(rows: list[tuple[str, list[Image.Image]]], path: Path, cell: int = 192) -> None:
     """A labelled grid: one row per label, its images left to right (what the README shows)."""
     label_width = 150

@@ -30,7 +30,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.judging import prompt_seed_pairs  # noqa: E402
+from benchmarks.judging import marked, prompt_seed_pairs  # noqa: E402
 from selfcascade.cascade import run  # noqa: E402
 from selfcascade.models.loader import load_model  # noqa: E402
 from selfcascade.presets import request_defaults  # noqa: E402
@@ -86,7 +86,7 @@ def main(argv: list[str]) -> None:
                 edges = measure(image, prompt_spec)
                 if edges.sharpness is not None:
                     sharpness.append(edges.sharpness)
-                images.append(image)
+                images.append(marked(image, verdict.correct))
         finally:
             for module, constant, old in saved:
                 setattr(module, constant, old)

@@ -29,7 +29,8 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from benchmarks.judging import TABLE_HEADER, Tally, contact_sheet, prompt_seed_pairs, table_row  # noqa: E402
+from benchmarks.judging import (  # noqa: E402
+    TABLE_HEADER, Tally, contact_sheet, marked, prompt_seed_pairs, table_row)
 from selfcascade import upper_stage  # noqa: E402
 from selfcascade.cascade import run  # noqa: E402
 from selfcascade.models.loader import load_model  # noqa: E402
@@ -130,9 +131,9 @@ def main() -> None:
                                             **{**settings, "upper_guidance": run_.upper_guidance})
                 started = time.perf_counter()
                 image = run(request, model, previews=False).image
-                tallies[run_].add(image, spec, time.perf_counter() - started)
+                correct = tallies[run_].add(image, spec, time.perf_counter() - started)
                 if index < 8:
-                    shown[run_].append(image)
+                    shown[run_].append(marked(image, correct))
             print(f"{size}px pair {index + 1}/{len(pairs)}: " + ", ".join(
                 f"{label(r, swept)} {t.correct}" for r, t in tallies.items()), flush=True)
         for run_, tally in tallies.items():
