@@ -83,6 +83,12 @@ def add_motion_words(tokenizer, text_encoder) -> list[int]:
     return list(range(old, len(tokenizer)))
 
 
+def token_ids(tokenizer, captions: list[str]) -> torch.Tensor:
+    """The captions as padded token ids, the way the pipelines encode prompts."""
+    return tokenizer(captions, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
+                     return_tensors="pt").input_ids
+
+
 @torch.no_grad()
 def spread_motion_words(tokenizer, text_encoder, seed: int) -> None:
     """Give each motion word its own embedding: the mean word plus a random offset as long as a typical word's
@@ -145,8 +151,7 @@ def text_conditioning(unet, text_encoder, tokenizer, clips, args) -> MotionTextC
         conditioning = MotionTextConditioning.for_unet(unet, text_encoder.config.hidden_size)
         rng = random.Random(args.seed + 2)
         captions = [motion_caption(scene, direction, rng) for scene, direction in clips]
-        tokens = tokenizer(captions, padding="max_length", max_length=tokenizer.model_max_length,
-                           truncation=True, return_tensors="pt").input_ids
+        tokens = token_ids(tokenizer, captions)
         with torch.no_grad():
             conditioning.standardise_on(text_encoder(tokens)[0])
         conditioning = attach(unet, conditioning)
@@ -191,8 +196,7 @@ def direction_probe(latents, clips, args, count: int = 8):
         zt = scheduler.add_noise(z0, noise, t)
         losses = []
         for captions in (wrong, right):
-            tokens = tokenizer(captions, padding="max_length", max_length=tokenizer.model_max_length,
-                               truncation=True, return_tensors="pt").input_ids
+            tokens = token_ids(tokenizer, captions)
             text = text_encoder(tokens)[0].repeat_interleave(z0.shape[2], 0)
             error = F.mse_loss(unet(zt, t, encoder_hidden_states=text).sample, noise, reduction="none")
             losses.append((error.mean(dim=(1, 2, 3, 4)) / compute_snr(scheduler, t)).mean().item())  # as x0 errors
@@ -256,8 +260,7 @@ def train(args) -> dict:
         z0 = latents[index]
         dropped = [rng.random() < CAPTION_DROP for _ in range(args.batch)]
         captions = ["" if drop else motion_caption(*clips[i], rng) for i, drop in zip(index.tolist(), dropped)]
-        tokens = tokenizer(captions, padding="max_length", max_length=tokenizer.model_max_length,
-                           truncation=True, return_tensors="pt").input_ids
+        tokens = token_ids(tokenizer, captions)
         text = text_encoder(tokens)[0].repeat_interleave(args.frames, 0)  # one per frame (AnimateDiff)
         noise = torch.randn_like(z0)
         t = torch.randint(0, scheduler.config.num_train_timesteps, (args.batch,))
