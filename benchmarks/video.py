@@ -6,8 +6,10 @@
 Per video: every frame goes to the strict shapes judge (selfcascade.shapes.detector.check); the object's
 centroid per frame (its mask from the detector) gives the track, whose net displacement must point the
 prompted way (and be at least 5% of the side); flicker is the mean absolute frame-to-frame change of the
-background pixels (0-255, outside the object in both frames). Prints one table row per mode, with the judge's
-failure reasons counted over frames; the sheet shows 4 frames per video outlined by verdict, to check them.
+background pixels (0-255, outside the object in both frames); a video is steady when its background keeps
+its colour and its object its size (selfcascade.shapes.motion.clip_unsteady). Prints one table row per mode,
+with the judge's failure reasons counted over frames; the sheet shows 4 frames per video outlined by verdict,
+to check them.
 Sampling settings are the model's preset (as the app and the CLI use them); the tuned mode uses the
 shipped video adapter (assets/shapes-video-adapter).
 """
@@ -33,7 +35,7 @@ from selfcascade.presets import request_defaults  # noqa: E402
 from selfcascade.models.loader import load_model  # noqa: E402
 from selfcascade.request import VideoRequest  # noqa: E402
 from selfcascade.shapes.detector import check, object_mask  # noqa: E402
-from selfcascade.shapes.motion import DIRECTIONS  # noqa: E402
+from selfcascade.shapes.motion import DIRECTIONS, clip_unsteady  # noqa: E402
 from selfcascade.shapes.world import COLOURS, SHAPES  # noqa: E402
 
 ADAPTER = Path(__file__).resolve().parents[1] / "assets" / "shapes-video-adapter"
@@ -115,7 +117,8 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     model = load_model(args.model)
-    settings = request_defaults(args.settings_from or args.model)  # the embedded video model samples like the image model under it
+    # The embedded video model samples like the image model under it.
+    settings = request_defaults(args.settings_from or args.model)
     if args.steps is not None:
         settings["steps"] = args.steps
     if args.upper is not None:
@@ -129,12 +132,14 @@ def main(argv=None) -> None:
     lines = [f"{args.model} at {args.size}x{args.size}, {args.frames} frames, {args.videos} videos per mode, "
              f"{args.threads} threads; settings {settings}, anchored band {model.default_anchor_sigma} latent px.",
              "",
-             "| mode | size | frames | frames correct | failures | direction right | flicker | s / video |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| mode | size | frames | frames correct | failures | direction right | steady videos | flicker "
+             "| s / video |",
+             "|---|---|---|---|---|---|---|---|---|"]
     print("\n".join(lines), flush=True)
     rows = []
     for mode in args.modes:
-        correct = total = right = 0
+        correct = total = right = steady = 0
+        unsteady = Counter()
         flickers, seconds, failures = [], [], Counter()
         for still, direction, seed in prompts(args.videos):
             prompt = f"{still} moving {direction}"
@@ -153,11 +158,16 @@ def main(argv=None) -> None:
             total += len(result.frames)
             moved = direction_right([centroid(mask) for mask in masks], direction)
             right += moved
+            reasons = clip_unsteady(verdicts)
+            steady += not reasons
+            unsteady.update("background" if "background" in reason else "size" for reason in reasons)
             flickers.append(flicker(result.frames, masks))
             rows.append((mode, sheet_row(result.frames, verdicts, direction, moved)))
         reasons = ", ".join(f"{kind} {count}" for kind, count in failures.most_common()) or "-"
         line = (f"| {mode} | {args.size} | {args.frames} | {correct / total:.2f} ({correct}/{total}) | {reasons} | "
-                f"{right}/{args.videos} | {np.mean(flickers):.2f} | {np.mean(seconds):.1f} |")
+                f"{right}/{args.videos} | {steady}/{args.videos}"
+                f"{' (' + ', '.join(f'{k} {v}' for k, v in unsteady.items()) + ')' if unsteady else ''} | "
+                f"{np.mean(flickers):.2f} | {np.mean(seconds):.1f} |")
         lines.append(line)
         print(line, flush=True)
     if args.out:

@@ -1,12 +1,15 @@
 """The shapes world in motion: grammar, tracks that stay in the frame and move the prompted way."""
 
 import random
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from selfcascade.shapes.detector import check, object_mask
-from selfcascade.shapes.motion import DIRECTIONS, motion_caption, parse_motion_prompt, random_clip_scene, render_clip
+from selfcascade.shapes.motion import (DIRECTIONS, clip_unsteady, motion_caption, parse_motion_prompt,
+                                       random_clip_scene, render_clip)
+from selfcascade.shapes.world import render
 
 
 def test_motion_grammar():
@@ -29,3 +32,16 @@ def test_clips_are_ground_truth_and_move_the_prompted_way(direction):
     dy, dx = centres[1] - centres[0]
     along = dx * DIRECTIONS[direction][0] + dy * DIRECTIONS[direction][1]
     assert along > 0.1 * 64
+
+
+def test_clip_judge_fails_changing_backgrounds_and_sizes():
+    rng = random.Random(5)
+    scene = random_clip_scene(rng, None, "right")
+    spec = parse_motion_prompt(motion_caption(scene, "right"))[0]
+    frames = render_clip(scene, "right", 8, 64)
+    assert clip_unsteady([check(frame, spec) for frame in frames]) == []  # ground truth is steady
+    other = "black" if scene.background != "black" else "white"
+    swapped = frames[:3] + [render(replace(scene, background=other), 64)] + frames[4:]
+    assert any("background" in reason for reason in clip_unsteady([check(frame, spec) for frame in swapped]))
+    shrinking = [render(replace(scene, extent=scene.extent * (1 - 0.06 * index)), 64) for index in range(8)]
+    assert any("size" in reason for reason in clip_unsteady([check(frame, spec) for frame in shrinking]))

@@ -67,3 +67,21 @@ def motion_caption(scene: Scene, direction: str | None, rng: random.Random | Non
     """The clip's prompt (size and background words dropped at random with `rng`, as for images)."""
     words = caption(scene, rng)
     return f"{words} moving {direction}" if direction else words
+
+
+SIZE_CHANGE_LIMIT = 1.25  # largest / smallest object extent over a clip (the training clips keep it at 1)
+
+
+def clip_unsteady(verdicts) -> list[str]:
+    """What a per-frame judge cannot see, from the frames' verdicts (selfcascade.shapes.detector.check): the
+    background must keep its colour and the object its size from frame to frame. Returns one reason per
+    failure (empty: steady). A grey background that turns black for a frame, or a circle that shrinks by a
+    third while it moves, is a wrong video even when every frame is a right picture."""
+    reasons = []
+    backgrounds = {verdict.background for verdict in verdicts if verdict.background}
+    if len(backgrounds) > 1:
+        reasons.append(f"background changes colour ({', '.join(sorted(backgrounds))})")
+    extents = [verdict.extent for verdict in verdicts if verdict.extent]
+    if extents and max(extents) / min(extents) > SIZE_CHANGE_LIMIT:
+        reasons.append(f"object size changes {max(extents) / min(extents):.2f}x (limit {SIZE_CHANGE_LIMIT}x)")
+    return reasons
