@@ -47,7 +47,7 @@ from selfcascade.adapters import save_adapter  # noqa: E402
 from selfcascade.cascade import run  # noqa: E402
 from selfcascade.estimate import memory_plan  # noqa: E402
 from selfcascade.memory import GIB, module_bytes, plan_memory  # noqa: E402
-from selfcascade.models.placement import attention_kinds, pipeline_modules, use_sdpa  # noqa: E402
+from selfcascade.models.placement import attention_kinds, use_sdpa  # noqa: E402
 from selfcascade.models.sdxl import StableDiffusionXLModel  # noqa: E402
 from selfcascade.models.stable_diffusion import StableDiffusionModel  # noqa: E402
 from selfcascade.request import MODES, GenerationRequest  # noqa: E402

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from selfcascade.shapes.detector import check, object_mask
-from selfcascade.shapes.motion import (DIRECTIONS, clip_unsteady, motion_caption, parse_motion_prompt,
-                                       random_clip_scene, render_clip)
+from selfcascade.shapes.motion import (DIRECTIONS, centroid, clip_unsteady, motion_caption, parse_motion_prompt,
+                                       random_clip_scene, render_clip, track_follows)
 from selfcascade.shapes.world import render
 
 
@@ -45,3 +45,19 @@ def test_clip_judge_fails_changing_backgrounds_and_sizes():
     assert any("background" in reason for reason in clip_unsteady([check(frame, spec) for frame in swapped]))
     shrinking = [render(replace(scene, extent=scene.extent * (1 - 0.06 * index)), 64) for index in range(8)]
     assert any("size" in reason for reason in clip_unsteady([check(frame, spec) for frame in shrinking]))
+
+
+def test_track_judge_passes_true_clips_and_fails_wrong_ones():
+    rng = random.Random(3)
+    scene = random_clip_scene(rng, None, "right")
+    spec = parse_motion_prompt(motion_caption(scene, "right"))[0]
+    frames = render_clip(scene, "right", 8, 64)
+    track = [centroid(object_mask(frame, spec)) for frame in frames]
+    assert track_follows(track, "right") == []
+    assert any("moved" in reason for reason in track_follows(track, "left"))
+    assert any("moved" in reason for reason in track_follows(track[:1] * 8, "right"))  # standing still
+    # It vanishes on the left and reappears on the right: a net move right, but not a motion.
+    jumping = frames[:4] + [render(replace(scene, centre_x=0.85), 64)] * 4
+    reasons = track_follows([centroid(object_mask(frame, spec)) for frame in jumping], "right")
+    assert len(reasons) == 1 and "jumps" in reasons[0]
+    assert track_follows([None] * 8, "right") == ["no track (the object is found in fewer than 2 frames)"]

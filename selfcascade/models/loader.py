@@ -7,7 +7,6 @@ fp16-fix one) and model CPU offload (selfcascade.models.placement).
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 

@@ -69,6 +69,38 @@ def motion_caption(scene: Scene, direction: str | None, rng: random.Random | Non
     return f"{words} moving {direction}" if direction else words
 
 
+MIN_TRAVEL = 0.05  # net centroid displacement along the direction (fraction of the side) that counts as moving
+MAX_STEP = 0.12  # largest centroid move between consecutive frames: beyond it the object jumped, not moved
+
+
+def centroid(mask) -> tuple[float, float] | None:
+    """The (x, y) centre of an object mask (a bool array), as fractions of the width and height; None if empty."""
+    if mask is None or not mask.any():
+        return None
+    ys, xs = mask.nonzero()
+    return xs.mean() / mask.shape[1], ys.mean() / mask.shape[0]
+
+
+def track_follows(track: list, direction: str) -> list[str]:
+    """Why a track (one centroid or None per frame) does not follow `direction`; empty when it does. It must
+    move at least MIN_TRAVEL along the direction from the first found centroid to the last, and never jump
+    more than MAX_STEP between consecutive found frames: an object that vanishes on the left and reappears
+    on the right has travelled right only on paper (the training clips step 0.36 / (frames - 1), 0.024 of
+    the side at 16 frames)."""
+    found = [point for point in track if point is not None]
+    if len(found) < 2:
+        return ["no track (the object is found in fewer than 2 frames)"]
+    dx, dy = DIRECTIONS[direction]
+    reasons = []
+    moved = (found[-1][0] - found[0][0]) * dx + (found[-1][1] - found[0][1]) * dy
+    if moved < MIN_TRAVEL:
+        reasons.append(f"moved {moved:+.2f} of the side {direction} (at least {MIN_TRAVEL})")
+    jump = max(((b[0] - a[0]) ** 2 + (b[1] - a[1]) ** 2) ** 0.5 for a, b in zip(found, found[1:]))
+    if jump > MAX_STEP:
+        reasons.append(f"jumps {jump:.2f} of the side between frames (at most {MAX_STEP})")
+    return reasons
+
+
 SIZE_CHANGE_LIMIT = 1.25  # largest / smallest object extent over a clip (the training clips keep it at 1)
 
 
