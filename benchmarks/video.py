@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from selfcascade.cascade import run  # noqa: E402
 from selfcascade.presets import request_defaults  # noqa: E402
 from selfcascade.models.loader import load_model  # noqa: E402
-from selfcascade.request import VideoRequest  # noqa: E402
+from selfcascade.request import DEFAULT_FREE_INIT, VideoRequest  # noqa: E402
 from selfcascade.shapes.detector import check, object_mask  # noqa: E402
 from selfcascade.shapes.motion import DIRECTIONS, centroid, clip_unsteady, track_follows  # noqa: E402
 from selfcascade.shapes.world import COLOURS, SHAPES  # noqa: E402
@@ -99,6 +99,8 @@ def main(argv=None) -> None:
     parser.add_argument("--adapter", default=str(ADAPTER), help="the tuned mode's adapter (trained on clips)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--first-seed", type=int, default=100, help="other prompts and seeds (held out)")
+    parser.add_argument("--free-init", type=int, default=None,
+                        help=f"extra FreeInit passes of the first stage (default {DEFAULT_FREE_INIT})")
     parser.add_argument("--upper", default=None, help="upper-stage strategy (default: the model's preset)")
     parser.add_argument("--guidance", type=float, default=None, help="first-stage guidance (default: the preset's)")
     parser.add_argument("--anchor-sigma", type=float, default=None,
@@ -118,6 +120,7 @@ def main(argv=None) -> None:
         settings["guidance"] = args.guidance
     if args.anchor_sigma is not None:
         model.default_anchor_sigma = args.anchor_sigma
+    settings["free_init"] = DEFAULT_FREE_INIT if args.free_init is None else args.free_init
     from selfcascade.shapes.motion import parse_motion_prompt
 
     lines = [f"{args.model} at {args.size}x{args.size}, {args.frames} frames, {args.videos} videos per mode from seed "

@@ -7,7 +7,8 @@
 `up` is bilinear resize of the clean latent pivot (the paper's), or with `pivot_up="pixel"` decode -> Lanczos
 in pixel space -> encode (always so in the hires-fix baseline). `tuned` is tuning-free plus the trained feature
 upsamplers, which add phi(pivot skip features, t) to the UNet's skips at every step. `direct` is one stage at
-the target size.
+the target size. A video's stage 0 runs `free_init` more passes, each started from the last one's diffused
+low frequencies (FreeInit, selfcascade.free_init), so its frames share one background and layout.
 
 Around the stages: a run that the memory plan says cannot fit is refused before it starts
 (NotEnoughMemory), latents holding NaN/Inf after a stage stop it (NonFiniteResult), and an out-of-memory
@@ -27,6 +28,7 @@ from PIL import Image, ImageOps
 
 from .adapters import load_adapter
 from .estimate import memory_plan
+from .free_init import reinitialised
 from .memory import OutOfMemory, check_fits, is_out_of_memory, out_of_memory_message, release_memory
 from .models.base import DiffusionModel
 from .models.loader import load_model
@@ -227,9 +229,11 @@ def _stages(request: GenerationRequest, model: DiffusionModel, video: bool, canc
         stage_started = time.perf_counter()
         scheduler = make_scheduler(model, request.scheduler)
         pivot_up = None
+        passes = 1
         if pivot is None:
             timesteps = schedule(scheduler, request.steps, 1.0)
-            latents = initial_noise(model, scheduler, model.latent_shape(size), generator)
+            latents = start = initial_noise(model, scheduler, model.latent_shape(size), generator)
+            passes += request.free_init_passes() if video else 0
         else:
             timesteps = schedule(scheduler, request.steps, request.strength)
             pivot_up = upsample_pivot(model, pivot, size, request.pivot_upsampling(), request.vae_tiling)
@@ -240,10 +244,16 @@ def _stages(request: GenerationRequest, model: DiffusionModel, video: bool, canc
         predict, strategy = stage_predictor(model, request, conditioning, latents, timesteps, unet_inputs,
                                             scheduler, pivot_up)
         strategies.append(strategy)
-        yield StageStarted(index, len(sizes), size, len(timesteps), strategy)
-        for info in denoise(scheduler, latents, timesteps, predict, generator, cancel):
-            latents = info.latents
-            yield StepDone(index, info.index + 1, info.total, latents)
+        total = len(timesteps) * passes
+        yield StageStarted(index, len(sizes), size, total, strategy)
+        for again in range(passes):
+            if again:  # FreeInit: the next pass starts from this one's diffused low frequencies
+                latents = reinitialised(latents, start / scheduler.init_noise_sigma, scheduler, model.frames,
+                                        generator)
+                timesteps = schedule(scheduler, request.steps, 1.0)
+            for info in denoise(scheduler, latents, timesteps, predict, generator, cancel):
+                latents = info.latents
+                yield StepDone(index, again * len(timesteps) + info.index + 1, total, latents)
         check_finite(latents, f"the latents after stage {index + 1} ({size[0]}x{size[1]})",
                      unet_overflow_hint(model.dtype))
         pivot = latents

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from .request import DEFAULT_FREE_INIT
 from .stages import InvalidRequest, parse_size
 
 EXIT_BAD_INPUT = 2
@@ -74,6 +75,9 @@ def _add_video(commands) -> None:
     command.add_argument("--fps", type=float, default=8, help="frames per second of the written file")
     command.add_argument("--out", required=True, help=".mp4 (H.264), .gif or .webp to write (parameters inside)")
     command.add_argument("--previews", default=None, help="folder for each stage's strip of frames")
+    command.add_argument("--free-init", type=int, default=DEFAULT_FREE_INIT,
+                         help="extra first-stage passes, each re-initialised from the last one's low frequencies "
+                              f"(FreeInit: steadier frames, one more first stage each; default {DEFAULT_FREE_INIT})")
 
 
 def _add_train(commands) -> None:
@@ -182,7 +186,7 @@ def _video(args) -> int:
     from .video_io import check_video_path, write_video
 
     fps = int(args.fps) if float(args.fps).is_integer() else args.fps
-    request = _request(args, VideoRequest, frames=args.frames, fps=fps)
+    request = _request(args, VideoRequest, frames=args.frames, fps=fps, free_init=args.free_init)
     out = check_video_path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)  # fail before sampling, not after
 

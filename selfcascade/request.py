@@ -16,6 +16,8 @@ ON_SPACE = bool(os.environ.get("SPACE_ID"))  # a shared Hugging Face Space gets 
 DEFAULT_MAX_SIDE = int(os.environ.get("SELFCASCADE_MAX_SIDE", "2048" if ON_SPACE else "4096"))
 MAX_FRAMES = int(os.environ.get("SELFCASCADE_MAX_FRAMES", "32" if ON_SPACE else "128"))
 MAX_FPS = 60
+# FreeInit passes a video's first stage adds (selfcascade.free_init); measured on the embedded video model.
+DEFAULT_FREE_INIT = 1
 MAX_STEPS = int(os.environ.get("SELFCASCADE_MAX_STEPS", "100" if ON_SPACE else "500"))
 
 
@@ -133,6 +135,10 @@ class GenerationRequest:
             return float(self.upper_guidance)
         return float(self.guidance)
 
+    def free_init_passes(self) -> int:
+        """Extra FreeInit passes of the first stage (videos only; selfcascade.free_init)."""
+        return 0
+
     def to_metadata(self) -> dict:
         return {key: value for key, value in asdict(self).items() if key not in ("extra", "max_side")}
 
@@ -144,14 +150,21 @@ class VideoRequest(GenerationRequest):
 
     frames: int = 16
     fps: int = 8
+    free_init: int = DEFAULT_FREE_INIT  # extra first-stage passes, each from the last one's low frequencies
 
     default_model = "shapes-video"  # the embedded video model (assets/shapes-video)
+
+    def free_init_passes(self) -> int:
+        return self.free_init
 
     def check(self) -> None:
         if isinstance(self.frames, bool) or not isinstance(self.frames, int) or not 1 <= self.frames <= MAX_FRAMES:
             raise InvalidRequest(f"frames must be a whole number from 1 to {MAX_FRAMES}, not {self.frames!r}")
         if isinstance(self.fps, bool) or not isinstance(self.fps, (int, float)) or not 0 < self.fps <= MAX_FPS:
             raise InvalidRequest(f"fps must be above 0 and at most {MAX_FPS}, not {self.fps!r}")
+        if isinstance(self.free_init, bool) or not isinstance(self.free_init, int) or not 0 <= self.free_init <= 4:
+            raise InvalidRequest(f"free_init (extra first-stage passes) must be a whole number from 0 to 4, "
+                                 f"not {self.free_init!r}")
         super().check()
         if self.width % 2 or self.height % 2:
             raise InvalidRequest(f"a video's width and height must be even (H.264), not {self.width}x{self.height}")

@@ -43,10 +43,11 @@ def test_video_writes_an_h264_mp4_with_its_parameters(tiny_video, tmp_path):
 def test_video_as_gif(tiny_video, tmp_path):
     out = tmp_path / "clip.gif"
     done = cli("video", "--model", tiny_video, "--prompt", "a blue square", "--frames", "2", "--size", "64x64",
-               "--steps", "2", "--out", str(out))
+               "--steps", "2", "--free-init", "1", "--out", str(out))
     assert done.returncode == 0, done.stderr
     with Image.open(out) as gif:
         assert gif.n_frames == 2 and gif.size == (64, 64)
+        assert json.loads(gif.info["comment"])["free_init"] == 1
 
 
 BAD = [
@@ -57,6 +58,7 @@ BAD = [
     (["--out", "clip.avi"], "a video is written as"),
     (["--out", "clip.png"], "a video is written as"),
     (["--frames", "many"], "invalid int value"),
+    (["--free-init", "9"], "free_init"),
 ]
 
 

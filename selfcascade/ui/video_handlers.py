@@ -15,7 +15,7 @@ from ..models.loader import is_embedded, load_model
 from ..models.video import VideoModel
 from ..outputs import OUTPUTS
 from ..preview import quick_preview
-from ..request import VideoRequest
+from ..request import DEFAULT_FREE_INIT, VideoRequest
 from ..sampling import Cancelled
 from ..stages import InvalidRequest
 from ..video import generate_video
@@ -30,12 +30,13 @@ VIDEO_MODEL_CHOICES = [
 ]
 DOWNLOAD_FORMATS = ("mp4", "gif", "webp")
 VIDEO_FORM = ("model", "prompt", "negative_prompt", "width", "height", "frames", "fps", "stages", "mode", "steps",
-              "strength", "guidance", "scheduler", "upper", "anchor", "upper_guidance", "pivot_up")
+              "strength", "guidance", "scheduler", "upper", "anchor", "upper_guidance", "pivot_up",
+              "free_init")
 
 
 def build_video_request(model, prompt, negative, width, height, frames, fps, stages, mode, steps, strength,
                         guidance, scheduler, upper, anchor, upper_guidance, seed, adapter=None,
-                        pivot_up=None) -> VideoRequest:
+                        pivot_up=None, free_init=DEFAULT_FREE_INIT) -> VideoRequest:
     """UI values -> a checked VideoRequest (InvalidRequest with the reason otherwise)."""
     if fps in (None, ""):
         raise InvalidRequest("fps is empty")
@@ -47,6 +48,7 @@ def build_video_request(model, prompt, negative, width, height, frames, fps, sta
         model=None if (model is None or is_embedded(model) or model.strip() == "shapes-video") else model.strip(),
         adapter=adapter or None, upper=upper or None, anchor=optional_number(anchor),
         upper_guidance=optional_number(upper_guidance), pivot_up=pivot_up or None,
+        free_init=whole_number(free_init, "FreeInit passes"),
     )
     request.check()
     return request
@@ -61,14 +63,14 @@ def _strip(loaded, latents, most: int = 8):
 @on_gpu
 def video_stream(model, prompt, negative, width, height, frames, fps, stages, mode, steps, strength, guidance,
                  scheduler, upper, anchor, upper_guidance, seed, adapter=None, download_format="mp4",
-                 pivot_up=None, request: gr.Request | None = None):
+                 pivot_up=None, free_init=DEFAULT_FREE_INIT, request: gr.Request | None = None):
     """Yield (status, live strip, stage gallery, mp4 for the player, file to download) as the cascade runs."""
     cancel = sessions.begin(request)
     gallery: list[tuple] = []
     try:
         video = build_video_request(model, prompt, negative, width, height, frames, fps, stages, mode, steps,
                                     strength, guidance, scheduler, upper, anchor, upper_guidance, seed, adapter,
-                                    pivot_up)
+                                    pivot_up, free_init)
         yield "Loading the model...", None, [], None, None
         loaded = load_model(video.model or video.default_model)
         last_preview, stage = 0.0, None

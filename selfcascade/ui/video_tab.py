@@ -6,13 +6,15 @@ import gradio as gr
 
 from ..pivot_anchor import DEFAULT_ANCHOR
 from ..presets import request_defaults, upper_guidance_of
-from ..request import MAX_FPS, MAX_FRAMES, MODES, PIVOT_UPSAMPLINGS
+from ..request import DEFAULT_FREE_INIT, MAX_FPS, MAX_FRAMES, MODES, PIVOT_UPSAMPLINGS
 from ..sampling import SCHEDULERS
 from ..upper_stage import DEFAULT_STRATEGY, STRATEGIES
 from . import handlers, video_handlers
 from .train_handlers import adapter_choices
 from .generate_tab import ANCHOR_HINT, PIVOT_UP_HINT, UPPER_GUIDANCE_HINT, UPPER_HINT
 
+FREE_INIT_HINT = ("each pass samples the first stage again from the last one's diffused low frequencies: one "
+                  "background and layout for all frames, at the cost of one more first stage")
 PROMPT_HINT = "a [small|large] <colour> <shape> [on a <background> background] [moving right|left|up|down]"
 
 
@@ -54,6 +56,8 @@ def build_video_tab(demo: gr.Blocks) -> tuple[gr.Radio, gr.Dropdown]:
                 pivot_up = gr.Radio(list(PIVOT_UPSAMPLINGS), value=defaults.get("pivot_up") or "latent",
                                     elem_id="video-pivot-up", label="Pivot up-sampling (between stages, per frame)",
                                     info=PIVOT_UP_HINT)
+                free_init = gr.Slider(0, 4, value=DEFAULT_FREE_INIT, step=1, info=FREE_INIT_HINT,
+                                      elem_id="video-free-init", label="FreeInit passes (first stage)")
                 with gr.Row():
                     seed = gr.Number(label="Seed", value=0, precision=0, elem_id="video-seed")
                     randomise = gr.Button("🎲 Random seed", size="sm")
@@ -77,7 +81,7 @@ def build_video_tab(demo: gr.Blocks) -> tuple[gr.Radio, gr.Dropdown]:
             download = gr.File(label="File with its parameters", elem_id="video-download")
 
     inputs = [model, prompt, negative, width, height, frames, fps, stages, mode, steps, strength, guidance,
-              scheduler, upper, anchor, upper_guidance, seed, adapter, download_format, pivot_up]
+              scheduler, upper, anchor, upper_guidance, seed, adapter, download_format, pivot_up, free_init]
     randomise.click(handlers.new_seed, outputs=seed)
     run_button.click(video_handlers.video_stream, inputs=inputs, outputs=[status, live, gallery, player, download],
                      concurrency_id="device", api_name="video")
