@@ -70,7 +70,8 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     model = load_model(args.model)
-    settings = {**request_defaults("shapes-video"), "upper": None}
+    # One pass from the travelling noise: FreeInit's second pass would start from other noise (as measured).
+    settings = {**request_defaults("shapes-video"), "upper": None, "free_init": 0}
     lines = [f"{args.model}, 64x64 (one stage), 16 frames, {args.videos} videos from seed {args.first_seed}; "
              f"settings {settings}", "",
              "| noise mix | travel | direction right | steady videos | frames correct | s / video |",
