@@ -11,8 +11,10 @@ the hub models share one loading and sampling path. Seeded; about 50 minutes on 
      Min-SNR-5 weighting, 10% empty captions for classifier-free guidance, EMA of the weights).
 
 `--resume DIR` continues step 3 from a model folder (its VAE kept) on freshly rendered data of `--seed`;
-`--latent-channels` sizes a new VAE's latent. Both were measured against the shipped model in the README
-("What limits every cascade here").
+with `--refine-vae` it first fine-tunes that VAE (encoder and decoder) with the edge- and colour-weighted
+loss of `vae_loss.py`, scales the new latents to unit variance and continues the UNet on them.
+`--latent-channels` sizes a new VAE's latent. All three were measured against the shipped model in the
+README ("What limits every cascade here"); none is in the shipped weights.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from tqdm.auto import tqdm
 from transformers import CLIPTextConfig, CLIPTextModel
 
 from .tokenizer import build_tokenizer
+from .vae_loss import reconstruction_loss
 from .world import caption, random_scene, render
 
 BASE_SIZE = 64
@@ -92,9 +95,11 @@ def render_dataset(count: int, seed: int) -> tuple[torch.Tensor, list]:
     return images, scenes
 
 
-def train_vae(vae: AutoencoderKL, images: torch.Tensor, steps: int, batch: int, log: dict) -> None:
-    optimizer = torch.optim.AdamW(vae.parameters(), lr=1e-3, weight_decay=0.0)
-    schedule = get_cosine_schedule_with_warmup(optimizer, 100, steps)
+def train_vae(vae: AutoencoderKL, images: torch.Tensor, steps: int, batch: int, log: dict, lr: float = 1e-3,
+              warmup: int = 100, edge_weight: float = 0.0, colour_weight: float = 0.0) -> None:
+    """Encoder and decoder together, on 32 px crops, with `vae_loss.reconstruction_loss`."""
+    optimizer = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
+    schedule = get_cosine_schedule_with_warmup(optimizer, warmup, steps)
     vae.train()
     bar = tqdm(range(steps), desc="vae")
     for step in bar:
@@ -103,7 +108,7 @@ def train_vae(vae: AutoencoderKL, images: torch.Tensor, steps: int, batch: int, 
         crop = images[index, :, y : y + BASE_SIZE // 2, x : x + BASE_SIZE // 2]
         posterior = vae.encode(crop).latent_dist
         reconstruction = vae.decode(posterior.sample()).sample
-        loss = F.mse_loss(reconstruction, crop) + 0.5 * F.l1_loss(reconstruction, crop)
+        loss = reconstruction_loss(reconstruction, crop, edge_weight, colour_weight)
         loss = loss + 1e-6 * posterior.kl().mean()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
@@ -171,6 +176,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate of UNet + text encoder")
     parser.add_argument("--resume", help="continue training the UNet and text encoder of this model folder "
                         "(its VAE is kept), on freshly rendered data of --seed; writes --out")
+    parser.add_argument("--refine-vae", action="store_true", help="with --resume: first fine-tune the folder's "
+                        "VAE (encoder and decoder, --vae-steps at --vae-lr), then continue the UNet on its latents")
+    parser.add_argument("--vae-lr", type=float, default=1e-3)
+    parser.add_argument("--vae-edge-weight", type=float, default=0.0, help="extra loss weight near edges "
+                        "(selfcascade/shapes/vae_loss.py)")
+    parser.add_argument("--vae-colour-weight", type=float, default=0.0, help="loss weight of each 4x4 cell's "
+                        "mean colour")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--latent-channels", type=int, default=4, help="channels of the VAE's latent (new model)")
     args = parser.parse_args(argv)
@@ -182,20 +194,24 @@ def main(argv: list[str] | None = None) -> None:
     if args.resume:
         log["resumed_from"] = json.loads((Path(args.resume) / "training_log.json").read_text())
 
+    vae_settings = dict(lr=args.vae_lr, edge_weight=args.vae_edge_weight, colour_weight=args.vae_colour_weight)
     tokenizer = build_tokenizer(out / "tokenizer")
     images, scenes = render_dataset(args.data, args.seed)
     if args.resume:
         vae = AutoencoderKL.from_pretrained(args.resume, subfolder="vae").eval()
+        if args.refine_vae:
+            train_vae(vae, images, args.vae_steps, 32, log, **vae_settings, warmup=50)
         text_encoder = CLIPTextModel.from_pretrained(args.resume, subfolder="text_encoder")
         unet = UNet2DConditionModel.from_pretrained(args.resume, subfolder="unet")
         latents = encode_dataset(vae, images)
     else:
         vae = build_vae(args.latent_channels)
-        train_vae(vae, images, args.vae_steps, 32, log)
+        train_vae(vae, images, args.vae_steps, 32, log, **vae_settings)
         latents = encode_dataset(vae, images)
-        vae.register_to_config(scaling_factor=float(1.0 / latents[0].std()))
         text_encoder = build_text_encoder(len(tokenizer), tokenizer.model_max_length)
         unet = build_unet(text_encoder.config.hidden_size, args.latent_channels)
+    if args.refine_vae or not args.resume:  # a new latent space: scale it to unit variance again
+        vae.register_to_config(scaling_factor=float(1.0 / latents[0].std()))
     scaled = (latents[0] * vae.config.scaling_factor, latents[1] * vae.config.scaling_factor)
     scheduler = train_denoiser(unet, text_encoder, tokenizer, scaled, scenes, args.unet_steps, args.batch,
                                args.seed, log, lr=args.lr)
