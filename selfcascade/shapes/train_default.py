@@ -186,6 +186,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--latent-channels", type=int, default=4, help="channels of the VAE's latent (new model)")
     args = parser.parse_args(argv)
+    if args.refine_vae and not args.resume:
+        parser.error("--refine-vae fine-tunes the VAE of a trained model: give that folder with --resume")
     torch.manual_seed(args.seed), np.random.seed(args.seed)
     torch.set_num_threads(args.threads)
     out = Path(args.out)
