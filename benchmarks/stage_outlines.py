@@ -4,6 +4,7 @@
     python benchmarks/stage_outlines.py --set strength=0.02              # the up-sampled pivots alone
     python benchmarks/stage_outlines.py --anchor-sigma 2                 # the hub models' anchored band
     python benchmarks/stage_outlines.py --size 512 --set upper=plain --set anchor=0
+    python benchmarks/stage_outlines.py --model DIR                      # a retrained copy of the embedded model
 
 Each stage's image (the StageDone preview, at that stage's size) is judged with
 selfcascade.shapes.detector.check; the outline error is the 95th percentile distance (px) of the circle's
@@ -38,6 +39,7 @@ def main() -> None:
     parser.add_argument("--circles", type=int, default=10)
     parser.add_argument("--first-seed", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--model", default=None, help="a model folder instead of the embedded default")
     parser.add_argument("--anchor-sigma", type=float, default=None,
                         help="width (latent px) of the anchored band instead of the model's default")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -48,7 +50,7 @@ def main() -> None:
     for item in args.set:
         key, _, value = item.partition("=")
         settings[key] = NUMBERS.get(key, str)(value)
-    model = load_model(None)
+    model = load_model(args.model)
     if args.anchor_sigma is not None:
         model.default_anchor_sigma = args.anchor_sigma
     circles = [pair for pair in prompt_seed_pairs(6 * args.circles, first_seed=args.first_seed)
