@@ -114,3 +114,26 @@ def test_the_embedded_model_anchors_a_narrower_band_and_records_it(embedded_mode
     latent = run(GenerationRequest("a red circle", 128, 128, steps=4, pivot_up="latent"), embedded_model,
                  previews=False)
     assert latent.metadata["pivot_anchor_sigma"] == ANCHOR_SIGMA
+
+
+def test_a_copy_of_the_embedded_model_keeps_its_band_and_a_bad_settings_file_is_a_clear_error(tmp_path):
+    """The band travels with the folder (selfcascade.json), not with the shipped path: a retrained copy
+    loaded by --model DIR was once measured with the hub models' 2.0 px band."""
+    import shutil
+
+    from selfcascade.models.folder_settings import SETTINGS_FILE, read_folder_settings
+    from selfcascade.models.loader import EMBEDDED_MODEL, load_model
+    from selfcascade.pivot_anchor import EMBEDDED_ANCHOR_SIGMA
+    from selfcascade.stages import InvalidRequest
+
+    copy = tmp_path / "my-shapes-copy"
+    shutil.copytree(EMBEDDED_MODEL, copy)
+    assert load_model(str(copy)).default_anchor_sigma == EMBEDDED_ANCHOR_SIGMA
+    (copy / SETTINGS_FILE).unlink()  # a folder that says nothing is a hub-like model: the family's band
+    assert load_model(str(copy)).default_anchor_sigma is None
+    for text, words in (("{not json", "not readable JSON"), ('{"pivot_anchor_sigma": -1}', "positive number"),
+                        ('{"anchor": 0.7}', "unknown setting")):
+        (copy / SETTINGS_FILE).write_text(text)
+        with pytest.raises(InvalidRequest, match=words):
+            load_model(str(copy))
+    assert read_folder_settings("some-org/some-hub-model") == {}

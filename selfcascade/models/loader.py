@@ -20,12 +20,12 @@ from diffusers import (
     TextToVideoSDPipeline,
 )
 
-from ..pivot_anchor import EMBEDDED_ANCHOR_SIGMA
 from ..memory import OutOfMemory, is_out_of_memory, out_of_memory_message, release_memory
 from ..precision import dtype_name, resolve_dtype, vae_dtype
 from ..stages import InvalidRequest
 from .availability import SUPPORTED_TEXT, ModelUnavailable, check_folder, check_hub_model, explain
 from .base import DiffusionModel
+from .folder_settings import BadFolderSettings, read_folder_settings
 from .placement import OFFLOAD_CHOICES, place, use_sdpa
 from .sdxl import StableDiffusionXLModel
 from .stable_diffusion import StableDiffusionModel
@@ -144,8 +144,13 @@ def load_model(model_id: str | None = None, dtype: str | torch.dtype | None = No
     if offload not in OFFLOAD_CHOICES:
         raise InvalidRequest(f"unknown offload {offload!r}; choose one of {', '.join(OFFLOAD_CHOICES)}")
     settings = (dtype_name(dtype), (vae or "").strip() or None, offload)
+    try:
+        folder_settings = read_folder_settings(name)
+    except BadFolderSettings as error:
+        raise InvalidRequest(str(error)) from None
     with _lock:
         if _loaded is not None and _loaded.name == name and _loaded.settings == settings:
+            _loaded.default_anchor_sigma = folder_settings.get("pivot_anchor_sigma")  # the file may have changed
             return _loaded
         _loaded = None  # release the previous model before loading the next
         release_memory()
@@ -162,7 +167,6 @@ def load_model(model_id: str | None = None, dtype: str | torch.dtype | None = No
             raise OutOfMemory(out_of_memory_message(f"loading {name}"))
         _loaded = _wrap(pipeline, name, settings)
         _loaded.offloaded = offloaded
-        # The video model's spatial UNet is the image model's, so both get the band measured on the latter.
-        if Path(name).resolve() in (EMBEDDED_MODEL.resolve(), EMBEDDED_VIDEO_MODEL.resolve()):
-            _loaded.default_anchor_sigma = EMBEDDED_ANCHOR_SIGMA
+        # Settings measured on this very model (the embedded ones' 0.7 px band) travel with its folder.
+        _loaded.default_anchor_sigma = folder_settings.get("pivot_anchor_sigma")
         return _loaded

@@ -41,6 +41,8 @@ from diffusers import AnimateDiffPipeline, MotionAdapter, StableDiffusionPipelin
 from diffusers.optimization import get_cosine_schedule_with_warmup
 from diffusers.training_utils import compute_snr
 
+from ..models.folder_settings import write_folder_settings
+from ..pivot_anchor import EMBEDDED_ANCHOR_SIGMA
 from ..models.motion_text import MotionTextConditioning, attach, attach_saved, detach_for_saving
 from ..models.video import contiguous_motion_inputs
 from .motion import DIRECTIONS, MOTION_WORDS, motion_caption, random_clip_scene, render_clip
@@ -301,6 +303,7 @@ def train(args) -> dict:
     if out.exists():
         shutil.rmtree(out)
     pipeline.save_pretrained(out, safe_serialization=True)
+    write_folder_settings(out, pivot_anchor_sigma=EMBEDDED_ANCHOR_SIGMA)  # measured on the shapes world
     if conditioning:
         conditioning.save_pretrained(out / "motion_text", safe_serialization=True)
     log["minutes"] = round((time.time() - started) / 60, 2)
