@@ -105,6 +105,11 @@ def main(argv=None) -> None:
     parser.add_argument("--guidance", type=float, default=None, help="first-stage guidance (default: the preset's)")
     parser.add_argument("--anchor-sigma", type=float, default=None,
                         help="width (latent px) of the anchored band (default: the model's)")
+    parser.add_argument("--motion", default=None,
+                        help="first-stage motion steering: auto (the prompt's direction; the default), none, or a "
+                             "direction (selfcascade.motion_steering)")
+    parser.add_argument("--travel", type=float, default=None, help="steered travel, fraction of the side")
+    parser.add_argument("--steer", type=float, default=None, help="share of the first stage's steps steered")
     parser.add_argument("--out", default=None, help="also write the table to this .md file")
     parser.add_argument("--sheet", default=None, help="a PNG of 4 frames per video, outlined by verdict")
     args = parser.parse_args(argv)
@@ -121,6 +126,9 @@ def main(argv=None) -> None:
     if args.anchor_sigma is not None:
         model.default_anchor_sigma = args.anchor_sigma
     settings["free_init"] = DEFAULT_FREE_INIT if args.free_init is None else args.free_init
+    for key in ("motion", "travel", "steer"):
+        if getattr(args, key) is not None:
+            settings[key] = getattr(args, key)
     from selfcascade.shapes.motion import parse_motion_prompt
 
     lines = [f"{args.model} at {args.size}x{args.size}, {args.frames} frames, {args.videos} videos per mode from seed "

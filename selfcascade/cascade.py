@@ -33,6 +33,7 @@ from .memory import OutOfMemory, check_fits, is_out_of_memory, out_of_memory_mes
 from .models.base import DiffusionModel
 from .models.loader import load_model
 from .models.video import check_video_model
+from .motion_steering import steered
 from . import pivot_anchor
 from .pivot_anchor import anchored
 from .provenance import public_name
@@ -155,6 +156,16 @@ def stage_predictor(model: DiffusionModel, request: GenerationRequest, condition
     return predict, name
 
 
+def steered_first_stage(predict: Predictor, request: VideoRequest, model: DiffusionModel, scheduler) -> Predictor:
+    """A video's first stage, steered along the request's direction in its noisiest steps (motion_steering)."""
+    direction = request.motion_direction()
+    if direction is None:
+        return predict
+    from_timestep = round(scheduler.config.num_train_timesteps * (1 - request.steer))
+    return steered(predict, scheduler.alphas_cumprod, scheduler.config.prediction_type, model.frames, direction,
+                   request.travel, from_timestep=from_timestep)
+
+
 def anchor_sigma(request, model) -> float:
     """Width (latent px) of the pivot's anchored band: the model's own narrower one only for pixel pivots.
 
@@ -243,6 +254,8 @@ def _stages(request: GenerationRequest, model: DiffusionModel, video: bool, canc
             upsamplers is not None and pivot is not None) else None
         predict, strategy = stage_predictor(model, request, conditioning, latents, timesteps, unet_inputs,
                                             scheduler, pivot_up)
+        if video and pivot is None:
+            predict = steered_first_stage(predict, request, model, scheduler)
         strategies.append(strategy)
         total = len(timesteps) * passes
         yield StageStarted(index, len(sizes), size, total, strategy)
@@ -280,6 +293,7 @@ def _stages(request: GenerationRequest, model: DiffusionModel, video: bool, canc
         "seconds": round(seconds, 3),
         "messages": plan.messages,
         "pivot_image": pivot_image is not None,
+        **({"motion_direction": request.motion_direction() or "-"} if video else {}),
         "method": "Self-Cascade (arXiv 2402.10491)",
     }
     yield Finished(frames[0], seconds, metadata, frames if video else None)

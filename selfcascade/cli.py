@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from .motion_steering import DEFAULT_STEERED_FRACTION, DEFAULT_TRAVEL, MOTION_CHOICES
 from .request import DEFAULT_FREE_INIT
 from .stages import InvalidRequest, parse_size
 
@@ -78,6 +79,15 @@ def _add_video(commands) -> None:
     command.add_argument("--free-init", type=int, default=DEFAULT_FREE_INIT,
                          help="extra first-stage passes, each re-initialised from the last one's low frequencies "
                               f"(FreeInit: steadier frames, one more first stage each; default {DEFAULT_FREE_INIT})")
+    command.add_argument("--motion", default="auto", choices=MOTION_CHOICES,
+                         help="steer the first stage's layout along a direction: auto (the prompt's "
+                              "'moving right/left/up/down'; the default), none, or a direction")
+    command.add_argument("--travel", type=float, default=DEFAULT_TRAVEL,
+                         help=f"how far the steered layout travels over the clip, fraction of the side "
+                              f"(default {DEFAULT_TRAVEL})")
+    command.add_argument("--steer", type=float, default=DEFAULT_STEERED_FRACTION,
+                         help="share of the first stage's steps, from the noisiest, that are steered (0: off; "
+                              f"default {DEFAULT_STEERED_FRACTION})")
 
 
 def _add_train(commands) -> None:
@@ -186,7 +196,8 @@ def _video(args) -> int:
     from .video_io import check_video_path, write_video
 
     fps = int(args.fps) if float(args.fps).is_integer() else args.fps
-    request = _request(args, VideoRequest, frames=args.frames, fps=fps, free_init=args.free_init)
+    request = _request(args, VideoRequest, frames=args.frames, fps=fps, free_init=args.free_init,
+                       motion=args.motion, travel=args.travel, steer=args.steer)
     out = check_video_path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)  # fail before sampling, not after
 

@@ -6,6 +6,7 @@ import math
 import os
 from dataclasses import asdict, dataclass, field
 
+from .motion_steering import DEFAULT_STEERED_FRACTION, DEFAULT_TRAVEL, MOTION_CHOICES, prompted_direction
 from .stages import InvalidRequest, Size, StagePlan, check_size, parse_stage_list, plan_stages
 
 MODES = ("tuning-free", "tuned", "direct", "hires-fix")
@@ -151,11 +152,21 @@ class VideoRequest(GenerationRequest):
     frames: int = 16
     fps: int = 8
     free_init: int = DEFAULT_FREE_INIT  # extra first-stage passes, each from the last one's low frequencies
+    motion: str = "auto"  # direction the first stage steers to (motion_steering): auto = the prompt's, none, ...
+    travel: float = DEFAULT_TRAVEL  # how far it travels over the clip, as a fraction of the side
+    steer: float = DEFAULT_STEERED_FRACTION  # share of the first stage's schedule that is steered (0: off)
 
     default_model = "shapes-video"  # the embedded video model (assets/shapes-video)
 
     def free_init_passes(self) -> int:
         return self.free_init
+
+    def motion_direction(self) -> str | None:
+        """The direction the first stage is steered to: the request's, or with "auto" the prompt's
+        ("... moving left"); None when there is none or steering is off."""
+        if self.steer == 0 or self.motion == "none":
+            return None
+        return prompted_direction(self.prompt) if self.motion == "auto" else self.motion
 
     def check(self) -> None:
         if isinstance(self.frames, bool) or not isinstance(self.frames, int) or not 1 <= self.frames <= MAX_FRAMES:
@@ -165,6 +176,12 @@ class VideoRequest(GenerationRequest):
         if isinstance(self.free_init, bool) or not isinstance(self.free_init, int) or not 0 <= self.free_init <= 4:
             raise InvalidRequest(f"free_init (extra first-stage passes) must be a whole number from 0 to 4, "
                                  f"not {self.free_init!r}")
+        if self.motion not in MOTION_CHOICES:
+            raise InvalidRequest(f"unknown motion {self.motion!r}; choose one of {', '.join(MOTION_CHOICES)}")
+        for value, name, top in ((self.travel, "travel (fraction of the side over the clip)", 2),
+                                 (self.steer, "steer (share of the first stage's steps)", 1)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= top:
+                raise InvalidRequest(f"{name} must be between 0 and {top}, not {value!r}")
         super().check()
         if self.width % 2 or self.height % 2:
             raise InvalidRequest(f"a video's width and height must be even (H.264), not {self.width}x{self.height}")

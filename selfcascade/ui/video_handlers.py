@@ -15,6 +15,7 @@ from ..models.loader import is_embedded, load_model
 from ..models.video import VideoModel
 from ..outputs import OUTPUTS
 from ..preview import quick_preview
+from ..motion_steering import DEFAULT_STEERED_FRACTION, DEFAULT_TRAVEL
 from ..request import DEFAULT_FREE_INIT, VideoRequest
 from ..sampling import Cancelled
 from ..stages import InvalidRequest
@@ -31,12 +32,13 @@ VIDEO_MODEL_CHOICES = [
 DOWNLOAD_FORMATS = ("mp4", "gif", "webp")
 VIDEO_FORM = ("model", "prompt", "negative_prompt", "width", "height", "frames", "fps", "stages", "mode", "steps",
               "strength", "guidance", "scheduler", "upper", "anchor", "upper_guidance", "pivot_up",
-              "free_init")
+              "free_init", "motion", "travel", "steer")
 
 
 def build_video_request(model, prompt, negative, width, height, frames, fps, stages, mode, steps, strength,
                         guidance, scheduler, upper, anchor, upper_guidance, seed, adapter=None,
-                        pivot_up=None, free_init=DEFAULT_FREE_INIT) -> VideoRequest:
+                        pivot_up=None, free_init=DEFAULT_FREE_INIT, motion="auto", travel=DEFAULT_TRAVEL,
+                        steer=DEFAULT_STEERED_FRACTION) -> VideoRequest:
     """UI values -> a checked VideoRequest (InvalidRequest with the reason otherwise)."""
     if fps in (None, ""):
         raise InvalidRequest("fps is empty")
@@ -48,10 +50,17 @@ def build_video_request(model, prompt, negative, width, height, frames, fps, sta
         model=None if (model is None or is_embedded(model) or model.strip() == "shapes-video") else model.strip(),
         adapter=adapter or None, upper=upper or None, anchor=optional_number(anchor),
         upper_guidance=optional_number(upper_guidance), pivot_up=pivot_up or None,
-        free_init=whole_number(free_init, "FreeInit passes"),
+        free_init=whole_number(free_init, "FreeInit passes"), motion=motion or "auto",
+        travel=_fraction(travel, "travel"), steer=_fraction(steer, "steered share of the first stage"),
     )
     request.check()
     return request
+
+
+def _fraction(value, name: str) -> float:
+    if value in (None, ""):
+        raise InvalidRequest(f"{name} is empty")
+    return float(value)
 
 
 def _strip(loaded, latents, most: int = 8):
@@ -63,14 +72,15 @@ def _strip(loaded, latents, most: int = 8):
 @on_gpu
 def video_stream(model, prompt, negative, width, height, frames, fps, stages, mode, steps, strength, guidance,
                  scheduler, upper, anchor, upper_guidance, seed, adapter=None, download_format="mp4",
-                 pivot_up=None, free_init=DEFAULT_FREE_INIT, request: gr.Request | None = None):
+                 pivot_up=None, free_init=DEFAULT_FREE_INIT, motion="auto", travel=DEFAULT_TRAVEL,
+                 steer=DEFAULT_STEERED_FRACTION, request: gr.Request | None = None):
     """Yield (status, live strip, stage gallery, mp4 for the player, file to download) as the cascade runs."""
     cancel = sessions.begin(request)
     gallery: list[tuple] = []
     try:
         video = build_video_request(model, prompt, negative, width, height, frames, fps, stages, mode, steps,
                                     strength, guidance, scheduler, upper, anchor, upper_guidance, seed, adapter,
-                                    pivot_up, free_init)
+                                    pivot_up, free_init, motion, travel, steer)
         yield "Loading the model...", None, [], None, None
         loaded = load_model(video.model or video.default_model)
         last_preview, stage = 0.0, None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from ..motion_steering import DEFAULT_STEERED_FRACTION, DEFAULT_TRAVEL, MOTION_CHOICES
 from ..pivot_anchor import DEFAULT_ANCHOR
 from ..presets import request_defaults, upper_guidance_of
 from ..request import DEFAULT_FREE_INIT, MAX_FPS, MAX_FRAMES, MODES, PIVOT_UPSAMPLINGS
@@ -15,6 +16,8 @@ from .generate_tab import ANCHOR_HINT, PIVOT_UP_HINT, UPPER_GUIDANCE_HINT, UPPER
 
 FREE_INIT_HINT = ("each pass samples the first stage again from the last one's diffused low frequencies: one "
                   "background and layout for all frames, at the cost of one more first stage")
+MOTION_HINT = ("steers the first stage's noisiest steps so the layout travels this way (auto: the prompt's "
+               "'moving right/left/up/down'); on a scene it reads as the camera panning the other way")
 PROMPT_HINT = "a [small|large] <colour> <shape> [on a <background> background] [moving right|left|up|down]"
 
 
@@ -37,6 +40,8 @@ def build_video_tab(demo: gr.Blocks) -> tuple[gr.Radio, gr.Dropdown]:
                 fps = gr.Number(label=f"Frames per second (up to {MAX_FPS})", value=8, elem_id="video-fps")
             stages = gr.Textbox(label="Stages (empty: automatic, 2x per side; or e.g. 64,128,256)", value="")
             mode = gr.Radio(list(MODES), value="tuning-free", label="Mode", elem_id="video-mode")
+            motion = gr.Radio(list(MOTION_CHOICES), value="auto", label="Motion direction", info=MOTION_HINT,
+                              elem_id="video-motion")
             with gr.Accordion("Sampling", open=False):
                 steps = gr.Slider(1, 200, value=defaults.get("steps", 40), step=1, label="Steps",
                                   elem_id="video-steps")
@@ -58,6 +63,10 @@ def build_video_tab(demo: gr.Blocks) -> tuple[gr.Radio, gr.Dropdown]:
                                     info=PIVOT_UP_HINT)
                 free_init = gr.Slider(0, 4, value=DEFAULT_FREE_INIT, step=1, info=FREE_INIT_HINT,
                                       elem_id="video-free-init", label="FreeInit passes (first stage)")
+                travel = gr.Slider(0, 1, value=DEFAULT_TRAVEL, step=0.02, elem_id="video-travel",
+                                   label="Motion travel: how far the steered layout moves over the clip (of the side)")
+                steer = gr.Slider(0, 1, value=DEFAULT_STEERED_FRACTION, step=0.05, elem_id="video-steer",
+                                  label="Steered share of the first stage's steps (0: no steering)")
                 with gr.Row():
                     seed = gr.Number(label="Seed", value=0, precision=0, elem_id="video-seed")
                     randomise = gr.Button("🎲 Random seed", size="sm")
@@ -81,7 +90,8 @@ def build_video_tab(demo: gr.Blocks) -> tuple[gr.Radio, gr.Dropdown]:
             download = gr.File(label="File with its parameters", elem_id="video-download")
 
     inputs = [model, prompt, negative, width, height, frames, fps, stages, mode, steps, strength, guidance,
-              scheduler, upper, anchor, upper_guidance, seed, adapter, download_format, pivot_up, free_init]
+              scheduler, upper, anchor, upper_guidance, seed, adapter, download_format, pivot_up, free_init,
+              motion, travel, steer]
     randomise.click(handlers.new_seed, outputs=seed)
     run_button.click(video_handlers.video_stream, inputs=inputs, outputs=[status, live, gallery, player, download],
                      concurrency_id="device", api_name="video")
