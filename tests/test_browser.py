@@ -97,6 +97,7 @@ def test_video_in_the_browser(page):
         box = page.locator(f"{field} input")
         box.fill(value)
         box.press("Enter")
+    page.locator("#video-motion").get_by_label("right").check()  # steer against the prompt's "left"
     page.locator("#video-run").click()
     page.wait_for_function("document.querySelector('#video-status')?.innerText.includes('Stage')", timeout=120_000)
     page.screenshot(path=str(SCREENSHOTS / "video-running.png"))
@@ -108,4 +109,5 @@ def test_video_in_the_browser(page):
     source = page.locator("#video-result video").get_attribute("src")
     assert source and ".mp4" in source
     assert "4 frames" in page.locator("#video-status").inner_text()
+    assert "steered right" in page.locator("#video-status").inner_text()
     page.screenshot(path=str(SCREENSHOTS / "video-done.png"), full_page=True)

@@ -107,7 +107,10 @@ def video_stream(model, prompt, negative, width, height, frames, fps, stages, mo
                                                                           f".{download_format}"),
                                            video.fps, event.metadata)
                 chain = " -> ".join(event.metadata["stage_sizes"])
-                yield (f"**Done** ({event.metadata['mode']}; {len(event.frames)} frames at {video.fps:g} fps) in "
+                steered = event.metadata.get("motion_direction", "-")
+                motion = f"; steered {steered}" if steered != "-" else ""
+                yield (f"**Done** ({event.metadata['mode']}; {len(event.frames)} frames at {video.fps:g} fps"
+                       f"{motion}) in "
                        f"{event.seconds:.1f} s: {chain}", gr.skip(), list(gallery), str(player), str(download))
     except InvalidRequest as error:
         gr.Warning(str(error))
