@@ -16,7 +16,8 @@ training (`--resume`) with the spatial cross-attention's key and value projectio
 text can decide the track (`--high-noise-fraction 0.5`), 1200 steps each, did not change that. Neither did
 giving the motion modules the prompt directly (`--text-conditioning`, selfcascade.models.motion_text) with the
 motion words spread apart, the text encoder trainable, x0-weighted noisy steps and an auxiliary loss of naming
-the direction (2000 steps; README, The embedded video model).
+the direction (2000 steps; README, The embedded video model). The sampler supplies the direction instead:
+selfcascade.motion_steering steers the first stage's noisiest steps along it.
 The shipped weights are the plain recipe (2400 steps) continued for 1500 steps with half of the samples from
 the noisier timesteps and those weighted as x0 errors up to 5x (`--resume assets/shapes-video
 --high-noise-fraction 0.5 --x0-weight-max 5`, 15.6 min on 2 threads): the noisy steps decide the background,
