@@ -13,9 +13,9 @@ from dataclasses import replace
 
 from PIL import Image
 
+from ..motion_steering import DIRECTIONS  # one table of directions for the sampler and the shapes world
 from .world import PromptSpec, Scene, caption, parse_prompt, random_scene, render
 
-DIRECTIONS: dict[str, tuple[int, int]] = {"right": (1, 0), "left": (-1, 0), "up": (0, -1), "down": (0, 1)}
 MOTION_WORDS = ("moving", *DIRECTIONS)
 TRAVEL = 0.36  # distance the shape's centre covers over a clip, as a fraction of the image side
 _MOTION = re.compile(r"^(?P<still>.*?)(?:\s+moving\s+(?P<direction>right|left|up|down))?\s*$", re.IGNORECASE)
