@@ -43,12 +43,12 @@ DEFAULT_MODES = {512: ("tuning-free", "tuned")}
 
 def comparison_picture(model, settings: dict, path: Path, size: int = 256) -> None:
     """Same prompt and seed at `size` px: direct sampling, the paper's plain cascade, and the default one
-    (frequency-pyramid upper stages, pivot anchoring, the preset's upper-stage guidance)."""
+    (the embedded preset's settings: its upper-stage strategy, pivot anchoring and upper-stage guidance)."""
     prompt, seed = "a large red circle on a white background", 7
     panels = []
     paper = {"upper": "plain", "anchor": 0.0, "upper_guidance": None, "pivot_up": "latent"}  # as Algorithm 2
     for label, mode, overrides in (("direct", "direct", paper), ("cascade as in the paper", "tuning-free", paper),
-                                   ("cascade, project default", "tuning-free", {"upper": None, "anchor": None})):
+                                   ("cascade, project default", "tuning-free", {})):
         request = GenerationRequest(prompt, size, size, mode=mode, seed=seed, **{**settings, **overrides})
         panels.append((label, run(request, model, previews=False).image))
     canvas = Image.new("RGB", (3 * size + 24, size + 28), "white")

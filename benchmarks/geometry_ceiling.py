@@ -34,6 +34,7 @@ from scipy import ndimage
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.judging import prompt_seed_pairs  # noqa: E402
+from benchmarks.sweep import NUMBERS  # noqa: E402
 from selfcascade.cascade import run  # noqa: E402
 from selfcascade.models.loader import load_model  # noqa: E402
 from selfcascade.models.vae import decode_to_uint8, encode_mean  # noqa: E402
@@ -72,12 +73,14 @@ def through_vae(images: list[Image.Image], model) -> list[Image.Image]:
     return [Image.fromarray(a) for a in decode_to_uint8(model.vae, latents, tiled=False).numpy()]
 
 
-def model_samples(pairs: list[tuple[PromptSpec, int]], model) -> list[Image.Image]:
+def model_samples(pairs: list[tuple[PromptSpec, int]], model,
+                  overrides: dict | None = None) -> list[Image.Image]:
+    """The model's 64 px samples at the preset's first-stage settings, or with `overrides` (e.g. steps)."""
     defaults = request_defaults(None)
+    settings = {**{k: defaults[k] for k in ("steps", "guidance", "scheduler")}, **(overrides or {})}
     samples = []
     for spec, seed in pairs:
-        request = GenerationRequest(prompt=spec.to_prompt(), width=BASE, height=BASE, seed=seed,
-                                    **{k: defaults[k] for k in ("steps", "guidance", "scheduler")})
+        request = GenerationRequest(prompt=spec.to_prompt(), width=BASE, height=BASE, seed=seed, **settings)
         samples.append(run(request, model).image)
     return samples
 
@@ -104,15 +107,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sizes", default="128,256,512")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--model", help="a model folder to measure instead of the embedded default")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a first-stage sampling setting of the model row (steps, guidance, scheduler)")
     args = parser.parse_args(argv)
+    overrides = {key: NUMBERS.get(key, str)(value) for key, value in (item.split("=", 1) for item in args.set)}
     torch.set_num_threads(args.threads)
     pairs = prompt_seed_pairs(args.pairs, first_seed=args.first_seed)
     model = load_model(args.model)
     truth = [render(random_scene(random.Random(seed), spec), BASE) for spec, seed in pairs]
     sources = {"truth": truth, "truth through the VAE": through_vae(truth, model),
-               "model": model_samples(pairs, model)}
+               "model": model_samples(pairs, model, overrides)}
     print(f"{args.pairs} prompt x seed pairs from seed {args.first_seed}; a 64 px image up-sampled in place "
-          "(edge kept, made crisp), strict judge\n")
+          f"(edge kept, made crisp), strict judge{'; model sampled with ' + str(overrides) if overrides else ''}\n")
     print("| source | size | correct | mean outline px (circle / square / triangle) | failures |")
     print("|---|---|---|---|---|")
     for size in [BASE] + [int(s) for s in args.sizes.split(",")]:

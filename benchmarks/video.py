@@ -103,6 +103,7 @@ def main(argv=None) -> None:
                         help=f"extra FreeInit passes of the first stage (default {DEFAULT_FREE_INIT})")
     parser.add_argument("--upper", default=None, help="upper-stage strategy (default: the model's preset)")
     parser.add_argument("--guidance", type=float, default=None, help="first-stage guidance (default: the preset's)")
+    parser.add_argument("--anchor", type=float, default=None, help="pivot anchoring weight (default: the model's)")
     parser.add_argument("--anchor-sigma", type=float, default=None,
                         help="width (latent px) of the anchored band (default: the model's)")
     parser.add_argument("--motion", default=None,
@@ -115,7 +116,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     model = load_model(args.model)
-    # The embedded video model samples like the image model under it.
+    # The embedded video model samples like the image model under it (presets.EMBEDDED_VIDEO_ANCHOR aside).
     settings = request_defaults(args.settings_from or args.model)
     if args.steps is not None:
         settings["steps"] = args.steps
@@ -123,6 +124,8 @@ def main(argv=None) -> None:
         settings["upper"] = args.upper
     if args.guidance is not None:
         settings["guidance"] = args.guidance
+    if args.anchor is not None:
+        settings["anchor"] = args.anchor
     if args.anchor_sigma is not None:
         model.default_anchor_sigma = args.anchor_sigma
     settings["free_init"] = DEFAULT_FREE_INIT if args.free_init is None else args.free_init

@@ -132,7 +132,8 @@ def _request(args, request_class, **extra):
     from .presets import request_defaults
 
     width, height = parse_size(args.size)
-    settings = request_defaults(args.model)  # the embedded video model samples like the image model under it
+    # The model the request will load: `video` without --model means the embedded video model.
+    settings = request_defaults(args.model if args.model is not None else request_class.default_model)
     for key in ("steps", "strength", "guidance", "upper_guidance", "scheduler", "upper", "anchor", "pivot_up",
                 "max_side"):
         if getattr(args, key) is not None:

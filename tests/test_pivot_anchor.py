@@ -137,3 +137,21 @@ def test_a_copy_of_the_embedded_model_keeps_its_band_and_a_bad_settings_file_is_
         with pytest.raises(InvalidRequest, match=words):
             load_model(str(copy))
     assert read_folder_settings("some-org/some-hub-model") == {}
+
+
+def test_embedded_image_and_video_models_anchor_at_their_measured_weights():
+    from selfcascade.cli import _request, build_parser
+    from selfcascade.presets import EMBEDDED_VIDEO_ANCHOR, request_defaults
+    from selfcascade.request import VideoRequest
+
+    assert request_defaults(None)["anchor"] == 0.5  # the image presets' (README, Pivot anchoring)
+    assert request_defaults("shapes-video")["anchor"] == EMBEDDED_VIDEO_ANCHOR == 1.0
+    assert request_defaults("shapes-video")["pivot_up"] == request_defaults(None)["pivot_up"]  # otherwise alike
+    image = build_parser().parse_args(["generate", "--prompt", "a red circle", "--size", "128x128", "--out", "x.png"])
+    assert _request(image, GenerationRequest).anchor == 0.5
+    video = build_parser().parse_args(["video", "--prompt", "a red circle moving up", "--size", "128x128",
+                                       "--out", "x.mp4"])
+    assert _request(video, VideoRequest, frames=4, fps=8).anchor == 1.0
+    video = build_parser().parse_args(["video", "--prompt", "a red circle moving up", "--size", "128x128",
+                                       "--anchor", "0.25", "--out", "x.mp4"])
+    assert _request(video, VideoRequest, frames=4, fps=8).anchor == 0.25  # the user's choice wins

@@ -24,7 +24,8 @@ UPPER_GUIDANCE_HINT = ("classifier-free guidance of the stages that refine a piv
                        "prompt, so less is enough: 1 is one UNet pass instead of two (half the cost), and on the "
                        "embedded model as good as 2 and better than 4")
 ANCHOR_HINT = ("1: the pivot's low frequencies (layout, flat backgrounds) are kept and the model adds detail "
-               "(far fewer background blotches at 8x; best measured); 0: the paper's sampling, free to redraw them")
+               "(far fewer background blotches at 8x; best measured for hub models and embedded video); 0.5: "
+               "crisper edges, the embedded image model's; 0: the paper's sampling, free to redraw them")
 PIVOT_UP_HINT = ("latent: bilinear on the latents (the paper's); pixel: decode, Lanczos, encode, so the next stage "
                  "starts from latents the model knows (on the embedded model: no off-colour blemishes, sharper)")
 

@@ -24,7 +24,7 @@ PROMPT_HINT = "a [small|large] <colour> <shape> [on a <background> background] [
 def build_video_tab(demo: gr.Blocks) -> tuple[gr.Radio, gr.Dropdown]:
     """Declare the tab. Returns the mode choice and the tuned mode's adapter list (the Train tab's *Use*
     selects a video adapter there and switches to tuned)."""
-    defaults = request_defaults(None)  # the embedded video model samples like the image model under it
+    defaults = request_defaults("shapes-video")  # the image model's preset, with the video model's anchoring
     with gr.Row():
         with gr.Column(scale=2):
             model = gr.Dropdown(video_handlers.VIDEO_MODEL_CHOICES, value="shapes-video", allow_custom_value=True,
@@ -56,7 +56,7 @@ def build_video_tab(demo: gr.Blocks) -> tuple[gr.Radio, gr.Dropdown]:
                 upper = gr.Dropdown(list(STRATEGIES), value=defaults.get("upper") or DEFAULT_STRATEGY,
                                     info=UPPER_HINT,
                                     label="Upper-stage denoising (per frame, stages above the training size)")
-                anchor = gr.Slider(0, 1, value=DEFAULT_ANCHOR, step=0.05, info=ANCHOR_HINT,
+                anchor = gr.Slider(0, 1, value=defaults.get("anchor", DEFAULT_ANCHOR), step=0.05, info=ANCHOR_HINT,
                                    label="Pivot anchoring: how much each upper stage keeps its pivot's layout")
                 pivot_up = gr.Radio(list(PIVOT_UPSAMPLINGS), value=defaults.get("pivot_up") or "latent",
                                     elem_id="video-pivot-up", label="Pivot up-sampling (between stages, per frame)",
