@@ -38,8 +38,9 @@ class SampleSettings:
     def request(self, adapter: str | None) -> GenerationRequest:
         """The model's usual sampling settings; tuned with `adapter`, tuning-free without one."""
         kind, extra = (VideoRequest, {"frames": self.frames}) if self.frames else (GenerationRequest, {})
+        loads = self.model if self.model is not None else kind.default_model  # None: the embedded one of its kind
         return kind(self.prompt, self.size[0], self.size[1], mode="tuned" if adapter else "tuning-free",
-                    adapter=adapter, seed=self.seed, model=self.model, **request_defaults(self.model), **extra)
+                    adapter=adapter, seed=self.seed, model=self.model, **request_defaults(loads), **extra)
 
 
 @dataclass

@@ -155,3 +155,11 @@ def test_embedded_image_and_video_models_anchor_at_their_measured_weights():
     video = build_parser().parse_args(["video", "--prompt", "a red circle moving up", "--size", "128x128",
                                        "--anchor", "0.25", "--out", "x.mp4"])
     assert _request(video, VideoRequest, frames=4, fps=8).anchor == 0.25  # the user's choice wins
+
+
+def test_training_samples_of_the_embedded_video_model_anchor_like_its_videos():
+    from selfcascade.presets import EMBEDDED_VIDEO_ANCHOR
+    from selfcascade.training_samples import SampleSettings
+
+    assert SampleSettings("a red circle moving up", (128, 128), frames=4).request(None).anchor == EMBEDDED_VIDEO_ANCHOR
+    assert SampleSettings("a red circle", (128, 128)).request(None).anchor == 0.5
