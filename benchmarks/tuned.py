@@ -1,4 +1,5 @@
-"""Size of the time-aware feature upsamplers on the embedded, SD 2.1 and SDXL UNet layouts (the paper: 0.002M).
+"""Size of the time-aware feature upsamplers, both designs, on the embedded, SD 2.1 and SDXL UNet layouts
+(the paper: 0.002M).
 
     python benchmarks/tuned.py
 
@@ -25,27 +26,35 @@ from diffusers import UNet2DConditionModel  # noqa: E402
 
 from benchmarks.judging import publish  # noqa: E402
 from selfcascade.models.loader import load_model  # noqa: E402
-from selfcascade.upsampler import new_upsamplers  # noqa: E402
+from selfcascade.upsampler import default_width, new_upsamplers  # noqa: E402
 
 CONFIGS = ROOT.parent / "shared" / "configs"
 
 
-def parameter_counts(embedded) -> list[tuple[str, int]]:
-    rows = [("embedded shapes model", new_upsamplers(embedded.unet, "embedded"))]
+def parameter_counts(embedded) -> list[tuple[str, int, int, int]]:
+    """(architecture, UNet parameters, shared-design upsamplers, mixed-design upsamplers at default widths)."""
+    unets = [("embedded shapes model", embedded.unet)]
     for name, file in (("SD 2.1", "sd21_unet.json"), ("SDXL", "sdxl_unet.json")):
         if (CONFIGS / file).is_file():
             with torch.device("meta"):
-                unet = UNet2DConditionModel.from_config(json.loads((CONFIGS / file).read_text()))
-            rows.append((name, new_upsamplers(unet, name)))
-    return [(name, sum(p.numel() for p in module.parameters())) for name, module in rows]
+                unets.append((name, UNet2DConditionModel.from_config(json.loads((CONFIGS / file).read_text()))))
+
+    def count(module) -> int:
+        return sum(p.numel() for p in module.parameters())
+
+    return [(name, count(unet), *(count(new_upsamplers(unet, name, default_width(design), design))
+                                  for design in ("shared", "mixed"))) for name, unet in unets]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "tuned.md"))
     args = parser.parse_args()
-    lines = ["| architecture | upsampler parameters |", "|---|---|"]
-    lines += [f"| {name} | {count:,} ({count / 1e6:.4f}M) |" for name, count in parameter_counts(load_model(None))]
+    lines = [f"| architecture | UNet parameters | upsamplers, shared (width {default_width('shared')}) | "
+             f"upsamplers, mixed (width {default_width('mixed')}) |", "|---|---|---|---|"]
+    lines += [f"| {name} | {unet / 1e6:.1f}M | {shared:,} ({shared / 1e6:.4f}M) | {mixed:,} ({mixed / 1e6:.3f}M, "
+              f"{100 * mixed / unet:.2f}% of the UNet) |"
+              for name, unet, shared, mixed in parameter_counts(load_model(None))]
     publish("\n".join(lines) + "\n", args.out)
 
 

@@ -19,6 +19,10 @@ def _size(value) -> str:
     return "x".join(str(side) for side in value) if value else "-"
 
 
+OBJECTIVE_WORDS = {"keep": "keep: the paper's Algorithm 1 (z_t noised from the image)",
+                   "restore": "restore: z_t noised from the up-sampled pivot, loss on the clean estimate"}
+
+
 def _facts(config: dict) -> dict[str, str]:
     """The plain-text facts of an adapter's config, in the order a reader wants them."""
     training = config.get("training") or {}
@@ -63,7 +67,10 @@ def model_card(config: dict, parameters: int) -> str:
                  *([("clip length", f"{training['frames']} frames (a video model's clips)")]
                    if training.get("frames") else []),
                  ("trained", facts["date"])]
-    rows.append(("parameters", f"{parameters:,}"))
+    design = config.get("design", "shared")
+    rows.append(("parameters", f"{parameters:,} ({design} design, width {config.get('width', '?')})"))
+    if training.get("objective"):
+        rows.append(("objective", OBJECTIVE_WORDS.get(training["objective"], training["objective"])))
     model_option = "" if base in ("embedded", "an unrecorded base model") else f"--model {base} "
     usage = (f"python -m selfcascade video {model_option}--mode tuned --adapter <this folder> --prompt \"...\" "
              "--frames 16 --size 256x256 --out result.mp4" if training.get("frames") else
@@ -71,7 +78,7 @@ def model_card(config: dict, parameters: int) -> str:
              "--size 512x512 --out result.png")
     return "\n".join([
         *front, "---", "", f"# Self-Cascade upsamplers for {base}", "",
-        "Time-aware feature upsamplers trained by Algorithm 1 of Self-Cascade "
+        "Time-aware feature upsamplers (Eq. 6) trained as in Algorithm 1 of Self-Cascade "
         f"({PAPER}). The base model stays frozen; these weights add the up-sampled features of the previous "
         "stage's result to its UNet's skip connections in the *tuned* mode.", "",
         "| | |", "|---|---|", *[f"| {name} | {value} |" for name, value in rows], "",

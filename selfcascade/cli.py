@@ -92,6 +92,8 @@ def _add_video(commands) -> None:
 
 def _add_train(commands) -> None:
     from .distributed import MIXED_PRECISION_CHOICES
+    from .training import DEFAULT_DESIGN, DEFAULT_OBJECTIVE, OBJECTIVES
+    from .upsampler import DESIGNS
 
     command = commands.add_parser("train", help="train the time-aware feature upsamplers (an adapter)")
     command.add_argument("--images", required=True,
@@ -106,6 +108,14 @@ def _add_train(commands) -> None:
     command.add_argument("--batch", type=int, default=4)
     command.add_argument("--caption", default="", help="caption for images without a .txt")
     command.add_argument("--strength", type=float, default=0.5, help="largest timestep trained, as K/T")
+    command.add_argument("--objective", default=DEFAULT_OBJECTIVE, choices=OBJECTIVES,
+                         help="restore: learn to redraw what the pivot lost, from z_t as an upper stage starts "
+                              "(default); keep: the paper's Algorithm 1, z_t from the image itself")
+    command.add_argument("--design", default=DEFAULT_DESIGN, choices=DESIGNS,
+                         help="mixed: convolutions across channels (default); shared: the paper's tiny "
+                              "channel-shared filters")
+    command.add_argument("--width", type=int, default=None, help="filters per upsampler convolution "
+                         "(default: 8 mixed, 4 shared)")
     command.add_argument("--resume", default=None, help="adapter to continue training")
     command.add_argument("--seed", type=int, default=0, help="seed of the main process (others derive theirs)")
     command.add_argument("--mixed-precision", default=None, choices=MIXED_PRECISION_CHOICES,
@@ -222,7 +232,8 @@ def _train(args) -> int:
                               learning_rate=args.lr, batch=args.batch, caption=args.caption,
                               strength=args.strength, model=args.model, out=args.out, resume=args.resume,
                               seed=args.seed, mixed_precision=args.mixed_precision, grad_accum=args.grad_accum,
-                              frames=args.frames)
+                              frames=args.frames, objective=args.objective, design=args.design,
+                              width=args.width)
     request.check()
     if args.log_every < 1:
         raise InvalidRequest(f"--log-every must be 1 or more, not {args.log_every}")

@@ -5,6 +5,12 @@
     t ~ U{1..K};  z_t = sqrt(a_t) z0 + sqrt(1 - a_t) eps
     loss = || eps_theta(z_t, t, c; skips + phi(skips(pivot, 0), t)) - eps ||^2   (or the v-target)
 
+With objective "restore" (the default, measured better on the embedded model: README "Tuned mode") z_t is noised
+from the pivot up-sampled as an upper stage starts from it, up(pivot), and the loss is on the clean estimate:
+    z_t = sqrt(a_t) up(pivot) + sqrt(1 - a_t) eps;   loss = || x0_theta(z_t, t, ...) - z0 ||^2
+so the upsamplers learn what the cascade needs at inference, where z_t never holds the true image: to redraw
+what the small size lost (lumpy outlines, soft edges). "keep" is the paper's loss above.
+
 Everything but phi is frozen: the frozen terms (z0, the pivot's skips, c) are computed once per distinct
 crop and caption (selfcascade.training_features). A generator of progress events (start, step, loss,
 speed, ETA, the saved adapter); a checkpoint every N steps; resume from a saved adapter. Cancel
@@ -35,15 +41,21 @@ from .dataset import TrainingImages
 from .distributed import FROZEN_DTYPE, MAX_GRAD_ACCUM, MIXED_PRECISION_CHOICES, layout, rank_seed, start_run
 from .models.base import DiffusionModel
 from .models.loader import load_model
+from .pivot_anchor import clean_estimate
 from .provenance import public_name
 from .sampling import Cancelled
 from .stages import InvalidRequest, Size
 from .training_clips import TrainingClips, as_clip_sources, is_clip_source
 from .training_features import FrozenFeatures, freeze_base_model
-from .upsampler import new_upsamplers
+from .upsampler import DESIGNS, default_width, new_upsamplers
 
 CAPTION_DROP = 0.1
 MAX_TRAIN_FRAMES = 64  # frames per training clip (AnimateDiff's motion modules were trained on 16-32)
+# "keep": the paper's Algorithm 1, z_t noised from the crop itself (the upsamplers learn to keep the pivot's
+# geometry). "restore": z_t noised from the pivot up-sampled as an upper stage starts from it, loss on the clean
+# estimate against the crop (they learn to correct what the small size lost, e.g. lumpy outlines).
+OBJECTIVES = ("keep", "restore")
+DEFAULT_OBJECTIVE, DEFAULT_DESIGN = "restore", "mixed"  # measured best on the embedded model (README)
 FINAL_LOSS_STEPS = 10  # the recorded final loss is the mean of the last steps' losses (one step is noisy)
 
 
@@ -64,6 +76,9 @@ class TrainingRequest:
     mixed_precision: str | None = None  # no, fp16 (CUDA), bf16; None: the launcher's (accelerate config), else no
     grad_accum: int | None = None  # micro-batches per optimizer step; None: the launcher's, else 1
     frames: int = 8  # a video model's clip length (the batch counts clips); ignored for image models
+    objective: str = DEFAULT_OBJECTIVE  # OBJECTIVES: what the upsamplers learn
+    design: str = DEFAULT_DESIGN  # upsampler.DESIGNS: mixing channels, or channel-shared filters (the paper's size)
+    width: int | None = None  # filters per upsampler convolution (None: the design's default); resume keeps its own
 
     def check(self) -> None:
         if not 1 <= self.steps <= 100_000:
@@ -80,6 +95,12 @@ class TrainingRequest:
         if self.mixed_precision is not None and self.mixed_precision not in MIXED_PRECISION_CHOICES:
             raise InvalidRequest(f"unknown mixed precision {self.mixed_precision!r}; choose one of "
                                  f"{', '.join(MIXED_PRECISION_CHOICES)}")
+        if self.objective not in OBJECTIVES:
+            raise InvalidRequest(f"unknown training objective {self.objective!r}; choose one of {', '.join(OBJECTIVES)}")
+        if self.design not in DESIGNS:
+            raise InvalidRequest(f"unknown upsampler design {self.design!r}; choose one of {', '.join(DESIGNS)}")
+        if self.width is not None and not 1 <= self.width <= 64:
+            raise InvalidRequest(f"upsampler width must be from 1 to 64 filters, not {self.width}")
         if not 1 <= self.frames <= MAX_TRAIN_FRAMES:
             raise InvalidRequest(f"frames must be from 1 to {MAX_TRAIN_FRAMES}, not {self.frames}")
         if self.grad_accum is not None and not 1 <= self.grad_accum <= MAX_GRAD_ACCUM:
@@ -160,11 +181,16 @@ def training_loss(model: DiffusionModel, upsamplers, scheduler, pixels: torch.Te
     t = t.repeat_interleave(features.group)
     noise = torch.randn(z0.shape, generator=generator)  # drawn on the CPU: the same numbers on any device
     t, noise = t.to(z0.device), noise.to(z0.device)
-    zt = scheduler.add_noise(z0, noise, t).to(model.dtype)
+    start = z0 if frozen.pivot_up is None else frozen.pivot_up
+    zt = scheduler.add_noise(start, noise, t).to(model.dtype)
     residuals, mid = upsamplers(frozen.skips, t, tuple(z0.shape[-2:]), model.dtype)
     prediction = model.predict_noise(zt, t, frozen.conditioning, down_block_additional_residuals=residuals,
                                      mid_block_additional_residual=mid)
-    return F.mse_loss(prediction.float(), diffusion_target(scheduler, z0, noise, t).float())
+    if frozen.pivot_up is None:
+        return F.mse_loss(prediction.float(), diffusion_target(scheduler, z0, noise, t).float())
+    alpha_bar = scheduler.alphas_cumprod.to(z0.device)[t].reshape(-1, *[1] * (z0.dim() - 1))
+    x0 = clean_estimate(prediction.float(), zt.float(), alpha_bar, scheduler.config.prediction_type)
+    return F.mse_loss(x0, z0.float())
 
 
 def drop_captions(captions: list[str], group: int, rng: random.Random) -> list[str]:
@@ -192,7 +218,7 @@ def _record(request: TrainingRequest, started: TrainingStarted, losses: list[flo
     return {"steps": earlier + request.steps, "final_loss": round(sum(tail) / len(tail), 6),
             "final_loss_steps": len(tail), "strength": request.strength, "timesteps": [1, max_timestep],
             "stage_size": list(request.size), "pivot_size": [request.size[0] // 2, request.size[1] // 2],
-            "learning_rate": request.learning_rate, "batch": started.batch, "processes": started.processes,
+            "objective": request.objective, "design": request.design, "learning_rate": request.learning_rate, "batch": started.batch, "processes": started.processes,
             "grad_accum": started.grad_accum, "effective_batch": started.effective_batch,
             "mixed_precision": started.mixed_precision, "images": len(request.images),
             **({"frames": started.frames} if started.frames > 1 else {}),
@@ -228,7 +254,7 @@ def train(request: TrainingRequest, model: DiffusionModel | None = None,
         data = TrainingImages(request.images, request.size, model.size_multiple, request.caption)
     with torch.random.fork_rng(devices=[]):  # the request's seed makes the random start (and so the run) repeatable
         torch.manual_seed(request.seed)
-        upsamplers = load_adapter(request.resume, model) if request.resume else new_upsamplers(model.unet, model.name)
+        upsamplers = load_adapter(request.resume, model) if request.resume else new_upsamplers(model.unet, model.name, request.width or default_width(request.design), request.design)
     previous = dict(upsamplers.config.get("training") or {})
     upsamplers = upsamplers.float().train()  # trainable weights stay float32 whatever the frozen model's dtype
     optimizer = torch.optim.AdamW(upsamplers.parameters(), lr=request.learning_rate, weight_decay=0.0)
@@ -238,7 +264,7 @@ def train(request: TrainingRequest, model: DiffusionModel | None = None,
     seed = rank_seed(request.seed, accelerator.process_index)  # each process draws its own crops and noise
     rng, generator = random.Random(seed), torch.Generator().manual_seed(seed)
     features = FrozenFeatures(model, keep=tuple(accelerator.unwrap_model(upsamplers).config.skip_indices),
-                              group=group)
+                              group=group, restore=request.objective == "restore")
     spread = layout(accelerator)
     started_event = TrainingStarted(request.steps, request.batch, spread["processes"], spread["grad_accum"],
                                     spread["mixed_precision"], spread["distributed"], spread["backend"],

@@ -4,7 +4,8 @@ For a crop x0 with caption c the loss needs three things from frozen weights onl
     z0 = E(x0)                                  the crop's latents (VAE encoder, posterior mean)
     h_{n,0} = skips(E(down_2x(x0)), t = 0, c)   the pivot's encoder features (paper Eq. 6)
     c                                           the caption's embeddings
-None of them depends on the upsamplers, the timestep or the noise. A crop and caption met again (images at
+and, for the restore objective, up(E(down_2x(x0))): the pivot decoded, Lanczos to the crop's size, encoded
+(what an upper stage of the cascade starts from). None of them depends on the upsamplers, the timestep or the noise. A crop and caption met again (images at
 the stage size have one crop each, and captions repeat) reuse the tensors computed the first time: the same
 numbers, only the frozen passes are skipped. The store is bounded (SELFCASCADE_TRAIN_CACHE_MB); once full,
 new crops are computed every time, as without it. Only the skips the upsamplers read are kept.
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .cascade import upsample_pivot
 from .models.base import Conditioning, DiffusionModel
 from .models.vae import encode_mean
 from .upsampler import encoder_skips
@@ -44,6 +46,7 @@ class FrozenBatch:
     z0: torch.Tensor  # (B, C, h, w) latents of the crops
     skips: list[torch.Tensor | None]  # the pivot's skip features at t = 0; None where no upsampler reads
     conditioning: Conditioning
+    pivot_up: torch.Tensor | None = None  # restore objective: the pivot as an upper stage starts from it
 
 
 def _rows(conditioning: Conditioning) -> list[Conditioning]:
@@ -123,8 +126,9 @@ class FrozenFeatures:
     """
 
     def __init__(self, model: DiffusionModel, keep: tuple[int, ...] | None = None, budget_mb: int | None = None,
-                 group: int = 1):
+                 group: int = 1, restore: bool = False):
         self.model, self.keep, self.group = model, None if keep is None else set(keep), group
+        self.restore = restore
         budget = {"left": (CACHE_MB if budget_mb is None else budget_mb) * 2**20}  # shared by the three
         self.latents, self.skips, self.texts = _Store(budget), _Store(budget), _Store(budget)
 
@@ -140,7 +144,8 @@ class FrozenFeatures:
         device = self.model.device
         z0 = torch.cat([latents[k][0] for k in keys]).to(device)
         levels = [None if column[0] is None else torch.cat(column).to(device) for column in zip(*skips)]
-        return FrozenBatch(z0, levels, _stack(self._per_row(texts)))
+        pivot_up = torch.cat([latents[k][2] for k in keys]).to(device) if self.restore else None
+        return FrozenBatch(z0, levels, _stack(self._per_row(texts)), pivot_up)
 
     def _per_row(self, texts: list[Conditioning]) -> list[Conditioning]:
         """A unit's conditioning once per row (a video model's folded frames each carry the caption)."""
@@ -170,8 +175,11 @@ class FrozenFeatures:
             small = F.interpolate(batch, scale_factor=0.5, mode="bilinear", antialias=True, align_corners=False)
             z0 = encode_mean(model.vae, batch, tiled=False).to(model.dtype)
             pivot = encode_mean(model.vae, small, tiled=False).to(model.dtype)
+            # restore: the pivot as an upper stage starts from it (decoded, Lanczos, encoded: the preset's "pixel")
+            size = (batch.shape[-1], batch.shape[-2])
+            rows = [z0, pivot] + ([upsample_pivot(model, pivot, size, "pixel")] if self.restore else [])
             for row, i in enumerate(missing):
-                found[keys[i]] = (z0[row * g:(row + 1) * g], pivot[row * g:(row + 1) * g])
+                found[keys[i]] = tuple(r[row * g:(row + 1) * g] for r in rows)
                 self.latents.put(keys[i], found[keys[i]])
         return {k: _to(v, self.model.device) for k, v in found.items()}
 

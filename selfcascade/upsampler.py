@@ -10,6 +10,11 @@ Tiny by design (the paper counts 0.002M parameters for N = 4): the convolutions 
 same few filters run over every feature channel, so their size does not grow with the UNet's width; a
 per-channel output gain, zero-initialised, makes an untrained adapter reproduce the tuning-free result
 exactly and lets training start from it.
+
+Design "mixed" (the default for new adapters) lets the convolutions combine the channels instead: lift C -> width,
+two residual blocks, project width -> C per level; 30,590 parameters on the embedded model at width 8 instead of
+2,365. The extra capacity is what lets the restore objective (selfcascade.training) correct outlines: measured
+in the README's "Tuned mode" section.
 """
 
 from __future__ import annotations
@@ -20,6 +25,14 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.embeddings import get_timestep_embedding
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
+
+
+DESIGNS = ("shared", "mixed")
+DEFAULT_WIDTHS = {"shared": 4, "mixed": 8}  # filters per convolution when a request names none
+
+
+def default_width(design: str) -> int:
+    return DEFAULT_WIDTHS.get(design, 4)
 
 
 class _EncoderDone(Exception):
@@ -46,11 +59,15 @@ class LevelUpsampler(nn.Module):
     h_{n,0}), so the trunk runs once per stage; each step costs one multiply-add at the skip's size.
     """
 
-    def __init__(self, channels: int, width: int, time_dim: int):
+    def __init__(self, channels: int, width: int, time_dim: int, design: str = "shared"):
         super().__init__()
-        self.lift = nn.Conv2d(1, width, 3, padding=1)
+        # "shared": the same filters over every channel (tiny, the paper's budget); "mixed": convolutions
+        # across the channels (more parameters; they can combine features, e.g. to redraw an outline).
+        self.shared = design == "shared"
+        inputs = 1 if self.shared else channels
+        self.lift = nn.Conv2d(inputs, width, 3, padding=1)
         self.blocks = nn.ModuleList([SharedResBlock(width) for _ in range(2)])
-        self.project = nn.Conv2d(width, 1, 3, padding=1)
+        self.project = nn.Conv2d(width, inputs, 3, padding=1)
         self.time = nn.Linear(time_dim, 2)  # (a, b): how strongly, and with what offset, at this t
         self.gain = nn.Parameter(torch.zeros(channels))  # zero: starts as the tuning-free cascade
 
@@ -58,7 +75,7 @@ class LevelUpsampler(nn.Module):
         """The t-independent part: bilinear x2 and the shared residual blocks, (B, C, *size)."""
         batch, channels = features.shape[:2]
         up = F.interpolate(features, size=size, mode="bilinear", align_corners=False)
-        x = self.lift(up.reshape(batch * channels, 1, *size))
+        x = self.lift(up.reshape(batch * channels, 1, *size) if self.shared else up)
         for block in self.blocks:
             x = block(x)
         return self.project(x).reshape(batch, channels, *size)
@@ -88,9 +105,12 @@ class FeatureUpsamplers(ModelMixin, ConfigMixin):
                  skip_indices: tuple[int, ...] = (), width: int = 4, time_dim: int = 32, base_model: str = "",
                  unet_fingerprint: str = "", stage_size: tuple[int, ...] = (), scale: int = 2,
                  stop_below_timestep: int = 0, time_conditioning: str = "film", base_family: str = "",
-                 latent_channels: int = 0, training: dict | None = None):
+                 latent_channels: int = 0, training: dict | None = None, design: str = "shared"):
         super().__init__()
-        self.levels = nn.ModuleList([LevelUpsampler(skip_channels[i], width, time_dim) for i in skip_indices])
+        if design not in DESIGNS:
+            raise ValueError(f"unknown upsampler design {design!r}; known: {', '.join(DESIGNS)}")
+        self.levels = nn.ModuleList([LevelUpsampler(skip_channels[i], width, time_dim, design)
+                                     for i in skip_indices])
 
     def time_embedding(self, timestep: torch.Tensor, batch: int) -> torch.Tensor:
         steps = timestep.reshape(-1).float().expand(batch) if timestep.numel() == 1 else timestep.float()
@@ -153,10 +173,10 @@ def skip_layout(unet) -> tuple[list[int], list[int], list[int]]:
     return channels, levels, last_of_level
 
 
-def new_upsamplers(unet, base_model: str, width: int = 4) -> FeatureUpsamplers:
+def new_upsamplers(unet, base_model: str, width: int = 4, design: str = "shared") -> FeatureUpsamplers:
     channels, levels, indices = skip_layout(unet)
     return FeatureUpsamplers(skip_channels=tuple(channels), skip_levels=tuple(levels), skip_indices=tuple(indices),
-                             width=width, base_model=base_model, time_conditioning="output")
+                             width=width, base_model=base_model, time_conditioning="output", design=design)
 
 
 def encoder_skips(model, latents: torch.Tensor, timestep: torch.Tensor, conditioning) -> list[torch.Tensor]:

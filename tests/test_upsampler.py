@@ -15,7 +15,7 @@ from selfcascade.models.sdxl import StableDiffusionXLModel
 from selfcascade.models.stable_diffusion import StableDiffusionModel
 from selfcascade.request import GenerationRequest
 from selfcascade.stages import InvalidRequest
-from selfcascade.upsampler import new_upsamplers, skip_layout
+from selfcascade.upsampler import default_width, new_upsamplers, skip_layout
 
 from .tiny_components import save_tiny_sdxl, save_tiny_stable_diffusion
 
@@ -37,6 +37,9 @@ def test_tiny_on_the_real_architectures(name, levels):
     assert len(upsamplers.levels) == levels
     count = sum(p.numel() for p in upsamplers.parameters())
     assert count <= 10_000, count
+    mixed = new_upsamplers(unet, name, default_width("mixed"), "mixed")
+    mixed_count = sum(p.numel() for p in mixed.parameters())
+    assert count < mixed_count < 0.005 * sum(p.numel() for p in unet.parameters())  # still a small adapter
 
 
 def test_skip_layout_matches_the_unet(embedded_model):

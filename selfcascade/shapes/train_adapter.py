@@ -1,6 +1,6 @@
 """Train the embedded models' shipped adapters (time-aware upsamplers) on renders of the shapes world.
 
-    python -m selfcascade.shapes.train_adapter --out assets/shapes-adapter
+    python -m selfcascade.shapes.train_adapter --out assets/shapes-adapter --strength 0.3 --width 8 --steps 1200 --lr 1e-3
     python -m selfcascade.shapes.train_adapter --video --out assets/shapes-video-adapter
 
 Renders captioned scenes (with --video: clips of shapes in motion, folders of frames) at the 128 px stage size
@@ -15,7 +15,9 @@ import random
 import tempfile
 from pathlib import Path
 
-from ..training import TrainingDone, TrainingRequest, TrainingStep, train
+from ..training import (DEFAULT_DESIGN, DEFAULT_OBJECTIVE, OBJECTIVES, TrainingDone, TrainingRequest, TrainingStep,
+                        train)
+from ..upsampler import DESIGNS
 from .world import caption, random_scene, render
 
 
@@ -64,16 +66,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--video", action="store_true", help="the shapes-video model's adapter, on clips")
     parser.add_argument("--frames", type=int, default=8, help="with --video: frames per clip")
+    parser.add_argument("--objective", default=DEFAULT_OBJECTIVE, choices=OBJECTIVES,
+                        help="restore (default) or keep (the paper's Algorithm 1)")
+    parser.add_argument("--strength", type=float, default=0.5, help="largest trained timestep / T")
+    parser.add_argument("--width", type=int, default=None, help="filters per convolution (default: the design's)")
+    parser.add_argument("--design", default=DEFAULT_DESIGN, choices=DESIGNS,
+                        help="mixed (default: convolutions across channels) or shared (channel-shared filters)")
+    parser.add_argument("--render-sizes", default=None,
+                        help="images: comma-separated render sizes, --images scenes each (default: --size)")
     parser.add_argument("--size", type=int, default=128, help="training stage size in px (its pivot is half)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as folder:
         if args.video:
             paths = render_example_clips(Path(folder), args.images, args.size, args.frames, args.seed)
-        else:
-            paths = render_examples(Path(folder), args.images, args.size, args.seed)
+        else:  # scenes rendered at each size; larger ones give random crops at the stage size (objects bigger)
+            sizes = [int(size) for size in (args.render_sizes or str(args.size)).split(",")]
+            paths = [path for n, size in enumerate(sizes)
+                     for path in render_examples(Path(folder) / str(size), args.images, size, args.seed + n)]
         request = TrainingRequest(images=paths, size=(args.size, args.size), steps=args.steps,
                                   learning_rate=args.lr, batch=args.batch, out=args.out, seed=args.seed, frames=args.frames,
-                                  model="shapes-video" if args.video else None)
+                                  model="shapes-video" if args.video else None,
+                                  objective=args.objective, strength=args.strength, width=args.width, design=args.design)
         for event in train(request):
             if isinstance(event, TrainingStep) and event.step % 20 == 0:
                 print(f"step {event.step}/{event.steps} loss {event.loss:.4f} "

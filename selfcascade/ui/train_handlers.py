@@ -16,7 +16,7 @@ from ..outputs import OUTPUTS
 from ..sampling import Cancelled
 from ..shapes.train_adapter import render_example_clips, render_examples
 from ..stages import InvalidRequest
-from ..training import TrainingDone, TrainingRequest, TrainingStep
+from ..training import DEFAULT_DESIGN, DEFAULT_OBJECTIVE, TrainingDone, TrainingRequest, TrainingStep
 from ..training_data import TrainingData, gather_training_clips, gather_training_images
 from ..training_samples import SampleSettings, TrainingSample, samples_left, train_with_samples
 from . import sessions
@@ -132,7 +132,7 @@ def _is_video_choice(model: str | None) -> bool:
 @on_gpu(seconds=TRAIN_GPU_SECONDS)
 def train_stream(model, uploads, folder, use_examples, width, height, steps, learning_rate, batch, caption,
                  sample_every=0, sample_prompt="", sample_seed=0, resume=NEW_ADAPTER, frames=8,
-                 request: gr.Request | None = None):
+                 objective=DEFAULT_OBJECTIVE, design=DEFAULT_DESIGN, request: gr.Request | None = None):
     """Yield (status, loss plot, tuning-free sample, tuned sample, adapter file, resume choices) while training."""
     cancel = sessions.begin(request)
     losses: list[float] = []
@@ -148,7 +148,8 @@ def train_stream(model, uploads, folder, use_examples, width, height, steps, lea
                                    learning_rate=float(learning_rate), batch=whole_number(batch, "batch"),
                                    caption=caption or "", model=model_id, out=str(out),
                                    resume=None if resume in (None, "", NEW_ADAPTER) else resume,
-                                   checkpoint_every=every, frames=whole_number(frames, "frames per clip"))
+                                   checkpoint_every=every, frames=whole_number(frames, "frames per clip"),
+                                   objective=objective or DEFAULT_OBJECTIVE, design=design or DEFAULT_DESIGN)
         training.check()  # bad numbers fail before any file work
         clip_frames = training.frames if _is_video_choice(model) else 0
         data = _training_data(uploads, folder, use_examples, size, model_id, clip_frames)

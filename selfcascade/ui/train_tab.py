@@ -5,10 +5,17 @@ from __future__ import annotations
 import gradio as gr
 
 from ..hosting import ON_SPACE
+from ..training import DEFAULT_DESIGN, DEFAULT_OBJECTIVE
 from . import handlers
 from .train_handlers import (NEW_ADAPTER, add_resume_adapter, adapter_choices, is_video_adapter, resume_choices,
                              train_stream)
 from .video_handlers import VIDEO_MODEL_CHOICES
+
+# (label, value): what each training objective and upsampler design does, in a user's words
+OBJECTIVE_CHOICES = [("restore what the small size lost (z_t from the up-sampled pivot)", "restore"),
+                     ("keep the pivot (the paper's Algorithm 1: z_t from the image)", "keep")]
+DESIGN_CHOICES = [("mixed: convolutions across channels (more capacity)", "mixed"),
+                  ("shared: the same tiny filters on every channel (the paper's size)", "shared")]
 
 
 def build_train_tab(generate_mode: gr.Radio, generate_adapter: gr.Dropdown, video_mode: gr.Radio,
@@ -46,6 +53,11 @@ def build_train_tab(generate_mode: gr.Radio, generate_adapter: gr.Dropdown, vide
                 sample_prompt = gr.Textbox(label="Sample prompt (empty: the first caption)", value="",
                                            elem_id="sample-prompt", scale=3, min_width=120)
                 sample_seed = gr.Number(label="Sample seed", value=0, precision=0, scale=1, min_width=80)
+            with gr.Row():
+                objective = gr.Dropdown(OBJECTIVE_CHOICES, value=DEFAULT_OBJECTIVE, label="Upsamplers learn to",
+                                        elem_id="train-objective")
+                design = gr.Dropdown(DESIGN_CHOICES, value=DEFAULT_DESIGN, label="Upsampler design",
+                                     elem_id="train-design")
             with gr.Row(equal_height=True):
                 resume = gr.Dropdown(resume_choices(), value=NEW_ADAPTER, label="Start from (resume)",
                                      elem_id="train-resume", scale=3)
@@ -67,7 +79,7 @@ def build_train_tab(generate_mode: gr.Radio, generate_adapter: gr.Dropdown, vide
 
     train_button.click(train_stream, inputs=[model, uploads, folder, use_examples, width, height, steps,
                                              learning_rate, batch, caption, sample_every, sample_prompt,
-                                             sample_seed, resume, frames],
+                                             sample_seed, resume, frames, objective, design],
                        outputs=[status, loss_plot, reference, sample, adapter_file, resume],
                        concurrency_id="device", api_name="train")
     stop_button.click(handlers.stop, outputs=status, concurrency_limit=None, api_name="stop_training")
