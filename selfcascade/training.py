@@ -36,26 +36,23 @@ import torch.nn.functional as F
 from accelerate.utils import broadcast_object_list
 from diffusers import DDPMScheduler
 
+from .adapter_designs import DEFAULT_DESIGN, DEFAULT_OBJECTIVE, DESIGNS, OBJECTIVES, default_width
 from .adapters import load_adapter, save_adapter
 from .dataset import TrainingImages
 from .distributed import FROZEN_DTYPE, MAX_GRAD_ACCUM, MIXED_PRECISION_CHOICES, layout, rank_seed, start_run
 from .models.base import DiffusionModel
 from .models.loader import load_model
 from .pivot_anchor import clean_estimate
+from .presets import request_defaults
 from .provenance import public_name
 from .sampling import Cancelled
 from .stages import InvalidRequest, Size
 from .training_clips import TrainingClips, as_clip_sources, is_clip_source
 from .training_features import FrozenFeatures, freeze_base_model
-from .upsampler import DESIGNS, default_width, new_upsamplers
+from .upsampler import new_upsamplers
 
 CAPTION_DROP = 0.1
 MAX_TRAIN_FRAMES = 64  # frames per training clip (AnimateDiff's motion modules were trained on 16-32)
-# "keep": the paper's Algorithm 1, z_t noised from the crop itself (the upsamplers learn to keep the pivot's
-# geometry). "restore": z_t noised from the pivot up-sampled as an upper stage starts from it, loss on the clean
-# estimate against the crop (they learn to correct what the small size lost, e.g. lumpy outlines).
-OBJECTIVES = ("keep", "restore")
-DEFAULT_OBJECTIVE, DEFAULT_DESIGN = "restore", "mixed"  # measured best on the embedded model (README)
 FINAL_LOSS_STEPS = 10  # the recorded final loss is the mean of the last steps' losses (one step is noisy)
 
 
@@ -96,7 +93,8 @@ class TrainingRequest:
             raise InvalidRequest(f"unknown mixed precision {self.mixed_precision!r}; choose one of "
                                  f"{', '.join(MIXED_PRECISION_CHOICES)}")
         if self.objective not in OBJECTIVES:
-            raise InvalidRequest(f"unknown training objective {self.objective!r}; choose one of {', '.join(OBJECTIVES)}")
+            raise InvalidRequest(f"unknown training objective {self.objective!r}; choose one of "
+                                 f"{', '.join(OBJECTIVES)}")
         if self.design not in DESIGNS:
             raise InvalidRequest(f"unknown upsampler design {self.design!r}; choose one of {', '.join(DESIGNS)}")
         if self.width is not None and not 1 <= self.width <= 64:
@@ -193,6 +191,14 @@ def training_loss(model: DiffusionModel, upsamplers, scheduler, pixels: torch.Te
     return F.mse_loss(x0, z0.float())
 
 
+def restored_with(request: TrainingRequest) -> str | None:
+    """The restore objective's pivot up-sampling: the one the model's default settings generate with (so that
+    training sees what inference does); None for the keep objective."""
+    if request.objective != "restore":
+        return None
+    return request_defaults(request.model).get("pivot_up") or "latent"
+
+
 def drop_captions(captions: list[str], group: int, rng: random.Random) -> list[str]:
     """CAPTION_DROP of the units (images, or whole clips of `group` frames) get "" (classifier-free guidance)."""
     kept = []
@@ -218,7 +224,8 @@ def _record(request: TrainingRequest, started: TrainingStarted, losses: list[flo
     return {"steps": earlier + request.steps, "final_loss": round(sum(tail) / len(tail), 6),
             "final_loss_steps": len(tail), "strength": request.strength, "timesteps": [1, max_timestep],
             "stage_size": list(request.size), "pivot_size": [request.size[0] // 2, request.size[1] // 2],
-            "objective": request.objective, "design": request.design, "learning_rate": request.learning_rate, "batch": started.batch, "processes": started.processes,
+            "objective": request.objective, "design": request.design, "learning_rate": request.learning_rate,
+            "batch": started.batch, "processes": started.processes,
             "grad_accum": started.grad_accum, "effective_batch": started.effective_batch,
             "mixed_precision": started.mixed_precision, "images": len(request.images),
             **({"frames": started.frames} if started.frames > 1 else {}),
@@ -254,7 +261,9 @@ def train(request: TrainingRequest, model: DiffusionModel | None = None,
         data = TrainingImages(request.images, request.size, model.size_multiple, request.caption)
     with torch.random.fork_rng(devices=[]):  # the request's seed makes the random start (and so the run) repeatable
         torch.manual_seed(request.seed)
-        upsamplers = load_adapter(request.resume, model) if request.resume else new_upsamplers(model.unet, model.name, request.width or default_width(request.design), request.design)
+        upsamplers = (load_adapter(request.resume, model) if request.resume else
+                      new_upsamplers(model.unet, model.name, request.width or default_width(request.design),
+                                     request.design))
     previous = dict(upsamplers.config.get("training") or {})
     upsamplers = upsamplers.float().train()  # trainable weights stay float32 whatever the frozen model's dtype
     optimizer = torch.optim.AdamW(upsamplers.parameters(), lr=request.learning_rate, weight_decay=0.0)
@@ -264,7 +273,7 @@ def train(request: TrainingRequest, model: DiffusionModel | None = None,
     seed = rank_seed(request.seed, accelerator.process_index)  # each process draws its own crops and noise
     rng, generator = random.Random(seed), torch.Generator().manual_seed(seed)
     features = FrozenFeatures(model, keep=tuple(accelerator.unwrap_model(upsamplers).config.skip_indices),
-                              group=group, restore=request.objective == "restore")
+                              group=group, restore=restored_with(request))
     spread = layout(accelerator)
     started_event = TrainingStarted(request.steps, request.batch, spread["processes"], spread["grad_accum"],
                                     spread["mixed_precision"], spread["distributed"], spread["backend"],

@@ -4,8 +4,9 @@ For a crop x0 with caption c the loss needs three things from frozen weights onl
     z0 = E(x0)                                  the crop's latents (VAE encoder, posterior mean)
     h_{n,0} = skips(E(down_2x(x0)), t = 0, c)   the pivot's encoder features (paper Eq. 6)
     c                                           the caption's embeddings
-and, for the restore objective, up(E(down_2x(x0))): the pivot decoded, Lanczos to the crop's size, encoded
-(what an upper stage of the cascade starts from). None of them depends on the upsamplers, the timestep or the noise. A crop and caption met again (images at
+and, for the restore objective, up(E(down_2x(x0))): the pivot brought to the crop's size as an upper stage of
+the cascade brings it (cascade.upsample_pivot: "pixel" decodes, Lanczos, encodes; "latent" is bilinear).
+None of them depends on the upsamplers, the timestep or the noise. A crop and caption met again (images at
 the stage size have one crop each, and captions repeat) reuse the tensors computed the first time: the same
 numbers, only the frozen passes are skipped. The store is bounded (SELFCASCADE_TRAIN_CACHE_MB); once full,
 new crops are computed every time, as without it. Only the skips the upsamplers read are kept.
@@ -126,9 +127,9 @@ class FrozenFeatures:
     """
 
     def __init__(self, model: DiffusionModel, keep: tuple[int, ...] | None = None, budget_mb: int | None = None,
-                 group: int = 1, restore: bool = False):
+                 group: int = 1, restore: str | None = None):
         self.model, self.keep, self.group = model, None if keep is None else set(keep), group
-        self.restore = restore
+        self.restore = restore  # restore objective: how the cascade up-samples the pivot ("pixel", "latent")
         budget = {"left": (CACHE_MB if budget_mb is None else budget_mb) * 2**20}  # shared by the three
         self.latents, self.skips, self.texts = _Store(budget), _Store(budget), _Store(budget)
 
@@ -175,9 +176,9 @@ class FrozenFeatures:
             small = F.interpolate(batch, scale_factor=0.5, mode="bilinear", antialias=True, align_corners=False)
             z0 = encode_mean(model.vae, batch, tiled=False).to(model.dtype)
             pivot = encode_mean(model.vae, small, tiled=False).to(model.dtype)
-            # restore: the pivot as an upper stage starts from it (decoded, Lanczos, encoded: the preset's "pixel")
+            # restore: the pivot as an upper stage of this model's defaults starts from it
             size = (batch.shape[-1], batch.shape[-2])
-            rows = [z0, pivot] + ([upsample_pivot(model, pivot, size, "pixel")] if self.restore else [])
+            rows = [z0, pivot] + ([upsample_pivot(model, pivot, size, self.restore)] if self.restore else [])
             for row, i in enumerate(missing):
                 found[keys[i]] = tuple(r[row * g:(row + 1) * g] for r in rows)
                 self.latents.put(keys[i], found[keys[i]])

@@ -26,13 +26,9 @@ from diffusers.models.embeddings import get_timestep_embedding
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
-
-DESIGNS = ("shared", "mixed")
-DEFAULT_WIDTHS = {"shared": 4, "mixed": 8}  # filters per convolution when a request names none
+from .adapter_designs import DESIGNS
 
 
-def default_width(design: str) -> int:
-    return DEFAULT_WIDTHS.get(design, 4)
 
 
 class _EncoderDone(Exception):

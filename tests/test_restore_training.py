@@ -14,7 +14,7 @@ from selfcascade.models.vae import encode_mean
 from selfcascade.request import GenerationRequest
 from selfcascade.shapes.train_adapter import render_examples
 from selfcascade.stages import InvalidRequest
-from selfcascade.training import TrainingDone, TrainingRequest, train
+from selfcascade.training import TrainingDone, TrainingRequest, restored_with, train
 from selfcascade.training_features import FrozenFeatures
 
 
@@ -27,14 +27,24 @@ def test_restore_starts_from_the_pivot_as_an_upper_stage_does(embedded_model, ex
     """z_t of the restore objective is noised from the pivot up-sampled exactly as the cascade up-samples it."""
     data = TrainingImages(examples[:2], (128, 128), embedded_model.size_multiple)
     pixels, captions = data.batch(2, random.Random(0))
-    batch = FrozenFeatures(embedded_model, restore=True)(pixels, captions)
+    batch = FrozenFeatures(embedded_model, restore="pixel")(pixels, captions)
     small = F.interpolate(pixels, scale_factor=0.5, mode="bilinear", antialias=True, align_corners=False)
     pivot = encode_mean(embedded_model.vae, small, tiled=False)
     expected = upsample_pivot(embedded_model, pivot, (128, 128), "pixel")
     assert batch.pivot_up.shape == batch.z0.shape
-    assert torch.allclose(batch.pivot_up, expected, atol=1e-4)
+    # the same path; a decoded pixel may round to another 8-bit level in a batch of another size
+    assert (batch.pivot_up - expected).abs().mean() < 1e-3 and torch.allclose(batch.pivot_up, expected, atol=0.05)
     assert not torch.allclose(batch.pivot_up, batch.z0, atol=1e-2)  # the pivot lost detail: something to restore
     assert FrozenFeatures(embedded_model)(pixels, captions).pivot_up is None  # the paper's objective
+    latent = FrozenFeatures(embedded_model, restore="latent")(pixels, captions).pivot_up  # a hub model's default
+    assert torch.allclose(latent, F.interpolate(pivot, size=(32, 32), mode="bilinear", align_corners=False), atol=1e-4)
+
+
+def test_restore_up_samples_the_pivot_as_the_model_generates():
+    assert restored_with(TrainingRequest(images=[], size=(128, 128))) == "pixel"  # the embedded preset's
+    assert restored_with(TrainingRequest(images=[], size=(128, 128), model="shapes-video")) == "pixel"
+    assert restored_with(TrainingRequest(images=[], size=(512, 512), model="some/hub-model")) == "latent"
+    assert restored_with(TrainingRequest(images=[], size=(128, 128), objective="keep")) is None
 
 
 def test_restore_trains_a_mixed_adapter_that_drives_the_tuned_mode(embedded_model, examples, tmp_path):

@@ -119,9 +119,11 @@ def test_cli_train_then_generate_tuned(examples, tmp_path):
     assert done.returncode == 2 and "no images" in done.stderr  # a folder without images is refused
     images = str(Path(examples[0]).parent)
     done = subprocess.run([sys.executable, "-m", "selfcascade", "train", "--images", images, "--size", "128x128",
-                           "--steps", "2", "--batch", "2", "--out", str(folder)],
-                          capture_output=True, text=True, timeout=300)
+                           "--steps", "2", "--batch", "2", "--out", str(folder), "--objective", "keep",
+                           "--design", "shared"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
+    config = json.loads((folder / "config.json").read_text())  # the paper's adapter, when asked for
+    assert config["design"] == "shared" and config["width"] == 4 and config["training"]["objective"] == "keep"
     # Not a terminal: the layout line, then a progress line every 10 steps and at the last, no bar.
     assert "training on 1 process, cpu: effective batch 2 = batch 2 x 1 process x 1 accumulation step" in done.stderr
     assert "step 2/2  loss" in done.stderr and "\r" not in done.stderr

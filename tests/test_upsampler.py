@@ -15,7 +15,8 @@ from selfcascade.models.sdxl import StableDiffusionXLModel
 from selfcascade.models.stable_diffusion import StableDiffusionModel
 from selfcascade.request import GenerationRequest
 from selfcascade.stages import InvalidRequest
-from selfcascade.upsampler import default_width, new_upsamplers, skip_layout
+from selfcascade.adapter_designs import default_width
+from selfcascade.upsampler import new_upsamplers, skip_layout
 
 from .tiny_components import save_tiny_sdxl, save_tiny_stable_diffusion
 

@@ -1,6 +1,6 @@
 """Train the embedded models' shipped adapters (time-aware upsamplers) on renders of the shapes world.
 
-    python -m selfcascade.shapes.train_adapter --out assets/shapes-adapter --strength 0.3 --width 8 --steps 1200 --lr 1e-3
+    python -m selfcascade.shapes.train_adapter --out assets/shapes-adapter --strength 0.3 --steps 1200 --lr 1e-3
     python -m selfcascade.shapes.train_adapter --video --out assets/shapes-video-adapter
 
 Renders captioned scenes (with --video: clips of shapes in motion, folders of frames) at the 128 px stage size
@@ -15,9 +15,8 @@ import random
 import tempfile
 from pathlib import Path
 
-from ..training import (DEFAULT_DESIGN, DEFAULT_OBJECTIVE, OBJECTIVES, TrainingDone, TrainingRequest, TrainingStep,
-                        train)
-from ..upsampler import DESIGNS
+from ..adapter_designs import DEFAULT_DESIGN, DEFAULT_OBJECTIVE, DESIGNS, OBJECTIVES
+from ..training import TrainingDone, TrainingRequest, TrainingStep, train
 from .world import caption, random_scene, render
 
 
@@ -83,10 +82,10 @@ def main(argv: list[str] | None = None) -> None:
             sizes = [int(size) for size in (args.render_sizes or str(args.size)).split(",")]
             paths = [path for n, size in enumerate(sizes)
                      for path in render_examples(Path(folder) / str(size), args.images, size, args.seed + n)]
-        request = TrainingRequest(images=paths, size=(args.size, args.size), steps=args.steps,
-                                  learning_rate=args.lr, batch=args.batch, out=args.out, seed=args.seed, frames=args.frames,
-                                  model="shapes-video" if args.video else None,
-                                  objective=args.objective, strength=args.strength, width=args.width, design=args.design)
+        request = TrainingRequest(images=paths, size=(args.size, args.size), steps=args.steps, learning_rate=args.lr,
+                                  batch=args.batch, out=args.out, seed=args.seed, frames=args.frames,
+                                  model="shapes-video" if args.video else None, objective=args.objective,
+                                  strength=args.strength, width=args.width, design=args.design)
         for event in train(request):
             if isinstance(event, TrainingStep) and event.step % 20 == 0:
                 print(f"step {event.step}/{event.steps} loss {event.loss:.4f} "

@@ -16,7 +16,8 @@ from ..outputs import OUTPUTS
 from ..sampling import Cancelled
 from ..shapes.train_adapter import render_example_clips, render_examples
 from ..stages import InvalidRequest
-from ..training import DEFAULT_DESIGN, DEFAULT_OBJECTIVE, TrainingDone, TrainingRequest, TrainingStep
+from ..adapter_designs import DEFAULT_DESIGN, DEFAULT_OBJECTIVE
+from ..training import TrainingDone, TrainingRequest, TrainingStep
 from ..training_data import TrainingData, gather_training_clips, gather_training_images
 from ..training_samples import SampleSettings, TrainingSample, samples_left, train_with_samples
 from . import sessions

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from ..hosting import ON_SPACE
-from ..training import DEFAULT_DESIGN, DEFAULT_OBJECTIVE
+from ..adapter_designs import DEFAULT_DESIGN, DEFAULT_OBJECTIVE
 from . import handlers
 from .train_handlers import (NEW_ADAPTER, add_resume_adapter, adapter_choices, is_video_adapter, resume_choices,
                              train_stream)
