@@ -25,8 +25,8 @@ import torch  # noqa: E402
 from diffusers import UNet2DConditionModel  # noqa: E402
 
 from benchmarks.judging import publish  # noqa: E402
-from selfcascade.models.loader import load_model  # noqa: E402
 from selfcascade.adapter_designs import default_width  # noqa: E402
+from selfcascade.models.loader import load_model  # noqa: E402
 from selfcascade.upsampler import new_upsamplers  # noqa: E402
 
 CONFIGS = ROOT.parent / "shared" / "configs"

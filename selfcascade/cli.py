@@ -91,8 +91,8 @@ def _add_video(commands) -> None:
 
 
 def _add_train(commands) -> None:
-    from .distributed import MIXED_PRECISION_CHOICES
     from .adapter_designs import DEFAULT_DESIGN, DEFAULT_OBJECTIVE, DESIGNS, OBJECTIVES
+    from .distributed import MIXED_PRECISION_CHOICES
 
     command = commands.add_parser("train", help="train the time-aware feature upsamplers (an adapter)")
     command.add_argument("--images", required=True,

@@ -9,6 +9,7 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
+from ..adapter_designs import DEFAULT_DESIGN, DEFAULT_OBJECTIVE
 from ..adapters import load_adapter, read_adapter_config
 from ..dataset import sidecar_caption
 from ..models.loader import is_embedded, is_embedded_video, load_model
@@ -16,7 +17,6 @@ from ..outputs import OUTPUTS
 from ..sampling import Cancelled
 from ..shapes.train_adapter import render_example_clips, render_examples
 from ..stages import InvalidRequest
-from ..adapter_designs import DEFAULT_DESIGN, DEFAULT_OBJECTIVE
 from ..training import TrainingDone, TrainingRequest, TrainingStep
 from ..training_data import TrainingData, gather_training_clips, gather_training_images
 from ..training_samples import SampleSettings, TrainingSample, samples_left, train_with_samples

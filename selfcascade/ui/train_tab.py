@@ -20,7 +20,8 @@ DESIGN_CHOICES = [("mixed: convolutions across channels (more capacity)", "mixed
 
 def build_train_tab(generate_mode: gr.Radio, generate_adapter: gr.Dropdown, video_mode: gr.Radio,
                     video_adapter: gr.Dropdown, tabs: gr.Tabs) -> None:
-    gr.Markdown("Fine-tune only the tiny **time-aware feature upsamplers** (Algorithm 1 of the paper) on a few "
+    gr.Markdown("Fine-tune only the tiny **time-aware feature upsamplers** (Algorithm 1 of the paper; by default "
+                "they learn to restore, see below) on a few "
                 "images at the stage size (for a video model: short videos or folders of frames); the base model "
                 "stays frozen. The adapter then drives the *tuned* mode.")
     with gr.Row():
