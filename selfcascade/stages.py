@@ -28,6 +28,13 @@ class StagePlan:
         return " -> ".join(f"{w}x{h}" for w, h in self.sizes)
 
 
+# A derived stage's pixels may be this far from its budget: fewer rather than more (a stage 0 above the model's
+# training size starts repeating objects, and an upper stage should not grow more than 4x).
+PIXEL_RANGE = (0.66, 1.15)
+UPPER_PIXEL_RANGE = (0.8, 1.2)  # an upper stage's: neither jump beside it may grow much beyond 4x
+MAX_GROWTH = 4.6  # pixels of a stage over the one before, 4x (2x per side) and what rounding adds
+
+
 def round_to_multiple(value: float, multiple: int) -> int:
     return max(multiple, int(round(value / multiple)) * multiple)
 
@@ -108,13 +115,43 @@ def plan_stages(base: Size, target: Size, multiple: int, user_sizes: list[Size] 
     if target_pixels <= base_pixels:
         return StagePlan([target], messages)
     aspect = target[0] / target[1]
-    first = (math.sqrt(base_pixels * aspect), math.sqrt(base_pixels / aspect))
-    first = _rounded(first, multiple, "stage 0", [])  # expected: no message for a derived size
-    stages = max(1, math.ceil(math.log(target_pixels / (first[0] * first[1]), 4) - 1e-9))
-    sizes = [first]
-    for index in range(1, stages):
-        scale = (target[0] / first[0]) ** (index / stages)
-        sizes.append(_rounded((first[0] * scale, first[1] * scale), multiple, "stage", []))
-    sizes.append(target)
+    first = nearest_with_aspect(base_pixels, aspect, multiple)
+    count = max(1, math.ceil(math.log(target_pixels / (first[0] * first[1]), 4) - 1e-9))
+    sizes = _upper_sizes(first, target, count, multiple)
+    if any(w1 * h1 > MAX_GROWTH * w0 * h0 for (w0, h0), (w1, h1) in zip(sizes, sizes[1:])):
+        sizes = _upper_sizes(first, target, count + 1, multiple)  # rounding made a jump too big: one more stage
     unique = [s for i, s in enumerate(sizes) if i == 0 or s != sizes[i - 1]]
     return StagePlan(unique, messages)
+
+
+def _upper_sizes(first: Size, target: Size, count: int, multiple: int) -> list[Size]:
+    """Stage 0, `count` - 1 upper stages spaced geometrically in pixels at the target's aspect, the target."""
+    aspect, sizes = target[0] / target[1], [first]
+    for index in range(1, count):
+        scale = (target[0] * target[1] / (first[0] * first[1])) ** (index / count)
+        size = nearest_with_aspect(first[0] * first[1] * scale, aspect, multiple, UPPER_PIXEL_RANGE)
+        if sizes[-1][0] <= size[0] <= target[0] and sizes[-1][1] <= size[1] <= target[1]:
+            sizes.append(size)
+    return sizes + [target]
+
+
+def nearest_with_aspect(pixels: float, aspect: float, multiple: int,
+                        pixel_range: tuple[float, float] = PIXEL_RANGE) -> Size:
+    """The size of multiples of `multiple` with about `pixels` pixels whose width / height is nearest `aspect`.
+
+    Rounding width and height each to the nearest multiple can change the shape a lot at small sizes (a 4:3
+    target at 64x64 pixels becomes 80x48, 5:3), and every later stage would stretch what stage 0 drew to the
+    target's shape. So the aspect ratio comes first: among the sizes within `pixel_range` of the budget, the
+    nearest aspect, then the nearest pixel count."""
+    ideal_width = math.sqrt(pixels * aspect)
+    candidates = []
+    for width in range(multiple, multiple * (int(ideal_width * 2 / multiple) + 2), multiple):
+        for height in {round_to_multiple(width / aspect, multiple), max(multiple, math.floor(width / aspect /
+                       multiple) * multiple), math.ceil(width / aspect / multiple) * multiple}:
+            ratio = width * height / pixels
+            if height >= multiple and pixel_range[0] <= ratio <= pixel_range[1]:
+                candidates.append((round(abs(math.log(width / height / aspect)), 3), abs(math.log(ratio)),
+                                   (width, height)))
+    if not candidates:  # a budget below one multiple per side, or an extreme aspect ratio
+        return round_to_multiple(ideal_width, multiple), round_to_multiple(ideal_width / aspect, multiple)
+    return min(candidates)[2]

@@ -82,3 +82,20 @@ def test_bad_stage_entries():
         parse_stage_list("64,abc", (256, 256))
     with pytest.raises(InvalidRequest):
         parse_stage_list(" , ", (256, 256))
+
+
+def test_stages_keep_the_targets_aspect_ratio():
+    # Rounding each side on its own once made a 256x192 target start at 80x48 (5:3): the content stretched
+    # (up to 35% over this grid; multiples of 16 px near 64x64 leave at most 16%).
+    assert chain((64, 64), (256, 192)) == "64x48 -> 128x96 -> 256x192"
+    assert chain((64, 64), (192, 256)) == "48x64 -> 96x128 -> 192x256"
+    for width in range(96, 1025, 32):
+        for height in range(96, 1025, 48):
+            if not 0.5 <= width / height <= 2.0:
+                continue
+            sizes = plan_stages((64, 64), (width, height), 16).sizes
+            target = sizes[-1][0] / sizes[-1][1]
+            for (w0, h0), (w1, h1) in zip(sizes, sizes[1:]):
+                assert w0 <= w1 and h0 <= h1 and w1 * h1 <= 4.6 * w0 * h0, (width, height, sizes)
+            for w, h in sizes[:-1]:
+                assert w / h == pytest.approx(target, rel=0.16), (width, height, sizes)
