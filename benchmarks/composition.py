@@ -4,6 +4,7 @@
     python benchmarks/composition.py --pairs 16 --sizes 256 --modes direct,tuning-free
     python benchmarks/composition.py --sizes 256 --modes tuning-free,tuning-free@latent   # MODE@PIVOT_UP
     python benchmarks/composition.py --sizes 256 --modes tuning-free,tuning-free@frequency-pyramid  # MODE@UPPER
+    python benchmarks/composition.py --sizes 256x128,192x256 --modes tuning-free,tuned,direct  # non-square
 
 Every pair runs every mode back to back (same prompt, same seed), so time ratios are measured side by side.
 A mode may name its pivot up-sampling or its upper-stage strategy after an @ (tuning-free@latent: the paper's
@@ -34,6 +35,7 @@ from selfcascade.cascade import run  # noqa: E402
 from selfcascade.models.loader import load_model  # noqa: E402
 from selfcascade.presets import request_defaults, upper_guidance_of  # noqa: E402
 from selfcascade.request import GenerationRequest  # noqa: E402
+from selfcascade.stages import parse_size  # noqa: E402
 
 ALL_MODES = ("direct", "hires-fix", "tuning-free", "tuned")
 ADAPTER = ROOT / "assets" / "shapes-adapter"
@@ -81,15 +83,18 @@ def mode_overrides(name: str) -> tuple[str, dict]:
     raise SystemExit(f"unknown variant {variant!r} in mode {name!r}")
 
 
-def run_size(model, settings: dict, pairs, size: int, modes: tuple[str, ...], adapter: str,
+def run_size(model, settings: dict, pairs, size: tuple[int, int], modes: tuple[str, ...], adapter: str,
              sheet_folder: Path) -> list[str]:
-    """Every mode on every pair at one size; the table rows and a contact sheet of the first 8 pairs."""
+    """Every mode on every pair at one (width, height); the table rows and a contact sheet of the first 8 pairs."""
+    width, height = size
+    shown_size = f"{width}" if width == height else f"{width}x{height}"  # square sizes' sheet names as before
+    native = width * height <= model.base_size[0] * model.base_size[1]
     tallies = {mode: Tally() for mode in modes}
     shown: dict[str, list] = {mode: [] for mode in modes}
     for index, (spec, seed) in enumerate(pairs):
         for name in modes:
             mode, overrides = mode_overrides(name)
-            request = GenerationRequest(spec.to_prompt(), size, size, mode=mode, seed=seed,
+            request = GenerationRequest(spec.to_prompt(), width, height, mode=mode, seed=seed,
                                         adapter=adapter if mode == "tuned" else None,
                                         **{**baseline_settings(settings, mode), **overrides})
             started = time.perf_counter()
@@ -98,22 +103,22 @@ def run_size(model, settings: dict, pairs, size: int, modes: tuple[str, ...], ad
             if index < 8:
                 shown[name].append(marked(result.image, correct))
         if (index + 1) % 8 == 0:
-            print(f"{size}px {index + 1}/{len(pairs)}: " + ", ".join(f"{m} {t.correct}" for m, t in tallies.items()),
+            print(f"{shown_size}px {index + 1}/{len(pairs)}: " + ", ".join(f"{m} {t.correct}" for m, t in tallies.items()),
                   flush=True)
     direct = tallies["direct"].seconds if "direct" in tallies else None
     anchor = model.default_anchor if settings.get("anchor") is None else settings["anchor"]
     rows = []
     for mode, tally in tallies.items():
-        label = mode if size > model.base_size[0] else "all modes (one stage)"
+        label = mode if not native else "all modes (one stage)"
         chosen = {**settings, **mode_overrides(mode)[1]}
         upper = chosen.get("upper") or model.default_upper_stage
         described = f"{upper}, anchoring {anchor:g}, {chosen.get('pivot_up') or 'latent'} pivot up-sampling"
-        rows.append(table_row(f"{size}x{size}", label, "-" if size <= model.base_size[0] or mode == "direct"
+        rows.append(table_row(f"{width}x{height}", label, "-" if native or mode == "direct"
                               else described, tally, direct))
-    contact_sheet([(f"{size}px {mode}", images) for mode, images in shown.items()],
-                  sheet_folder / f"composition_{size}.png")
+    contact_sheet([(f"{shown_size}px {mode}", images) for mode, images in shown.items()],
+                  sheet_folder / f"composition_{shown_size}.png")
     if "tuned" in tallies and "tuning-free" in tallies:
-        rows.append(f"| {size}x{size} | tuned / tuning-free time | | {tallies['tuned'].seconds / tallies['tuning-free'].seconds:.2f}x "
+        rows.append(f"| {width}x{height} | tuned / tuning-free time | | {tallies['tuned'].seconds / tallies['tuning-free'].seconds:.2f}x "
                     "| | | | | | |\n")
     return rows
 
@@ -122,7 +127,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pairs", type=int, default=64)
     parser.add_argument("--first-seed", type=int, default=1000)
-    parser.add_argument("--sizes", default="64,128,256,512")
+    parser.add_argument("--sizes", default="64,128,256,512", help="sides (square) or WIDTHxHEIGHT, comma-separated")
     parser.add_argument("--modes", default=None, help=f"comma list (default: {','.join(ALL_MODES)}; 512: cascade)")
     for key, kind in (("steps", int), ("strength", float), ("guidance", float), ("scheduler", str), ("upper", str),
                       ("anchor", float)):
@@ -142,13 +147,13 @@ def main() -> None:
                      if getattr(args, k) is not None})
     pairs = prompt_seed_pairs(args.pairs, first_seed=args.first_seed)
     rows = []
-    for size in (int(s) for s in args.sizes.split(",")):
-        if size <= model.base_size[0]:
+    for size in (parse_size(s) for s in args.sizes.split(",")):
+        if size[0] * size[1] <= model.base_size[0] * model.base_size[1]:
             modes = ("direct",)  # at the base size every mode is the same single stage
         elif args.modes:
             modes = tuple(args.modes.split(","))
         else:
-            modes = DEFAULT_MODES.get(size, ALL_MODES)
+            modes = DEFAULT_MODES.get(size[0] if size[0] == size[1] else None, ALL_MODES)
         rows += run_size(model, settings, pairs, size, modes, args.adapter, Path(args.out).parent)
         write_table(args, settings, pairs, rows)  # after every size: a long run keeps what it measured
     table = write_table(args, settings, pairs, rows)

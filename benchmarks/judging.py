@@ -106,7 +106,10 @@ def contact_sheet(rows: list[tuple[str, list[Image.Image]]], path: Path, cell: i
         y = r * (cell + 4)
         draw.multiline_text((4, y + cell // 2 - 10), label.replace(" ", "\n", 1), fill="black")
         for c, image in enumerate(images):
-            canvas.paste(image.resize((cell, cell), Image.Resampling.LANCZOS), (label_width + c * (cell + 4), y))
+            scale = cell / max(image.size)  # non-square images keep their shape, centred in the cell
+            shown = image.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.LANCZOS)
+            canvas.paste(shown, (label_width + c * (cell + 4) + (cell - shown.width) // 2,
+                                 y + (cell - shown.height) // 2))
     path.parent.mkdir(parents=True, exist_ok=True)
     canvas.save(path)
 

@@ -2,6 +2,7 @@
 
     python benchmarks/sweep.py SIZE PAIRS FIRST_SEED 'name:key=value,key=value' ...
     python benchmarks/sweep.py 256 48 5000 'latent:pivot_up=latent' 'pixel:pivot_up=pixel'
+    python benchmarks/sweep.py 256x128 16 9000 'base:' 'other:model=DIR'     # SIZE: a side, or WIDTHxHEIGHT
     python benchmarks/sweep.py 256 24 3000 'h35:upper_stage.PYRAMID_SIGMA=0.35' 'anchor0:anchor=0' 'one:stages=64;256'
 
 A key is a GenerationRequest field (mode, strength, guidance, upper_guidance, anchor, steps, upper, stages
@@ -37,6 +38,7 @@ from selfcascade.presets import request_defaults  # noqa: E402
 from selfcascade.request import GenerationRequest  # noqa: E402
 from selfcascade.shapes.detector import check  # noqa: E402
 from selfcascade.shapes.edges import measure  # noqa: E402
+from selfcascade.stages import parse_size  # noqa: E402
 
 NUMBERS = {"strength": float, "guidance": float, "anchor": float, "upper_guidance": float, "steps": int}
 
@@ -61,7 +63,8 @@ def variant_settings(spec: str) -> tuple[dict, list[tuple[object, str, object]]]
 def main(argv: list[str]) -> None:
     if len(argv) < 4:
         raise SystemExit(__doc__)
-    size, count, first = int(argv[0]), int(argv[1]), int(argv[2])
+    (width, height), count, first = parse_size(argv[0]), int(argv[1]), int(argv[2])
+    size = f"{width}" if width == height else f"{width}x{height}"  # sheet names of square sizes as before
     sheets = Path(tempfile.gettempdir())
     torch.set_num_threads(int(os.environ.get("SWEEP_THREADS", "2")))  # 1 beside a background job
     model = load_model(None)
@@ -76,7 +79,7 @@ def main(argv: list[str]) -> None:
         started = time.perf_counter()
         try:
             for prompt_spec, seed in pairs:
-                image = run(GenerationRequest(prompt_spec.to_prompt(), size, size, seed=seed, **settings),
+                image = run(GenerationRequest(prompt_spec.to_prompt(), width, height, seed=seed, **settings),
                             variant_model, previews=False).image
                 verdict = check(image, prompt_spec)
                 correct += verdict.correct
@@ -94,9 +97,9 @@ def main(argv: list[str]) -> None:
         print(f"{name:24s} {correct}/{count}  sharpness {np.mean(sharpness):.3f}  outline px {outline}  "
               f"{time.perf_counter() - started:.0f} s  {dict(failures)}", flush=True)
         columns = 6
-        sheet = Image.new("RGB", (size * columns, size * -(-len(images) // columns)), "white")
+        sheet = Image.new("RGB", (width * columns, height * -(-len(images) // columns)), "white")
         for index, image in enumerate(images):
-            sheet.paste(image, (size * (index % columns), size * (index // columns)))
+            sheet.paste(image, (width * (index % columns), height * (index // columns)))
         sheet.save(sheets / f"sweep_{name}_{size}.png")
 
 

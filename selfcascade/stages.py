@@ -1,9 +1,10 @@
 """Scale decomposition (paper, Sec. 3.1): base size + target size (+ a user list) -> the stage sizes.
 
-Stage 0 keeps the base model's pixel budget with the target's aspect ratio; every later stage has at most
-4x the pixels of the one before (2x per side), R = ceil(log4(target pixels / stage-0 pixels)), spaced
-geometrically, and the last stage is the target. Sizes are rounded to what the UNet accepts (multiples of
-vae_scale_factor * 2^down-samplings); every rounding is reported as a message. Pure: no torch.
+Stage 0 keeps about the base model's pixel budget with the target's aspect ratio; every later stage has at
+most 4x the pixels of the one before (2x per side), R = ceil(log4(target pixels / stage-0 pixels)), spaced
+geometrically, and the last stage is the target. Sizes are what the UNet accepts (multiples of
+vae_scale_factor * 2^down-samplings): derived stages are the multiples nearest the target's aspect ratio
+(nearest_with_aspect), a target or user stage off the multiples is rounded with a message. Pure: no torch.
 """
 
 from __future__ import annotations

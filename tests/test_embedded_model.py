@@ -34,3 +34,23 @@ def test_generates_the_prompt_at_base_size(embedded_model):
         result = run(GenerationRequest(prompt, 64, 64, steps=20, scheduler="ddpm", seed=seed), embedded_model)
         correct += check(result.image, parse_prompt(prompt)).correct
     assert correct >= 3
+
+
+def test_training_script_continues_on_several_canvases(tmp_path):
+    """train_default --resume --canvases: batches of non-square canvases reach the UNet and a folder loads."""
+    import pytest
+
+    from selfcascade.shapes.train_default import main, parse_canvases
+
+    assert parse_canvases("64x64,96x48") == [(64, 64), (96, 48)]
+    with pytest.raises(SystemExit, match="multiples of 16"):
+        parse_canvases("64x50")
+    out = tmp_path / "model"
+    main(["--resume", str(EMBEDDED_MODEL), "--out", str(out), "--data", "16", "--unet-steps", "3", "--batch", "2",
+          "--canvases", "64x64,96x48"])
+    pipeline = StableDiffusionPipeline.from_pretrained(out, use_safetensors=True)
+    assert pipeline.unet.config.sample_size * 4 == 64
+    import json
+
+    log = json.loads((out / "training_log.json").read_text())
+    assert log["args"]["canvases"] == "64x64,96x48" and len(log["unet"]) == 1 and "resumed_from" in log

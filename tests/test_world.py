@@ -55,3 +55,24 @@ def test_detector_rejects_wrong_images():
             mosaic.paste(tiled, (x, y))
     verdict = check(mosaic, PromptSpec("square", "green"))
     assert not verdict.correct and verdict.blobs == 4
+
+
+@pytest.mark.parametrize("size", [(96, 48), (48, 96), (320, 192), (256, 128)])
+def test_non_square_canvases_keep_the_shape_undistorted(size):
+    rng = random.Random(5)
+    for shape in ("circle", "square", "triangle"):
+        spec = PromptSpec(shape, "red")
+        scene = random_scene(rng, spec, aspect=size[0] / size[1])
+        image = render(scene, size)
+        assert image.size == size
+        mask = np.asarray(image)[..., 1] < 120  # red on any background: the green channel is low
+        rows, columns = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
+        height, width = np.ptp(rows) + 1, np.ptp(columns) + 1
+        assert abs(width - height) <= 1 + 0.02 * max(size)  # a circle stays a circle, not an ellipse
+        assert 0 < rows.min() and rows.max() < size[1] - 1 and 0 < columns.min() and columns.max() < size[0] - 1
+        assert check(image, spec).correct, check(image, spec).reasons
+
+
+def test_square_canvas_is_the_same_as_a_side():
+    scene = random_scene(random.Random(8))
+    assert np.array_equal(np.asarray(render(scene, 64)), np.asarray(render(scene, (64, 64))))

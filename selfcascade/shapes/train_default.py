@@ -13,8 +13,10 @@ the hub models share one loading and sampling path. Seeded; about 50 minutes on 
 `--resume DIR` continues step 3 from a model folder (its VAE kept) on freshly rendered data of `--seed`;
 with `--refine-vae` it first fine-tunes that VAE (encoder and decoder) with the edge- and colour-weighted
 loss of `vae_loss.py`, scales the new latents to unit variance and continues the UNet on them.
-`--latent-channels` sizes a new VAE's latent. All three were measured against the shipped model in the
-README ("What limits every cascade here"); none is in the shipped weights.
+`--latent-channels` sizes a new VAE's latent. These three were measured against the shipped model in the
+README ("What limits every cascade here"); none is in the shipped weights. `--canvases` trains the UNet on
+several canvas sizes of about 64x64 pixels (multi-aspect buckets, as SDXL does), so that non-square targets
+start from a stage 0 the model knows (README "Non-square images").
 """
 
 from __future__ import annotations
@@ -89,12 +91,23 @@ def build_text_encoder(vocab_size: int, max_length: int) -> CLIPTextModel:
     return CLIPTextModel(config)
 
 
-def render_dataset(count: int, seed: int) -> tuple[torch.Tensor, list]:
+def render_dataset(count: int, seed: int, size: tuple[int, int] = (BASE_SIZE, BASE_SIZE)) -> tuple[torch.Tensor, list]:
     rng = random.Random(seed)
-    scenes = [random_scene(rng) for _ in range(count)]
-    pixels = np.stack([np.asarray(render(s, BASE_SIZE)) for s in tqdm(scenes, desc="render data")])
+    scenes = [random_scene(rng, aspect=size[0] / size[1]) for _ in range(count)]
+    pixels = np.stack([np.asarray(render(s, size)) for s in tqdm(scenes, desc=f"render data {size[0]}x{size[1]}")])
     images = torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 127.5 - 1
     return images, scenes
+
+
+def parse_canvases(text: str) -> list[tuple[int, int]]:
+    """'64x64,96x48' -> [(64, 64), (96, 48)]: the training canvases (a size listed twice gets twice the share)."""
+    canvases = []
+    for item in text.split(","):
+        width, height = (int(v) for v in item.lower().split("x"))
+        if width % 16 or height % 16 or not 32 <= width * height <= 2 * BASE_SIZE**2:
+            raise SystemExit(f"canvas {item}: sides must be multiples of 16 px, about {BASE_SIZE}x{BASE_SIZE} pixels")
+        canvases.append((width, height))
+    return canvases
 
 
 def train_vae(vae: AutoencoderKL, images: torch.Tensor, steps: int, batch: int, log: dict, lr: float = 1e-3,
@@ -130,7 +143,9 @@ def encode_dataset(vae: AutoencoderKL, images: torch.Tensor) -> tuple[torch.Tens
     return torch.cat(means), torch.cat(stds)
 
 
-def train_denoiser(unet, text_encoder, tokenizer, latents, scenes, steps, batch, seed, log, lr=1e-3) -> tuple:
+def train_denoiser(unet, text_encoder, tokenizer, buckets, steps, batch, seed, log, lr=1e-3) -> tuple:
+    """`buckets`: [((latent means, stds), scenes)] per canvas size; each step's batch comes from one bucket,
+    drawn in proportion to its images (multi-aspect training: the UNet learns non-square canvases too)."""
     scheduler = DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012,
                               clip_sample=False, steps_offset=1)
     parameters = list(unet.parameters()) + list(text_encoder.parameters())
@@ -139,10 +154,12 @@ def train_denoiser(unet, text_encoder, tokenizer, latents, scenes, steps, batch,
     ema_unet = EMAModel(unet.parameters(), decay=0.9995, use_ema_warmup=True, power=2 / 3)
     ema_text = EMAModel(text_encoder.parameters(), decay=0.9995, use_ema_warmup=True, power=2 / 3)
     rng = random.Random(seed + 1)
-    means, stds = latents
+    weights = [len(scenes) for _, scenes in buckets]
     unet.train(), text_encoder.train()
     bar = tqdm(range(steps), desc="unet+text")
     for step in bar:
+        (means, stds), scenes = buckets[rng.choices(range(len(buckets)), weights)[0]] if len(buckets) > 1 \
+            else buckets[0]
         index = torch.randint(0, len(means), (batch,))
         z0 = means[index] + stds[index] * torch.randn_like(means[index])
         captions = ["" if rng.random() < CAPTION_DROP else caption(scenes[i], rng) for i in index.tolist()]
@@ -185,6 +202,8 @@ def main(argv: list[str] | None = None) -> None:
                         "(selfcascade/shapes/vae_loss.py)")
     parser.add_argument("--vae-colour-weight", type=float, default=0.0, help="loss weight of each 4x4 cell's "
                         "mean colour")
+    parser.add_argument("--canvases", default=f"{BASE_SIZE}x{BASE_SIZE}", help="training canvas sizes, e.g. "
+                        "64x64,64x64,96x48,48x96 (--data split equally; a size listed twice gets twice the share)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--latent-channels", type=int, default=4, help="channels of the VAE's latent (new model)")
     args = parser.parse_args(argv)
@@ -200,24 +219,26 @@ def main(argv: list[str] | None = None) -> None:
 
     vae_settings = dict(lr=args.vae_lr, edge_weight=args.vae_edge_weight, colour_weight=args.vae_colour_weight)
     tokenizer = build_tokenizer(out / "tokenizer")
-    images, scenes = render_dataset(args.data, args.seed)
+    canvases = parse_canvases(args.canvases)
+    rendered = [render_dataset(args.data // len(canvases), args.seed + n, size) for n, size in enumerate(canvases)]
+    images = next((pixels for (pixels, _), size in zip(rendered, canvases) if size[0] == size[1]), rendered[0][0])
     if args.resume:
         vae = AutoencoderKL.from_pretrained(args.resume, subfolder="vae").eval()
         if args.refine_vae:
             train_vae(vae, images, args.vae_steps, 32, log, **vae_settings, warmup=50)
         text_encoder = CLIPTextModel.from_pretrained(args.resume, subfolder="text_encoder")
         unet = UNet2DConditionModel.from_pretrained(args.resume, subfolder="unet")
-        latents = encode_dataset(vae, images)
     else:
         vae = build_vae(args.latent_channels)
         train_vae(vae, images, args.vae_steps, 32, log, **vae_settings)
-        latents = encode_dataset(vae, images)
         text_encoder = build_text_encoder(len(tokenizer), tokenizer.model_max_length)
         unet = build_unet(text_encoder.config.hidden_size, args.latent_channels)
+    latents = [encode_dataset(vae, pixels) for pixels, _ in rendered]
     if args.refine_vae or not args.resume:  # a new latent space: scale it to unit variance again
-        vae.register_to_config(scaling_factor=float(1.0 / latents[0].std()))
-    scaled = (latents[0] * vae.config.scaling_factor, latents[1] * vae.config.scaling_factor)
-    scheduler = train_denoiser(unet, text_encoder, tokenizer, scaled, scenes, args.unet_steps, args.batch,
+        vae.register_to_config(scaling_factor=float(1.0 / latents[0][0].std()))
+    scale = vae.config.scaling_factor
+    buckets = [((means * scale, stds * scale), scenes) for (means, stds), (_, scenes) in zip(latents, rendered)]
+    scheduler = train_denoiser(unet, text_encoder, tokenizer, buckets, args.unet_steps, args.batch,
                                args.seed, log, lr=args.lr)
 
     pipeline = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,

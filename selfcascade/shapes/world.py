@@ -1,7 +1,8 @@
 """The embedded "shapes" world: one anti-aliased shape on a plain, mildly graded background.
 
-A `Scene` is resolution-free (positions and sizes are fractions of the image side), so `render(scene, size)`
-draws the same picture at 64, 128, 256 or 512 px. Later stages use that for ground truth and adapter data.
+A `Scene` is resolution-free (the centre is a fraction of the width and of the height, the extent a fraction of
+the shorter side), so `render(scene, size)` draws the same picture at 64, 128, 256 or 512 px, and on
+non-square canvases (`size` = (width, height)) with the shape undistorted. Later stages use that for ground truth and adapter data.
 Prompt grammar: ``a [small|large] <colour> <shape> [on a <background> background]``; a word left out
 means "any".
 """
@@ -44,9 +45,9 @@ class Scene:
     colour: str
     background: str
     size_word: str
-    extent: float  # bounding-box side / image side
-    centre_x: float  # fractions of the image side
-    centre_y: float
+    extent: float  # bounding-box side / the image's shorter side
+    centre_x: float  # fraction of the image's width
+    centre_y: float  # fraction of the image's height
     gradient_angle: float  # radians
     gradient_strength: float  # 0..1 of GRADIENT_AMPLITUDE
 
@@ -95,20 +96,22 @@ def parse_prompt(prompt: str) -> PromptSpec | None:
     )
 
 
-def random_scene(rng: random.Random, spec: PromptSpec | None = None) -> Scene:
-    """A scene satisfying `spec` (every unspecified attribute drawn at random)."""
+def random_scene(rng: random.Random, spec: PromptSpec | None = None, aspect: float = 1.0) -> Scene:
+    """A scene satisfying `spec` (every unspecified attribute drawn at random), for a canvas of width / height
+    `aspect` (1: square; the same draws as before non-square canvases existed)."""
     spec = spec or PromptSpec()
     size_word = spec.size_word or rng.choice(SIZES)
     extent = rng.uniform(*SIZE_RANGES[size_word])
-    margin = extent / 2 + 0.04
+    margin = extent / 2 + 0.04  # in shorter sides
+    margin_x, margin_y = margin * min(1.0, 1 / aspect), margin * min(1.0, aspect)
     return Scene(
         shape=spec.shape or rng.choice(SHAPES),
         colour=spec.colour or rng.choice(list(COLOURS)),
         background=spec.background or rng.choice(list(BACKGROUNDS)),
         size_word=size_word,
         extent=extent,
-        centre_x=rng.uniform(margin, 1 - margin),
-        centre_y=rng.uniform(margin, 1 - margin),
+        centre_x=rng.uniform(margin_x, 1 - margin_x),
+        centre_y=rng.uniform(margin_y, 1 - margin_y),
         gradient_angle=rng.uniform(0, 2 * np.pi),
         gradient_strength=rng.uniform(0.0, 1.0),
     )
@@ -125,22 +128,28 @@ def caption(scene: Scene, rng: random.Random | None = None, keep_probability: fl
     ).to_prompt()
 
 
-def _background(scene: Scene, size: int) -> np.ndarray:
-    axis = (np.arange(size) + 0.5) / size - 0.5
-    yy, xx = np.meshgrid(axis, axis, indexing="ij")
+def _sides(size: int | tuple[int, int]) -> tuple[int, int]:
+    return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+
+
+def _background(scene: Scene, size: int | tuple[int, int]) -> np.ndarray:
+    width, height = _sides(size)
+    yy, xx = np.meshgrid((np.arange(height) + 0.5) / height - 0.5, (np.arange(width) + 0.5) / width - 0.5,
+                         indexing="ij")
     ramp = np.cos(scene.gradient_angle) * xx + np.sin(scene.gradient_angle) * yy  # in [-0.71, 0.71]
     offset = ramp * 2 * GRADIENT_AMPLITUDE * scene.gradient_strength
     base = np.array(BACKGROUNDS[scene.background], dtype=np.float32)
     return np.clip(base[None, None, :] + offset[..., None], 0, 255)
 
 
-def shape_mask(scene: Scene, size: int) -> np.ndarray:
-    """Anti-aliased coverage (0..1, float32, size x size) of the scene's shape."""
-    big = size * SUPERSAMPLING
-    half = scene.extent * big / 2
-    cx, cy = scene.centre_x * big, scene.centre_y * big
+def shape_mask(scene: Scene, size: int | tuple[int, int]) -> np.ndarray:
+    """Anti-aliased coverage (0..1, float32, height x width) of the scene's shape; `size`: side or (w, h)."""
+    width, height = _sides(size)
+    big_w, big_h = width * SUPERSAMPLING, height * SUPERSAMPLING
+    half = scene.extent * min(big_w, big_h) / 2
+    cx, cy = scene.centre_x * big_w, scene.centre_y * big_h
     box = (cx - half, cy - half, cx + half, cy + half)
-    canvas = Image.new("L", (big, big), 0)
+    canvas = Image.new("L", (big_w, big_h), 0)
     draw = ImageDraw.Draw(canvas)
     if scene.shape == "circle":
         draw.ellipse(box, fill=255)
@@ -148,12 +157,12 @@ def shape_mask(scene: Scene, size: int) -> np.ndarray:
         draw.rectangle(box, fill=255)
     else:  # upright isosceles triangle filling its bounding box
         draw.polygon([(cx, cy - half), (cx + half, cy + half), (cx - half, cy + half)], fill=255)
-    small = canvas.resize((size, size), Image.Resampling.BOX)
+    small = canvas.resize((width, height), Image.Resampling.BOX)
     return np.asarray(small, dtype=np.float32) / 255.0
 
 
-def render(scene: Scene, size: int = 64) -> Image.Image:
-    """Draw `scene` as a size x size RGB image."""
+def render(scene: Scene, size: int | tuple[int, int] = 64) -> Image.Image:
+    """Draw `scene` as a size x size (or width x height) RGB image."""
     coverage = shape_mask(scene, size)[..., None]
     colour = np.array(COLOURS[scene.colour], dtype=np.float32)[None, None, :]
     pixels = _background(scene, size) * (1 - coverage) + colour * coverage
