@@ -103,8 +103,8 @@ def run_size(model, settings: dict, pairs, size: tuple[int, int], modes: tuple[s
             if index < 8:
                 shown[name].append(marked(result.image, correct))
         if (index + 1) % 8 == 0:
-            print(f"{shown_size}px {index + 1}/{len(pairs)}: " + ", ".join(f"{m} {t.correct}" for m, t in tallies.items()),
-                  flush=True)
+            counts = ", ".join(f"{m} {t.correct}" for m, t in tallies.items())
+            print(f"{shown_size}px {index + 1}/{len(pairs)}: {counts}", flush=True)
     direct = tallies["direct"].seconds if "direct" in tallies else None
     anchor = model.default_anchor if settings.get("anchor") is None else settings["anchor"]
     rows = []

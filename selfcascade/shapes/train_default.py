@@ -158,8 +158,8 @@ def train_denoiser(unet, text_encoder, tokenizer, buckets, steps, batch, seed, l
     unet.train(), text_encoder.train()
     bar = tqdm(range(steps), desc="unet+text")
     for step in bar:
-        (means, stds), scenes = buckets[rng.choices(range(len(buckets)), weights)[0]] if len(buckets) > 1 \
-            else buckets[0]
+        # One canvas draws nothing here, so a default run repeats the random stream of the shipped weights.
+        (means, stds), scenes = rng.choices(buckets, weights)[0] if len(buckets) > 1 else buckets[0]
         index = torch.randint(0, len(means), (batch,))
         z0 = means[index] + stds[index] * torch.randn_like(means[index])
         captions = ["" if rng.random() < CAPTION_DROP else caption(scenes[i], rng) for i in index.tolist()]

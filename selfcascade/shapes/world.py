@@ -2,7 +2,8 @@
 
 A `Scene` is resolution-free (the centre is a fraction of the width and of the height, the extent a fraction of
 the shorter side), so `render(scene, size)` draws the same picture at 64, 128, 256 or 512 px, and on
-non-square canvases (`size` = (width, height)) with the shape undistorted. Later stages use that for ground truth and adapter data.
+non-square canvases (`size` = (width, height)) with the shape undistorted. Later stages use that for ground
+truth and adapter data.
 Prompt grammar: ``a [small|large] <colour> <shape> [on a <background> background]``; a word left out
 means "any".
 """
