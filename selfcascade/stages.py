@@ -147,10 +147,10 @@ def nearest_with_aspect(pixels: float, aspect: float, multiple: int,
     ideal_width = math.sqrt(pixels * aspect)
     candidates = []
     for width in range(multiple, multiple * (int(ideal_width * 2 / multiple) + 2), multiple):
-        for height in {round_to_multiple(width / aspect, multiple), max(multiple, math.floor(width / aspect /
-                       multiple) * multiple), math.ceil(width / aspect / multiple) * multiple}:
+        exact = width / aspect / multiple  # the height for this width, in multiples: try both neighbours
+        for height in {max(1, math.floor(exact)) * multiple, max(1, math.ceil(exact)) * multiple}:
             ratio = width * height / pixels
-            if height >= multiple and pixel_range[0] <= ratio <= pixel_range[1]:
+            if pixel_range[0] <= ratio <= pixel_range[1]:
                 candidates.append((round(abs(math.log(width / height / aspect)), 3), abs(math.log(ratio)),
                                    (width, height)))
     if not candidates:  # a budget below one multiple per side, or an extreme aspect ratio
