@@ -2,6 +2,7 @@
 
     python benchmarks/video.py --size 256 --frames 16 --videos 8 --modes direct tuning-free tuned \
         --out benchmarks/results/video.md --sheet benchmarks/results/video.png
+    python benchmarks/video.py --size 256x192 ...            # a side, or WIDTHxHEIGHT
 
 Per video: every frame goes to the strict shapes judge (selfcascade.shapes.detector.check); the object's
 centroid per frame (its mask from the detector) gives the track, whose net displacement must point the
@@ -36,6 +37,7 @@ from selfcascade.presets import request_defaults  # noqa: E402
 from selfcascade.models.loader import load_model  # noqa: E402
 from selfcascade.request import DEFAULT_FREE_INIT, VideoRequest  # noqa: E402
 from selfcascade.shapes.detector import check, object_mask  # noqa: E402
+from selfcascade.stages import parse_size  # noqa: E402
 from selfcascade.shapes.motion import DIRECTIONS, centroid, clip_unsteady, track_follows  # noqa: E402
 from selfcascade.shapes.world import COLOURS, SHAPES  # noqa: E402
 
@@ -74,20 +76,20 @@ def sheet_row(frames, verdicts, direction: str, ok: bool, columns: int = 4) -> I
     label with the prompted direction and whether the track followed it."""
     step = max(1, (len(frames) - 1) // max(1, columns - 1))
     picked = list(range(0, len(frames), step))[:columns]
-    side = frames[0].width
-    row = Image.new("RGB", (side * columns + 90, side), "white")
+    width, height = frames[0].size
+    row = Image.new("RGB", (width * columns + 90, height), "white")
     draw = ImageDraw.Draw(row)
     for slot, index in enumerate(picked):
-        row.paste(frames[index], (slot * side, 0))
+        row.paste(frames[index], (slot * width, 0))
         colour = (0, 170, 0) if verdicts[index].correct else (220, 0, 0)
-        draw.rectangle((slot * side, 0, (slot + 1) * side - 1, side - 1), outline=colour, width=3)
-    draw.text((side * columns + 6, side // 2 - 12), f"{direction}\n{'moved' if ok else 'NOT moved'}", fill="black")
+        draw.rectangle((slot * width, 0, (slot + 1) * width - 1, height - 1), outline=colour, width=3)
+    draw.text((width * columns + 6, height // 2 - 12), f"{direction}\n{'moved' if ok else 'NOT moved'}", fill="black")
     return row
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--size", type=parse_size, default=(256, 256), help="a side, or WIDTHxHEIGHT")
     parser.add_argument("--frames", type=int, default=16)
     parser.add_argument("--videos", type=int, default=8)
     parser.add_argument("--steps", type=int, default=None, help="default: the model's preset (40)")
@@ -134,7 +136,9 @@ def main(argv=None) -> None:
             settings[key] = getattr(args, key)
     from selfcascade.shapes.motion import parse_motion_prompt
 
-    lines = [f"{args.model} at {args.size}x{args.size}, {args.frames} frames, {args.videos} videos per mode from seed "
+    width, height = args.size
+    shown_size = f"{width}" if width == height else f"{width}x{height}"
+    lines = [f"{args.model} at {width}x{height}, {args.frames} frames, {args.videos} videos per mode from seed "
              f"{args.first_seed}, {args.threads} threads; settings {settings}, anchored band "
              f"{model.default_anchor_sigma} latent px.",
              "",
@@ -153,7 +157,7 @@ def main(argv=None) -> None:
             started = time.perf_counter()
             # The direct baseline is the paper's: the plain full-size call (the strategy is for the cascade).
             own = {**settings, "upper": None} if mode == "direct" else settings
-            result = run(VideoRequest(prompt, args.size, args.size, mode=mode, frames=args.frames, seed=seed,
+            result = run(VideoRequest(prompt, width, height, mode=mode, frames=args.frames, seed=seed,
                                       adapter=args.adapter if mode == "tuned" else None, **own),
                          model, previews=False)
             seconds.append(time.perf_counter() - started)
@@ -170,7 +174,7 @@ def main(argv=None) -> None:
             flickers.append(flicker(result.frames, masks))
             rows.append((mode, sheet_row(result.frames, verdicts, direction, moved)))
         reasons = ", ".join(f"{kind} {count}" for kind, count in failures.most_common()) or "-"
-        line = (f"| {mode} | {args.size} | {args.frames} | {correct / total:.2f} ({correct}/{total}) | {reasons} | "
+        line = (f"| {mode} | {shown_size} | {args.frames} | {correct / total:.2f} ({correct}/{total}) | {reasons} | "
                 f"{right}/{args.videos} | {steady}/{args.videos}"
                 f"{' (' + ', '.join(f'{k} {v}' for k, v in unsteady.items()) + ')' if unsteady else ''} | "
                 f"{np.mean(flickers):.2f} | {np.mean(seconds):.1f} |")
@@ -179,11 +183,12 @@ def main(argv=None) -> None:
     if args.out:
         Path(args.out).write_text("\n".join(lines) + "\n")
     if args.sheet and rows:
-        width, height = rows[0][1].size
-        sheet = Image.new("RGB", (width, height * len(rows)), "white")
+        row_width, row_height = rows[0][1].size
+        sheet = Image.new("RGB", (row_width, row_height * len(rows)), "white")
         for index, (_, row) in enumerate(rows):
-            sheet.paste(row, (0, index * height))
-        sheet.resize((width // 2, height * len(rows) // 2), Image.Resampling.LANCZOS).save(args.sheet)  # 128 px frames
+            sheet.paste(row, (0, index * row_height))
+        # frames at half size (128 px for 256 px videos)
+        sheet.resize((row_width // 2, row_height * len(rows) // 2), Image.Resampling.LANCZOS).save(args.sheet)
 
 
 if __name__ == "__main__":

@@ -54,3 +54,22 @@ def test_training_script_continues_on_several_canvases(tmp_path):
 
     log = json.loads((out / "training_log.json").read_text())
     assert log["args"]["canvases"] == "64x64,96x48" and len(log["unet"]) == 1 and "resumed_from" in log
+
+
+def test_training_script_keeps_a_given_vae(tmp_path):
+    """train_default --vae-from: a new UNet on another folder's VAE, which is saved unchanged (same latent space,
+    same scaling factor), so the folder's adapters and measurements of the VAE still hold."""
+    import pytest
+    import torch
+    from diffusers import AutoencoderKL
+
+    from selfcascade.shapes.train_default import main
+
+    out = tmp_path / "model"
+    main(["--vae-from", str(EMBEDDED_MODEL), "--out", str(out), "--data", "16", "--unet-steps", "2", "--batch", "2",
+          "--canvases", "64x64,96x48"])
+    kept, given = (AutoencoderKL.from_pretrained(folder, subfolder="vae") for folder in (out, EMBEDDED_MODEL))
+    assert kept.config.scaling_factor == given.config.scaling_factor
+    assert all(torch.equal(a, b) for a, b in zip(kept.state_dict().values(), given.state_dict().values()))
+    with pytest.raises(SystemExit):
+        main(["--vae-from", str(EMBEDDED_MODEL), "--resume", str(EMBEDDED_MODEL), "--out", str(out)])

@@ -74,6 +74,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--render-sizes", default=None,
                         help="images: comma-separated render sizes, --images scenes each (default: --size)")
     parser.add_argument("--size", type=int, default=128, help="training stage size in px (its pivot is half)")
+    parser.add_argument("--model", default=None,
+                        help="base model folder (default: the embedded shapes model, or shapes-video with --video)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as folder:
         if args.video:
@@ -84,8 +86,8 @@ def main(argv: list[str] | None = None) -> None:
                      for path in render_examples(Path(folder) / str(size), args.images, size, args.seed + n)]
         request = TrainingRequest(images=paths, size=(args.size, args.size), steps=args.steps, learning_rate=args.lr,
                                   batch=args.batch, out=args.out, seed=args.seed, frames=args.frames,
-                                  model="shapes-video" if args.video else None, objective=args.objective,
-                                  strength=args.strength, width=args.width, design=args.design)
+                                  model=args.model or ("shapes-video" if args.video else None),
+                                  objective=args.objective, strength=args.strength, width=args.width, design=args.design)
         for event in train(request):
             if isinstance(event, TrainingStep) and event.step % 20 == 0:
                 print(f"step {event.step}/{event.steps} loss {event.loss:.4f} "

@@ -16,7 +16,9 @@ loss of `vae_loss.py`, scales the new latents to unit variance and continues the
 `--latent-channels` sizes a new VAE's latent. These three were measured against the shipped model in the
 README ("What limits every cascade here"); none is in the shipped weights. `--canvases` trains the UNet on
 several canvas sizes of about 64x64 pixels (multi-aspect buckets, as SDXL does), so that non-square targets
-start from a stage 0 the model knows (README "Non-square images").
+start from a stage 0 the model knows (README "Non-square images"). `--vae-from DIR` skips step 2 and keeps
+DIR's VAE as it is (its latent space and scaling factor), so that a UNet trained from scratch (e.g. on several
+canvases) is compared with the shipped one on the same latents.
 """
 
 from __future__ import annotations
@@ -197,6 +199,8 @@ def main(argv: list[str] | None = None) -> None:
                         "(its VAE is kept), on freshly rendered data of --seed; writes --out")
     parser.add_argument("--refine-vae", action="store_true", help="with --resume: first fine-tune the folder's "
                         "VAE (encoder and decoder, --vae-steps at --vae-lr), then continue the UNet on its latents")
+    parser.add_argument("--vae-from", help="a new UNet and text encoder (from scratch) on the VAE of this model "
+                        "folder, kept as it is (same latent space)")
     parser.add_argument("--vae-lr", type=float, default=1e-3)
     parser.add_argument("--vae-edge-weight", type=float, default=0.0, help="extra loss weight near edges "
                         "(selfcascade/shapes/vae_loss.py)")
@@ -209,6 +213,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.refine_vae and not args.resume:
         parser.error("--refine-vae fine-tunes the VAE of a trained model: give that folder with --resume")
+    if args.vae_from and args.resume:
+        parser.error("--resume keeps its own VAE; --vae-from is for a UNet trained from scratch")
     torch.manual_seed(args.seed), np.random.seed(args.seed)
     torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -229,12 +235,16 @@ def main(argv: list[str] | None = None) -> None:
         text_encoder = CLIPTextModel.from_pretrained(args.resume, subfolder="text_encoder")
         unet = UNet2DConditionModel.from_pretrained(args.resume, subfolder="unet")
     else:
-        vae = build_vae(args.latent_channels)
-        train_vae(vae, images, args.vae_steps, 32, log, **vae_settings)
+        if args.vae_from:
+            vae = AutoencoderKL.from_pretrained(args.vae_from, subfolder="vae").eval()
+            log["vae_from"] = str(args.vae_from)
+        else:
+            vae = build_vae(args.latent_channels)
+            train_vae(vae, images, args.vae_steps, 32, log, **vae_settings)
         text_encoder = build_text_encoder(len(tokenizer), tokenizer.model_max_length)
-        unet = build_unet(text_encoder.config.hidden_size, args.latent_channels)
+        unet = build_unet(text_encoder.config.hidden_size, vae.config.latent_channels)
     latents = [encode_dataset(vae, pixels) for pixels, _ in rendered]
-    if args.refine_vae or not args.resume:  # a new latent space: scale it to unit variance again
+    if args.refine_vae or not (args.resume or args.vae_from):  # a new latent space: scale it to unit variance again
         vae.register_to_config(scaling_factor=float(1.0 / latents[0][0].std()))
     scale = vae.config.scaling_factor
     buckets = [((means * scale, stds * scale), scenes) for (means, stds), (_, scenes) in zip(latents, rendered)]
