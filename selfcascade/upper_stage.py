@@ -47,8 +47,23 @@ Scale = tuple[int, int]  # (rows, columns) factor of the stage's latent size ove
 
 
 def stage_scale(latent_size: tuple[int, int], native_size: tuple[int, int]) -> Scale:
-    """Integer factor per axis by which a stage exceeds the UNet's native latent size (1 = native)."""
-    return tuple(max(1, round(side / base)) for side, base in zip(latent_size, native_size))
+    """Integer factor by which a stage exceeds the UNet's native latent size (1 = native), the same on both
+    axes: round(sqrt(stage area / native area)), which is side / native side for squares.
+
+    One factor for both axes so that every s x s sub-lattice (and RAU-Net's pooled deep blocks) keeps the
+    stage's aspect ratio. Per-axis factors squeezed non-square stages: a 96x48 stage 0 of the embedded model
+    (24 x 12 latents, native 16 x 16) became two 12 x 12 views, each the image squeezed 2:1, on which the
+    model drew round shapes that came out twice as wide (256x128: 0 of 32 correct).
+    """
+    ratio = (latent_size[0] * latent_size[1]) / (native_size[0] * native_size[1])
+    factor = max(1, round(math.sqrt(ratio)))
+    return factor, factor
+
+
+def longest_side_factor(latent_size: tuple[int, int], native_size: tuple[int, int]) -> int:
+    """How many times the native size the longer side is, rounded: the run's target for the RAU-Net rule
+    (RAU_MIN_TARGET_SCALE), which was measured on square targets and is kept per side for the others."""
+    return max(1, max(round(side / base) for side, base in zip(latent_size, native_size)))
 
 
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:

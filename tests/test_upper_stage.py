@@ -43,7 +43,11 @@ def test_sublattices_round_trip_and_interleave(size, scale):
 
 def test_stage_scale_and_windows_cover_everything():
     assert stage_scale((64, 64), (16, 16)) == (4, 4)
-    assert stage_scale((16, 32), (16, 16)) == (1, 2)
+    assert stage_scale((12, 24), (16, 16)) == (1, 1)  # a 96x48 stage 0: near the native area, not 2x wide
+    assert stage_scale((32, 64), (16, 16)) == (3, 3)  # 256x128: views keep the 2:1 aspect
+    assert stage_scale((48, 64), (16, 16)) == (3, 3)
+    assert stage_scale((40, 72), (40, 72)) == (1, 1)  # a non-square native size (zeroscope's 576x320)
+    assert stage_scale((80, 144), (40, 72)) == (2, 2)
     for size in (16, 40, 64, 70):
         origins = window_origins(size, 16)
         covered = np.zeros(size, bool)
