@@ -30,7 +30,7 @@ import torch  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
 from benchmarks.judging import (  # noqa: E402
-    TABLE_HEADER, Tally, contact_sheet, marked, prompt_seed_pairs, table_row)
+    TABLE_HEADER, Tally, contact_sheet, marked, prompt_seed_pairs, size_label, table_row)
 from selfcascade.cascade import run  # noqa: E402
 from selfcascade.models.loader import load_model  # noqa: E402
 from selfcascade.presets import request_defaults, upper_guidance_of  # noqa: E402
@@ -87,7 +87,7 @@ def run_size(model, settings: dict, pairs, size: tuple[int, int], modes: tuple[s
              sheet_folder: Path) -> list[str]:
     """Every mode on every pair at one (width, height); the table rows and a contact sheet of the first 8 pairs."""
     width, height = size
-    shown_size = f"{width}" if width == height else f"{width}x{height}"  # square sizes' sheet names as before
+    shown_size = size_label(width, height)
     native = width * height <= model.base_size[0] * model.base_size[1]
     tallies = {mode: Tally() for mode in modes}
     shown: dict[str, list] = {mode: [] for mode in modes}

@@ -71,6 +71,11 @@ class Tally:
         return ", ".join(f"{kind} {self.failures[kind]}" for kind in FAILURE_KINDS if self.failures[kind]) or "-"
 
 
+def size_label(width: int, height: int) -> str:
+    """'256' for a square (the names the square sheets and tables always had), '256x192' otherwise."""
+    return f"{width}" if width == height else f"{width}x{height}"
+
+
 def mean(values: list[float]) -> str:
     return f"{np.mean(values):.3f}" if values else "-"
 

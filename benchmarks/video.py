@@ -32,14 +32,15 @@ from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.judging import size_label  # noqa: E402
 from selfcascade.cascade import run  # noqa: E402
 from selfcascade.presets import request_defaults  # noqa: E402
 from selfcascade.models.loader import load_model  # noqa: E402
 from selfcascade.request import DEFAULT_FREE_INIT, VideoRequest  # noqa: E402
 from selfcascade.shapes.detector import check, object_mask  # noqa: E402
-from selfcascade.stages import parse_size  # noqa: E402
 from selfcascade.shapes.motion import DIRECTIONS, centroid, clip_unsteady, track_follows  # noqa: E402
 from selfcascade.shapes.world import COLOURS, SHAPES  # noqa: E402
+from selfcascade.stages import parse_size  # noqa: E402
 
 ADAPTER = Path(__file__).resolve().parents[1] / "assets" / "shapes-video-adapter"
 
@@ -137,7 +138,7 @@ def main(argv=None) -> None:
     from selfcascade.shapes.motion import parse_motion_prompt
 
     width, height = args.size
-    shown_size = f"{width}" if width == height else f"{width}x{height}"
+    shown_size = size_label(width, height)
     lines = [f"{args.model} at {width}x{height}, {args.frames} frames, {args.videos} videos per mode from seed "
              f"{args.first_seed}, {args.threads} threads; settings {settings}, anchored band "
              f"{model.default_anchor_sigma} latent px.",

@@ -41,7 +41,7 @@ from .precision import check_finite, dtype_name, unet_overflow_hint
 from .request import GenerationRequest, VideoRequest
 from .sampling import denoise, guided_predictor, initial_noise, make_scheduler, renoise, schedule
 from .stages import Size
-from .upper_stage import (Predictor, StageContext, longest_side_factor, stage_scale, strategy_that_runs,
+from .upper_stage import (Predictor, StageContext, stage_scale, strategy_that_runs, target_scale,
                           upper_stage_predictor)
 from .upsampler import encoder_skips
 
@@ -146,8 +146,8 @@ def stage_predictor(model: DiffusionModel, request: GenerationRequest, condition
     if scale != (1, 1):
         native = guided_predictor(model, conditioning, guidance)
         name = request.upper_stage(model.default_upper_stage)
-        target = (longest_side_factor((request.height // model.vae_scale_factor,
-                                       request.width // model.vae_scale_factor), native_latent),) * 2
+        target = target_scale((request.height // model.vae_scale_factor, request.width // model.vae_scale_factor),
+                              native_latent)
         context = StageContext(scale, native_latent, model.latent_multiple, int(timesteps[0]), model.unet, target)
         predict = upper_stage_predictor(name, full, native, context)
         name = strategy_that_runs(name, context)

@@ -60,10 +60,11 @@ def stage_scale(latent_size: tuple[int, int], native_size: tuple[int, int]) -> S
     return factor, factor
 
 
-def longest_side_factor(latent_size: tuple[int, int], native_size: tuple[int, int]) -> int:
-    """How many times the native size the longer side is, rounded: the run's target for the RAU-Net rule
-    (RAU_MIN_TARGET_SCALE), which was measured on square targets and is kept per side for the others."""
-    return max(1, max(round(side / base) for side, base in zip(latent_size, native_size)))
+def target_scale(latent_size: tuple[int, int], native_size: tuple[int, int]) -> Scale:
+    """The run's target over the native size for the RAU-Net rule (RAU_MIN_TARGET_SCALE): its longer side's
+    factor, rounded, on both axes. The rule was measured on square targets and is kept per side for others."""
+    factor = max(1, max(round(side / base) for side, base in zip(latent_size, native_size)))
+    return factor, factor
 
 
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
