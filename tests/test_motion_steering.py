@@ -5,9 +5,11 @@ import torch
 
 from selfcascade.cascade import run
 from selfcascade.cli import main as cli_main
-from selfcascade.motion_steering import frame_offsets, prompted_direction, translate, travelling_copy
+from selfcascade.motion_steering import (frame_offsets, prompted_direction, track_anchor, translate,
+                                         travelling_copy)
+from selfcascade.presets import request_defaults
 from selfcascade.request import VideoRequest
-from selfcascade.shapes.detector import object_mask
+from selfcascade.shapes.detector import check, object_mask
 from selfcascade.shapes.motion import centroid, parse_motion_prompt, track_follows
 from selfcascade.stages import InvalidRequest
 from selfcascade.ui import video_handlers
@@ -32,17 +34,34 @@ def test_translate_moves_content_by_its_offset_in_pixels():
     assert _centre(half) == pytest.approx((5.5, 8.0), abs=1e-4)
 
 
-def test_the_travelling_copy_moves_the_middle_frame_along_the_direction():
+def test_the_travelling_copy_moves_the_clearest_frame_along_the_direction():
     frames = 5
-    x0 = torch.cat([_blob(8, 8 + (f % 2) * 4) for f in range(frames)])  # frames that disagree on the place
+    # the frames' estimates disagree on the object: only frame 3 holds it clearly (early estimates often
+    # leave it out of the middle frame, which then steered every frame to an empty video)
+    x0 = torch.cat([_blob(10 if f == 3 else 8, 8 + (f % 2) * 4) * (1.0 if f == 3 else 0.3) for f in range(frames)])
     offsets = frame_offsets(frames, "right", 0.5, 16, 16)  # 8 latent px over the clip
     assert offsets[:, 0].tolist() == pytest.approx([-4, -2, 0, 2, 4]) and offsets[:, 1].abs().max() == 0
     copy = travelling_copy(x0, offsets, frames)
     centres = [_centre(copy[f:f + 1]) for f in range(frames)]
+    # frame 3 keeps its place (x 10, y 12); the others are it, moved by their offsets
     assert [c[0] for c in centres] == pytest.approx([4, 6, 8, 10, 12], abs=1e-3)
-    assert all(c[1] == pytest.approx(8, abs=1e-3) for c in centres)  # the middle frame's place, in every frame
+    assert all(c[1] == pytest.approx(12, abs=1e-3) for c in centres)
+    assert copy.amax(dim=(1, 2, 3)).tolist() == pytest.approx([1.0] * frames)
     two_videos = travelling_copy(torch.cat([x0, x0.flip(0)]), offsets, frames)  # frames fastest, per video
     assert torch.allclose(two_videos[:frames], copy)
+
+
+def test_an_object_at_the_border_travels_into_the_frame_not_out_of_it():
+    """Asked to move left, an object the noise put at the right border starts there and moves in."""
+    frames = 5
+    x0 = torch.cat([_blob(14, 8)] * frames)
+    offsets = frame_offsets(frames, "left", 0.5, 16, 16)
+    assert track_anchor(x0[:1], offsets[2:3], offsets).flatten().tolist() == pytest.approx([4, 0], abs=1e-3)
+    xs = [_centre(frame[None])[0] for frame in travelling_copy(x0, offsets, frames)]
+    assert xs[0] == pytest.approx(14, abs=1e-3) and xs == sorted(xs, reverse=True) and xs[-1] > 5.9
+    # an object well inside keeps its own place on the track
+    middle = torch.cat([_blob(8, 8)] * frames)
+    assert track_anchor(middle[:1], offsets[2:3], offsets).flatten().tolist() == pytest.approx([0, 0], abs=1e-3)
 
 
 def test_the_direction_is_read_from_the_prompt_or_set():
@@ -84,3 +103,16 @@ def test_the_embedded_video_model_follows_the_steered_direction():
         track = [centroid(object_mask(frame, spec)) for frame in result.frames]
         assert not track_follows(track, direction), (direction, track)
         assert result.metadata["motion_direction"] == direction
+
+
+def test_steering_keeps_an_object_the_middle_frame_had_not_drawn_yet():
+    """A 4:3 first stage (64x48) where the noisiest estimates held the red triangle in the first frames but not
+    in the middle one: copying the middle frame steered all 16 frames empty; the clearest frame keeps it."""
+    prompt = "a red triangle moving left"
+    result = run(VideoRequest(prompt, 64, 48, frames=16, seed=106, **request_defaults("shapes-video")),
+                 previews=False)
+    spec = parse_motion_prompt(prompt)[0]
+    verdicts = [check(frame, spec) for frame in result.frames]
+    assert not [v.failures for v in verdicts if "missing" in v.failures]
+    track = [centroid(object_mask(frame, spec)) for frame in result.frames]
+    assert not track_follows(track, "left"), track
