@@ -13,8 +13,9 @@ the hub models share one loading and sampling path. Seeded; about 50 minutes on 
 `--resume DIR` continues step 3 from a model folder (its VAE kept) on freshly rendered data of `--seed`;
 with `--refine-vae` it first fine-tunes that VAE (encoder and decoder) with the edge- and colour-weighted
 loss of `vae_loss.py`, scales the new latents to unit variance and continues the UNet on them.
-`--latent-channels` sizes a new VAE's latent. These three were measured against the shipped model in the
-README ("What limits every cascade here"); none is in the shipped weights. `--canvases` trains the UNet on
+`--latent-channels` sizes a new VAE's latent, `--latent-scale 2` halves its down-sampling (a 32 x 32 latent
+at 64 px) and `--snr-shift` shifts the noise schedule for such a finer latent. These were measured against
+the shipped model in the README ("What limits every cascade here"); none is in the shipped weights. `--canvases` trains the UNet on
 several canvas sizes of about 64x64 pixels (multi-aspect buckets, as SDXL does), so that non-square targets
 start from a stage 0 the model knows (README "Non-square images"). `--vae-from DIR` skips step 2 and keeps
 DIR's VAE as it is (its latent space and scaling factor), so that a UNet trained from scratch (e.g. on several
@@ -48,13 +49,15 @@ BASE_SIZE = 64
 CAPTION_DROP = 0.1  # empty captions, so classifier-free guidance has an unconditional model
 
 
-def build_vae(latent_channels: int = 4) -> AutoencoderKL:
+def build_vae(latent_channels: int = 4, latent_scale: int = 4) -> AutoencoderKL:
+    """`latent_scale` 4 (the shipped VAE: 3 blocks, 2 down-samplings) or 2 (2 blocks: a 32 x 32 latent at 64 px)."""
+    blocks = {4: 3, 2: 2}[latent_scale]
     return AutoencoderKL(
         in_channels=3,
         out_channels=3,
-        down_block_types=("DownEncoderBlock2D",) * 3,  # 3 blocks = 2 down-samplings = 4x
-        up_block_types=("UpDecoderBlock2D",) * 3,
-        block_out_channels=(32, 64, 64),
+        down_block_types=("DownEncoderBlock2D",) * blocks,  # blocks - 1 down-samplings
+        up_block_types=("UpDecoderBlock2D",) * blocks,
+        block_out_channels=(32, 64, 64)[:blocks],
         layers_per_block=1,
         latent_channels=latent_channels,
         norm_num_groups=16,
@@ -63,15 +66,18 @@ def build_vae(latent_channels: int = 4) -> AutoencoderKL:
     )
 
 
-def build_unet(text_width: int, latent_channels: int = 4) -> UNet2DConditionModel:
+def build_unet(text_width: int, latent_channels: int = 4, latent_scale: int = 4) -> UNet2DConditionModel:
+    """On a 32 x 32 latent (`latent_scale` 2) one more, narrow level in front, so that the deep levels see the
+    same 8 x 8 and 4 x 4 maps as on the 16 x 16 latent (about 1.4x the training step, not 4x)."""
+    outer = (16,) if latent_scale == 2 else ()
     return UNet2DConditionModel(
-        sample_size=BASE_SIZE // 4,
+        sample_size=BASE_SIZE // latent_scale,
         in_channels=latent_channels,
         out_channels=latent_channels,
-        block_out_channels=(32, 64, 64),
+        block_out_channels=outer + (32, 64, 64),
         layers_per_block=1,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+        down_block_types=("DownBlock2D",) * len(outer) + ("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D") + ("UpBlock2D",) * len(outer),
         cross_attention_dim=text_width,
         attention_head_dim=4,
         norm_num_groups=8,
@@ -145,11 +151,29 @@ def encode_dataset(vae: AutoencoderKL, images: torch.Tensor) -> tuple[torch.Tens
     return torch.cat(means), torch.cat(stds)
 
 
-def train_denoiser(unet, text_encoder, tokenizer, buckets, steps, batch, seed, log, lr=1e-3) -> tuple:
+def noise_schedule(snr_shift: float = 1.0) -> DDPMScheduler:
+    """Stable Diffusion's scaled-linear schedule, its signal-to-noise ratio divided by `snr_shift` at every t.
+
+    A latent with twice the pixels per side keeps more of its low frequencies at the same noise level
+    (Hoogeboom et al., "simple diffusion", ICML 2023, Sec. 3.1: shift the log-SNR by 2 log(side ratio)); at
+    t = T the training latents still hold their layout and background, which sampling, starting from pure
+    noise, does not. The shifted betas are stored in the scheduler's config (`trained_betas`), so every
+    scheduler that loads the folder uses them."""
+    base = dict(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, clip_sample=False, steps_offset=1)
+    if snr_shift == 1.0:
+        return DDPMScheduler(**base)
+    alpha_bar = DDPMScheduler(**base).alphas_cumprod.double()
+    snr = alpha_bar / (1 - alpha_bar) / snr_shift
+    shifted = snr / (1 + snr)
+    betas = 1 - shifted / torch.cat([shifted.new_ones(1), shifted[:-1]])
+    return DDPMScheduler(**base, trained_betas=[float(b) for b in betas])
+
+
+def train_denoiser(unet, text_encoder, tokenizer, buckets, steps, batch, seed, log, lr=1e-3,
+                   snr_shift: float = 1.0) -> tuple:
     """`buckets`: [((latent means, stds), scenes)] per canvas size; each step's batch comes from one bucket,
     drawn in proportion to its images (multi-aspect training: the UNet learns non-square canvases too)."""
-    scheduler = DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012,
-                              clip_sample=False, steps_offset=1)
+    scheduler = noise_schedule(snr_shift)
     parameters = list(unet.parameters()) + list(text_encoder.parameters())
     optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=1e-2)
     schedule = get_cosine_schedule_with_warmup(optimizer, 200, steps)
@@ -210,6 +234,10 @@ def main(argv: list[str] | None = None) -> None:
                         "64x64,64x64,96x48,48x96 (--data split equally; a size listed twice gets twice the share)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--latent-channels", type=int, default=4, help="channels of the VAE's latent (new model)")
+    parser.add_argument("--snr-shift", type=float, default=1.0, help="divide the noise schedule's SNR by this "
+                        "(4 for a 32 x 32 latent: simple diffusion's resolution shift)")
+    parser.add_argument("--latent-scale", type=int, choices=(2, 4), default=4, help="the new VAE's down-sampling: "
+                        "4 (a 16 x 16 latent at 64 px, the shipped model) or 2 (32 x 32)")
     args = parser.parse_args(argv)
     if args.refine_vae and not args.resume:
         parser.error("--refine-vae fine-tunes the VAE of a trained model: give that folder with --resume")
@@ -239,17 +267,18 @@ def main(argv: list[str] | None = None) -> None:
             vae = AutoencoderKL.from_pretrained(args.vae_from, subfolder="vae").eval()
             log["vae_from"] = str(args.vae_from)
         else:
-            vae = build_vae(args.latent_channels)
+            vae = build_vae(args.latent_channels, args.latent_scale)
             train_vae(vae, images, args.vae_steps, 32, log, **vae_settings)
         text_encoder = build_text_encoder(len(tokenizer), tokenizer.model_max_length)
-        unet = build_unet(text_encoder.config.hidden_size, vae.config.latent_channels)
+        latent_scale = 2 ** (len(vae.config.block_out_channels) - 1)
+        unet = build_unet(text_encoder.config.hidden_size, vae.config.latent_channels, latent_scale)
     latents = [encode_dataset(vae, pixels) for pixels, _ in rendered]
     if args.refine_vae or not (args.resume or args.vae_from):  # a new latent space: scale it to unit variance again
         vae.register_to_config(scaling_factor=float(1.0 / latents[0][0].std()))
     scale = vae.config.scaling_factor
     buckets = [((means * scale, stds * scale), scenes) for (means, stds), (_, scenes) in zip(latents, rendered)]
     scheduler = train_denoiser(unet, text_encoder, tokenizer, buckets, args.unet_steps, args.batch,
-                               args.seed, log, lr=args.lr)
+                               args.seed, log, lr=args.lr, snr_shift=args.snr_shift)
 
     pipeline = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
                                        scheduler=scheduler, safety_checker=None, feature_extractor=None,
