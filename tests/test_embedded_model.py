@@ -73,3 +73,27 @@ def test_training_script_keeps_a_given_vae(tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(kept.state_dict().values(), given.state_dict().values()))
     with pytest.raises(SystemExit):
         main(["--vae-from", str(EMBEDDED_MODEL), "--resume", str(EMBEDDED_MODEL), "--out", str(out)])
+
+
+def test_training_script_builds_a_finer_latent_with_a_shifted_schedule(tmp_path):
+    """train_default --latent-scale 2 --snr-shift 4: a 32 x 32 latent at 64 px, sizes still multiples of 16, and a
+    scheduler whose SNR is a quarter of Stable Diffusion's at every t, saved so that the folder's samplers use it."""
+    import pytest
+
+    from selfcascade.models.loader import load_model
+    from selfcascade.shapes.train_default import main, noise_schedule
+
+    plain, shifted = (noise_schedule(shift).alphas_cumprod.double() for shift in (1.0, 4.0))
+    assert (shifted / (1 - shifted)).tolist() == pytest.approx((plain / (1 - plain) / 4).tolist(), rel=1e-4)
+    out = tmp_path / "model"
+    main(["--out", str(out), "--latent-scale", "2", "--snr-shift", "4", "--data", "16", "--vae-steps", "2",
+          "--unet-steps", "2", "--batch", "2"])
+    model = load_model(str(out))
+    assert model.vae_scale_factor == 2 and model.native_latent_size == (32, 32) and model.size_multiple == 16
+    assert model.scheduler_config["trained_betas"] is not None
+    from selfcascade.cascade import run
+    from selfcascade.request import GenerationRequest
+
+    for scheduler in ("ddpm", "ddim"):  # both rebuilt from the folder's config, shifted betas included
+        request = GenerationRequest(prompt="a red circle", width=128, height=128, steps=2, seed=0, scheduler=scheduler)
+        assert run(request, model).image.size == (128, 128)
