@@ -140,7 +140,7 @@ def travelling_copy(x0: torch.Tensor, offsets: torch.Tensor, frames: int) -> tor
 def steered(predict: Predictor, alphas_cumprod: torch.Tensor, prediction_type: str, frames: int,
             direction: str, travel: float, weight: float = 1.0, from_timestep: int = 500) -> Predictor:
     """Wrap a first-stage predictor so that, at timesteps >= `from_timestep`, each clean estimate is pulled
-    with `weight` onto a copy of its middle frame that travels `travel` of the side along `direction`."""
+    with `weight` onto a copy of its clearest frame that travels `travel` of the side along `direction`."""
 
     def predict_steered(latents: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         output = predict(latents, t)
