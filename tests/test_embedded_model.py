@@ -80,7 +80,9 @@ def test_training_script_builds_a_finer_latent_with_a_shifted_schedule(tmp_path)
     scheduler whose SNR is a quarter of Stable Diffusion's at every t, saved so that the folder's samplers use it."""
     import pytest
 
+    from selfcascade.cascade import run
     from selfcascade.models.loader import load_model
+    from selfcascade.request import GenerationRequest
     from selfcascade.shapes.train_default import main, noise_schedule
 
     plain, shifted = (noise_schedule(shift).alphas_cumprod.double() for shift in (1.0, 4.0))
@@ -91,9 +93,6 @@ def test_training_script_builds_a_finer_latent_with_a_shifted_schedule(tmp_path)
     model = load_model(str(out))
     assert model.vae_scale_factor == 2 and model.native_latent_size == (32, 32) and model.size_multiple == 16
     assert model.scheduler_config["trained_betas"] is not None
-    from selfcascade.cascade import run
-    from selfcascade.request import GenerationRequest
-
     for scheduler in ("ddpm", "ddim"):  # both rebuilt from the folder's config, shifted betas included
         request = GenerationRequest(prompt="a red circle", width=128, height=128, steps=2, seed=0, scheduler=scheduler)
         assert run(request, model).image.size == (128, 128)

@@ -15,11 +15,11 @@ with `--refine-vae` it first fine-tunes that VAE (encoder and decoder) with the 
 loss of `vae_loss.py`, scales the new latents to unit variance and continues the UNet on them.
 `--latent-channels` sizes a new VAE's latent, `--latent-scale 2` halves its down-sampling (a 32 x 32 latent
 at 64 px) and `--snr-shift` shifts the noise schedule for such a finer latent. These were measured against
-the shipped model in the README ("What limits every cascade here"); none is in the shipped weights. `--canvases` trains the UNet on
-several canvas sizes of about 64x64 pixels (multi-aspect buckets, as SDXL does), so that non-square targets
-start from a stage 0 the model knows (README "Non-square images"). `--vae-from DIR` skips step 2 and keeps
-DIR's VAE as it is (its latent space and scaling factor), so that a UNet trained from scratch (e.g. on several
-canvases) is compared with the shipped one on the same latents.
+the shipped model in the README ("What limits every cascade here"); none is in the shipped weights.
+`--canvases` trains the UNet on several canvas sizes of about 64x64 pixels (multi-aspect buckets, as SDXL
+does), so that non-square targets start from a stage 0 the model knows (README "Non-square images").
+`--vae-from DIR` skips step 2 and keeps DIR's VAE as it is (its latent space and scaling factor), so that a
+UNet trained from scratch (e.g. on several canvases) is compared with the shipped one on the same latents.
 """
 
 from __future__ import annotations
@@ -76,7 +76,8 @@ def build_unet(text_width: int, latent_channels: int = 4, latent_scale: int = 4)
         out_channels=latent_channels,
         block_out_channels=outer + (32, 64, 64),
         layers_per_block=1,
-        down_block_types=("DownBlock2D",) * len(outer) + ("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        down_block_types=("DownBlock2D",) * len(outer)
+        + ("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D") + ("UpBlock2D",) * len(outer),
         cross_attention_dim=text_width,
         attention_head_dim=4,
@@ -235,7 +236,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--latent-channels", type=int, default=4, help="channels of the VAE's latent (new model)")
     parser.add_argument("--snr-shift", type=float, default=1.0, help="divide the noise schedule's SNR by this "
-                        "(4 for a 32 x 32 latent: simple diffusion's resolution shift)")
+                        "(4 for a 32 x 32 latent: simple diffusion's resolution shift; "
+                        "resume a shifted folder with its shift)")
     parser.add_argument("--latent-scale", type=int, choices=(2, 4), default=4, help="the new VAE's down-sampling: "
                         "4 (a 16 x 16 latent at 64 px, the shipped model) or 2 (32 x 32)")
     args = parser.parse_args(argv)
