@@ -96,3 +96,27 @@ def test_training_script_builds_a_finer_latent_with_a_shifted_schedule(tmp_path)
     for scheduler in ("ddpm", "ddim"):  # both rebuilt from the folder's config, shifted betas included
         request = GenerationRequest(prompt="a red circle", width=128, height=128, steps=2, seed=0, scheduler=scheduler)
         assert run(request, model).image.size == (128, 128)
+
+
+def test_decoder_fine_tune_with_smooth_latent_noise_writes_a_new_folder(tmp_path):
+    """train_decoder --latent-noise --out: the perturbation is smooth and bounded by the asked size, only the
+    decoder of the copy changes, and the source folder is left as it was."""
+    import torch
+    from diffusers import AutoencoderKL
+
+    from selfcascade.shapes.train_decoder import main, smooth_latent_noise
+
+    noise = smooth_latent_noise(torch.Size((64, 4, 16, 16)), 0.5, 2.0, torch.Generator().manual_seed(0))
+    per_sample = noise.flatten(1).std(dim=1)
+    assert 0 < per_sample.max() <= 0.5 * 2.0 * 1.5 and per_sample.min() < per_sample.max() / 4  # uniform scales
+    steps = (noise.diff(dim=-1).abs().mean(), noise.abs().mean())
+    assert steps[0] < steps[1] / 2  # neighbours move together (white noise: 1.4x, not 0.5x)
+    out, source_log = tmp_path / "model", (Path(EMBEDDED_MODEL) / "training_log.json").read_text()
+    main(["--model", str(EMBEDDED_MODEL), "--out", str(out), "--steps", "2", "--batch", "2", "--pool", "4",
+          "--sizes", "64", "--latent-noise", "0.4"])
+    tuned, shipped = (AutoencoderKL.from_pretrained(folder, subfolder="vae") for folder in (out, EMBEDDED_MODEL))
+    changed = {name for name, value in tuned.state_dict().items() if not torch.equal(value, shipped.state_dict()[name])}
+    assert changed and all(name.startswith(("decoder.", "post_quant_conv.")) for name in changed)
+    assert StableDiffusionPipeline.from_pretrained(out, use_safetensors=True).unet is not None
+    assert (Path(EMBEDDED_MODEL) / "training_log.json").read_text() == source_log  # the source is untouched
+    assert "latent_noise" in (out / "training_log.json").read_text()
