@@ -7,7 +7,9 @@
 
 A key is a GenerationRequest field (mode, strength, guidance, upper_guidance, anchor, steps, upper, stages
 with ';' between sizes, pivot_up, ...), a module constant of selfcascade as module.NAME (restored after
-the variant), or model=DIR (another model folder). Every variant starts from the embedded preset's
+the variant), model=DIR (another model folder), or first=DIR ('embedded': the shipped model) to draw the
+first stage with another model and hand its image to the variant's model as the pivot (`run(...,
+pivot_image=...)`, the "upscale my image" path). Every variant starts from the embedded preset's
 settings. Prints one line per variant: correct / pairs, mean edge sharpness, mean outline error per shape
 (px of the outline off the fitted ideal shape, detector.OUTLINE_LIMIT_PX; true renders <= 0.17), seconds,
 failure reasons; writes a contact sheet per variant to the system's temporary folder. SWEEP_THREADS=1 runs
@@ -23,6 +25,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -74,13 +77,21 @@ def main(argv: list[str]) -> None:
         settings, saved = variant_settings(spec)
         # `model=DIR` measures another model folder (e.g. a retrained candidate) instead of the embedded one.
         variant_model = load_model(settings["model"]) if settings.get("model") else model
+        first = settings.pop("first", None)
+        first_model = None if first is None else model if first == "embedded" else load_model(first)
         correct, failures, sharpness, images = 0, Counter(), [], []
         deviations: dict[str, list[float]] = {}
         started = time.perf_counter()
         try:
             for prompt_spec, seed in pairs:
-                image = run(GenerationRequest(prompt_spec.to_prompt(), width, height, seed=seed, **settings),
-                            variant_model, previews=False).image
+                request = GenerationRequest(prompt_spec.to_prompt(), width, height, seed=seed, **settings)
+                pivot = None
+                if first_model is not None:  # stage 0 by the other model, at its own first-stage size
+                    first_size = request.plan(first_model.base_size, first_model.size_multiple).sizes[0]
+                    pivot = run(replace(request, width=first_size[0], height=first_size[1],
+                                         model=None if first == "embedded" else first),
+                                first_model, previews=False).image
+                image = run(request, variant_model, previews=False, pivot_image=pivot).image
                 verdict = check(image, prompt_spec)
                 correct += verdict.correct
                 failures.update(verdict.failures)
