@@ -88,8 +88,8 @@ def main(argv: list[str]) -> None:
                 pivot = None
                 if first_model is not None:  # stage 0 by the other model, at its own first-stage size
                     first_size = request.plan(first_model.base_size, first_model.size_multiple).sizes[0]
-                    pivot = run(replace(request, width=first_size[0], height=first_size[1],
-                                         model=None if first == "embedded" else first),
+                    pivot = run(replace(request, width=first_size[0], height=first_size[1], mode="tuning-free",
+                                        adapter=None, model=None if first == "embedded" else first),
                                 first_model, previews=False).image
                 image = run(request, variant_model, previews=False, pivot_image=pivot).image
                 verdict = check(image, prompt_spec)
