@@ -5,7 +5,7 @@
 A UNet's errors are mostly smooth (a wrong tint over a region, not per-pixel noise). Each true 64 px render of
 a random captioned scene is encoded, its latent mean perturbed, decoded and judged strictly
 (`selfcascade.shapes.detector.check`), for two kinds of perturbation of the same size (in standard deviations
-of the latents): a smooth field (4 x 4 values per image, bicubic; `train_decoder.smooth_latent_noise`'s shape)
+of the latents): a smooth field (4 x 4 values per image, bicubic: `train_decoder.smooth_field`)
 and white noise. A decoder that turns small smooth perturbations into colour blotches will decode a UNet's
 small errors as stray regions and blemishes, however good the UNet. Prints one row per folder, kind and level.
 """
@@ -20,22 +20,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from diffusers import AutoencoderKL
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from selfcascade.shapes.detector import check  # noqa: E402
+from selfcascade.shapes.train_decoder import smooth_field  # noqa: E402
 from selfcascade.shapes.world import caption, parse_prompt, random_scene, render  # noqa: E402
 
 
 def perturbation(shape: torch.Size, kind: str, generator: torch.Generator) -> torch.Tensor:
     """Unit-size noise of `kind`: 'smooth' (a 4 x 4 field up-sampled bicubically) or 'white'."""
-    if kind == "white":
-        return torch.randn(shape, generator=generator)
-    coarse = torch.randn((*shape[:2], 4, 4), generator=generator)
-    return F.interpolate(coarse, size=tuple(shape[-2:]), mode="bicubic", align_corners=False)
+    return torch.randn(shape, generator=generator) if kind == "white" else smooth_field(shape, generator)
 
 
 def score(vae: AutoencoderKL, renders: int, kind: str, level: float) -> tuple[int, Counter]:

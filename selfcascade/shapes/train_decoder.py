@@ -46,15 +46,19 @@ def render_crops(count: int, rng: random.Random, sizes: tuple[int, ...] = SIZES)
     return torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2) / 127.5 - 1
 
 
+def smooth_field(shape: torch.Size, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Unit-size random field of `shape` (batch, channels, height, width): 4 x 4 values per latent, up-sampled
+    bicubically. The low-frequency kind of error a UNet makes (a wrong tint over a region)."""
+    coarse = torch.randn(*shape[:2], 4, 4, generator=generator)
+    return F.interpolate(coarse, size=tuple(shape[-2:]), mode="bicubic", align_corners=False)
+
+
 def smooth_latent_noise(shape: torch.Size, amount: float, latent_std: float,
                         generator: torch.Generator | None = None) -> torch.Tensor:
-    """A smooth random field of `shape` (batch, channels, height, width): 4 x 4 values per latent up-sampled
-    bicubically, each sample scaled by a uniform draw of up to `amount` x `latent_std`. The low-frequency kind
-    of error a UNet makes, which a decoder trained only on encoder latents turns into colour blotches."""
-    batch, channels = shape[:2]
-    coarse = torch.randn(batch, channels, 4, 4, generator=generator)
-    field = F.interpolate(coarse, size=tuple(shape[-2:]), mode="bicubic", align_corners=False)
-    return amount * latent_std * torch.rand(batch, 1, 1, 1, generator=generator) * field
+    """`smooth_field`, each sample scaled by a uniform draw of up to `amount` x `latent_std`: what a decoder
+    trained only on encoder latents turns into colour blotches, and learns here to map back to clean images."""
+    field = smooth_field(shape, generator)
+    return amount * latent_std * torch.rand(shape[0], 1, 1, 1, generator=generator) * field
 
 
 def gradient_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
