@@ -43,7 +43,8 @@ from selfcascade.shapes.detector import check  # noqa: E402
 from selfcascade.shapes.edges import measure  # noqa: E402
 from selfcascade.stages import parse_size  # noqa: E402
 
-NUMBERS = {"strength": float, "guidance": float, "anchor": float, "upper_guidance": float, "steps": int}
+NUMBERS = {"strength": float, "guidance": float, "anchor": float, "upper_guidance": float, "steps": int,
+           "consensus": int}
 
 
 def variant_settings(spec: str) -> tuple[dict, list[tuple[object, str, object]]]:

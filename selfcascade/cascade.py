@@ -8,7 +8,9 @@
 in pixel space -> encode (always so in the hires-fix baseline). `tuned` is tuning-free plus the trained feature
 upsamplers, which add phi(pivot skip features, t) to the UNet's skips at every step. `direct` is one stage at
 the target size. A video's stage 0 runs `free_init` more passes, each started from the last one's diffused
-low frequencies (FreeInit, selfcascade.free_init), so its frames share one background and layout.
+low frequencies (FreeInit, selfcascade.free_init), so its frames share one background and layout. An
+image's stage 0 hands on the mean of a few clean estimates of its sample when the model asks for it
+(pivot consensus, selfcascade.pivot_consensus): the outline the upper stages magnify is where they agree.
 
 Around the stages: a run that the memory plan says cannot fit is refused before it starts
 (NotEnoughMemory), latents holding NaN/Inf after a stage stop it (NonFiniteResult), and an out-of-memory
@@ -36,6 +38,7 @@ from .models.video import check_video_model
 from .motion_steering import steered
 from . import pivot_anchor
 from .pivot_anchor import anchored
+from .pivot_consensus import consensus_latents
 from .provenance import public_name
 from .precision import check_finite, dtype_name, unet_overflow_hint
 from .request import GenerationRequest, VideoRequest
@@ -233,6 +236,8 @@ def _stages(request: GenerationRequest, model: DiffusionModel, video: bool, canc
     prompts = Prompts(model, request)
     upsamplers = load_adapter(request.adapter, model) if request.mode == "tuned" else None
     pivot, stage_seconds, strategies, sizes = None, [], [], list(plan.sizes)
+    consensus = request.consensus_views(model.default_consensus) if len(sizes) > 1 and not (
+        video or pivot_image is not None) else 0
     if pivot_image is not None:
         pivot = pivot_from_image(model, pivot_image, sizes[0], plan.messages, request.vae_tiling)
         if len(sizes) > 1:  # the image is stage 0; a one-stage plan becomes img2img at that size
@@ -270,8 +275,10 @@ def _stages(request: GenerationRequest, model: DiffusionModel, video: bool, canc
                 yield StepDone(index, again * len(timesteps) + info.index + 1, total, latents)
         check_finite(latents, f"the latents after stage {index + 1} ({size[0]}x{size[1]})",
                      unet_overflow_hint(model.dtype))
-        pivot = latents
         last = index == len(sizes) - 1
+        pivot = latents
+        if pivot_up is None and not last and not video:  # the native first stage of a cascade
+            pivot = consensus_latents(latents, predict, scheduler, generator, consensus)
         frames = model.decode(pivot, request.vae_tiling) if (previews or last) else None
         image = frames and (model.strip(frames) if video else frames[0])
         stage_seconds.append(round(time.perf_counter() - stage_started, 3))
@@ -289,6 +296,7 @@ def _stages(request: GenerationRequest, model: DiffusionModel, video: bool, canc
         "pivot_anchor": (request.anchor_weight(model.default_anchor)
                          if len(sizes) > 1 or pivot_image is not None else 0.0),
         "pivot_anchor_sigma": anchor_sigma(request, model),  # latent px of the anchored band
+        "pivot_consensus": consensus,  # clean estimates averaged into the first stage's pivot (0: none)
         "dtype_used": dtype_name(model.dtype),  # what "auto" became on this device
         "vae_dtype": dtype_name(model.vae.dtype),  # float32 when the VAE's config sets force_upcast
         "seconds": round(seconds, 3),

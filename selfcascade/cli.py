@@ -48,6 +48,9 @@ def _add_sampling(command, image: bool) -> None:
     command.add_argument("--pivot-up", default=None, choices=PIVOT_UPSAMPLINGS,
                          help="how a pivot reaches the next stage: latent (bilinear, the paper's) or pixel "
                               "(decode, Lanczos, encode); default: the preset's, else latent")
+    command.add_argument("--consensus", type=int, default=None, metavar="K",
+                         help="pivot consensus: K clean estimates of the first stage averaged into its pivot "
+                              "(images; 0: off; default: the preset's, else the model folder's)")
     command.add_argument("--max-side", type=int, default=None, help="refuse sizes above this many px per side")
     command.add_argument("--adapter", default=None, help="trained upsamplers (folder or .safetensors) for --mode tuned")
     command.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES,
@@ -144,7 +147,7 @@ def _request(args, request_class, **extra):
     # The model the request will load: `video` without --model means the embedded video model.
     settings = request_defaults(args.model if args.model is not None else request_class.default_model)
     for key in ("steps", "strength", "guidance", "upper_guidance", "scheduler", "upper", "anchor", "pivot_up",
-                "max_side"):
+                "consensus", "max_side"):
         if getattr(args, key) is not None:
             settings[key] = getattr(args, key)
     request = request_class(prompt=args.prompt, width=width, height=height, mode=args.mode,

@@ -13,11 +13,12 @@ from .pivot_anchor import DEFAULT_ANCHOR
 from .upper_stage import DEFAULT_STRATEGY
 
 PRESET_FOLDER = Path(__file__).resolve().parents[1] / "presets"
-SAMPLING_KEYS = ("steps", "strength", "guidance", "upper_guidance", "scheduler", "upper", "anchor", "pivot_up")
+SAMPLING_KEYS = ("steps", "strength", "guidance", "upper_guidance", "scheduler", "upper", "anchor", "pivot_up",
+                 "consensus")
 # The paper's settings for hub models (50 DDIM steps, K = 700 of 1000) and the project's default upper-stage
 # strategy and pivot anchoring; used when no preset names the model.
 PAPER_DEFAULTS = {"steps": 50, "strength": 0.7, "guidance": 7.5, "scheduler": "ddim", "upper": DEFAULT_STRATEGY,
-                  "anchor": DEFAULT_ANCHOR}
+                  "anchor": DEFAULT_ANCHOR, "consensus": 0}  # consensus: unmeasured on hub models, so off
 # The embedded video model samples like the embedded image model under it, except that its upper stages keep
 # the pivot at full weight: at 256 px, 16 frames, 8 videos (benchmarks/video.py) frames correct 0.63 at weight 1
 # against 0.45 at the image presets' 0.5 (shape failures: the frames' circles flatten when less is anchored).
@@ -85,5 +86,8 @@ def request_defaults(model_id: str | None) -> dict:
     for preset in load_presets().values():
         if resolve(preset.model) == wanted:
             settings = {key: preset.settings[key] for key in SAMPLING_KEYS if key in preset.settings}
-            return {**settings, "anchor": EMBEDDED_VIDEO_ANCHOR} if video else settings
+            if not video:
+                return settings
+            settings.pop("consensus", None)  # images only (cascade.py): not measured on videos
+            return {**settings, "anchor": EMBEDDED_VIDEO_ANCHOR}
     return dict(PAPER_DEFAULTS)

@@ -48,6 +48,7 @@ class GenerationRequest:
     anchor: float | None = None  # weight of the pivot's low band at upper stages (pivot_anchor); None: model's
     upper_guidance: float | None = None  # classifier-free guidance of the stages after the first; None: guidance
     pivot_up: str | None = None  # how a pivot reaches the next stage's size (PIVOT_UPSAMPLINGS); None: latent
+    consensus: int | None = None  # clean estimates of the first stage averaged into its pivot (pivot_consensus)
     dtype: str = "auto"  # auto (float16 on a GPU, float32 on the CPU), float32, float16, bfloat16
     vae: str | None = None  # a VAE to use instead of the model's own (hub id or folder), e.g. the fp16-fix one
     vae_tiling: str = "auto"  # auto (tiles above 1024x1024), on, off
@@ -84,6 +85,12 @@ class GenerationRequest:
                                  f"{', '.join(STRATEGIES)}")
         if self.anchor is not None and not (isinstance(self.anchor, (int, float)) and 0 <= self.anchor <= 1):
             raise InvalidRequest(f"pivot anchoring must be between 0 (off) and 1, not {self.anchor!r}")
+        from .pivot_consensus import MAX_CONSENSUS
+
+        if self.consensus is not None and not (isinstance(self.consensus, int) and not isinstance(self.consensus, bool)
+                                               and 0 <= self.consensus <= MAX_CONSENSUS):
+            raise InvalidRequest(f"pivot consensus must be a whole number of estimates from 0 (off) to "
+                                 f"{MAX_CONSENSUS}, not {self.consensus!r}")
         from .models.placement import OFFLOAD_CHOICES
         from .models.vae import check_tiling_choice
         from .precision import check_dtype_choice
@@ -126,6 +133,13 @@ class GenerationRequest:
         if self.anchor is not None:
             return float(self.anchor)
         return 0.0 if self.mode == "direct" else model_default
+
+    def consensus_views(self, model_default: int) -> int:
+        """Clean estimates averaged into the first stage's pivot: the request's own, else 0 for the direct
+        baseline (it has no pivot), else the model's (its folder's selfcascade.json; 0 for hub models)."""
+        if self.consensus is not None:
+            return int(self.consensus)
+        return 0 if self.mode == "direct" else model_default
 
     def stage_guidance(self, has_pivot: bool) -> float:
         """Classifier-free guidance of one stage: stage 0 (and direct sampling) use `guidance`; the stages

@@ -52,6 +52,9 @@ class DiffusionModel(ABC):
     # Width (latent px) of that low band; None: pivot_anchor.ANCHOR_SIGMA. The loader narrows it for the
     # embedded models, where it was measured (pivot_anchor.EMBEDDED_ANCHOR_SIGMA).
     default_anchor_sigma: float | None = None
+    # Clean estimates of the first stage averaged into its pivot (selfcascade.pivot_consensus); 0: off. Set
+    # from the folder's selfcascade.json, where it was measured (the embedded image model: 4).
+    default_consensus = 0
     is_video = False  # video families (models/video.py) fold frames into the batch
     family = "unknown"  # recorded in adapters: one trained for another family is refused with this name
 

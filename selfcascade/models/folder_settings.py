@@ -6,7 +6,7 @@ shipped folder's path gave every retrained copy (`train_default --out DIR`, then
 without a word, and measured the copy wrong (README, "Where the refined model's lumps come from"). The folder
 says it instead, and the trainers write it into every model they save.
 
-    {"pivot_anchor_sigma": 0.7}
+    {"pivot_anchor_sigma": 0.7, "pivot_consensus": 4}
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 
 SETTINGS_FILE = "selfcascade.json"
-KNOWN = {"pivot_anchor_sigma": float}  # key -> type; a folder may carry only these
+KNOWN = {"pivot_anchor_sigma": float, "pivot_consensus": int}  # key -> type; a folder may carry only these
 
 
 class BadFolderSettings(ValueError):

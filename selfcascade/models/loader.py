@@ -79,6 +79,13 @@ def _wrap(pipeline: DiffusionPipeline, name: str, settings: tuple) -> DiffusionM
                            f"(supported: {SUPPORTED_TEXT})")
 
 
+def _apply_folder_settings(model: DiffusionModel, settings: dict) -> None:
+    """Settings measured on this very model (the embedded ones' 0.7 px band, 4 consensus estimates) travel
+    with its folder (folder_settings)."""
+    model.default_anchor_sigma = settings.get("pivot_anchor_sigma")
+    model.default_consensus = settings.get("pivot_consensus", 0)
+
+
 def _is_hub_id(name: str) -> bool:
     return not Path(name).expanduser().exists() and name.count("/") == 1 and not name.startswith((".", "/", "~"))
 
@@ -150,7 +157,7 @@ def load_model(model_id: str | None = None, dtype: str | torch.dtype | None = No
         raise InvalidRequest(str(error)) from None
     with _lock:
         if _loaded is not None and _loaded.name == name and _loaded.settings == settings:
-            _loaded.default_anchor_sigma = folder_settings.get("pivot_anchor_sigma")  # the file may have changed
+            _apply_folder_settings(_loaded, folder_settings)  # the file may have changed
             return _loaded
         _loaded = None  # release the previous model before loading the next
         release_memory()
@@ -167,6 +174,5 @@ def load_model(model_id: str | None = None, dtype: str | torch.dtype | None = No
             raise OutOfMemory(out_of_memory_message(f"loading {name}"))
         _loaded = _wrap(pipeline, name, settings)
         _loaded.offloaded = offloaded
-        # Settings measured on this very model (the embedded ones' 0.7 px band) travel with its folder.
-        _loaded.default_anchor_sigma = folder_settings.get("pivot_anchor_sigma")
+        _apply_folder_settings(_loaded, folder_settings)
         return _loaded

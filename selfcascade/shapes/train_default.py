@@ -40,6 +40,7 @@ from tqdm.auto import tqdm
 from transformers import CLIPTextConfig, CLIPTextModel
 
 from ..models.folder_settings import write_folder_settings
+from ..pivot_consensus import EMBEDDED_CONSENSUS
 from ..pivot_anchor import EMBEDDED_ANCHOR_SIGMA
 from .tokenizer import build_tokenizer
 from .vae_loss import reconstruction_loss
@@ -286,7 +287,8 @@ def main(argv: list[str] | None = None) -> None:
                                        scheduler=scheduler, safety_checker=None, feature_extractor=None,
                                        requires_safety_checker=False)
     pipeline.save_pretrained(out, safe_serialization=True)
-    write_folder_settings(out, pivot_anchor_sigma=EMBEDDED_ANCHOR_SIGMA)  # measured on the shapes world
+    write_folder_settings(out, pivot_anchor_sigma=EMBEDDED_ANCHOR_SIGMA,  # measured on the shapes world
+                          pivot_consensus=EMBEDDED_CONSENSUS)
     log["minutes"] = (time.time() - started) / 60
     (out / "training_log.json").write_text(json.dumps(log))
     print(f"wrote {out} in {log['minutes']:.1f} min")

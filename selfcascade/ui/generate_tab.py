@@ -5,6 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from ..pivot_anchor import DEFAULT_ANCHOR
+from ..pivot_consensus import MAX_CONSENSUS
 from ..models.placement import OFFLOAD_CHOICES
 from ..models.vae import TILING_CHOICES
 from ..precision import DTYPE_CHOICES, FP16_FIX_VAE
@@ -26,6 +27,9 @@ UPPER_GUIDANCE_HINT = ("classifier-free guidance of the stages that refine a piv
 ANCHOR_HINT = ("1: the pivot's low frequencies (layout, flat backgrounds) are kept and the model adds detail "
                "(far fewer background blotches at 8x; best measured for hub models and embedded video); 0.5: "
                "crisper edges, the embedded image model's; 0: the paper's sampling, free to redraw them")
+CONSENSUS_HINT = ("clean estimates of the first stage's sample averaged into the pivot the upper stages enlarge, "
+                  "so an outline error of one estimate does not grow 4x with them (embedded model: 4, rounder "
+                  "circles at 256 px for a tenth of the first stage's time); 0: off, the paper's")
 PIVOT_UP_HINT = ("latent: bilinear on the latents (the paper's); pixel: decode, Lanczos, encode, so the next stage "
                  "starts from latents the model knows (on the embedded model: no off-colour blemishes, sharper)")
 
@@ -65,6 +69,9 @@ def build_generate_tab(demo: gr.Blocks) -> tuple[gr.Radio, gr.Dropdown]:
                                    info=ANCHOR_HINT)
                 pivot_up = gr.Radio(list(PIVOT_UPSAMPLINGS), value=first["pivot_up"], elem_id="pivot-up",
                                     label="Pivot up-sampling (between stages)", info=PIVOT_UP_HINT)
+                consensus = gr.Slider(0, MAX_CONSENSUS, value=first["consensus"] or 0, step=1, elem_id="consensus",
+                                      label="Pivot consensus (images: first-stage estimates averaged)",
+                                      info=CONSENSUS_HINT)
                 with gr.Row():
                     seed = gr.Number(label="Seed", value=0, precision=0)
                     randomise = gr.Button("🎲 Random seed", size="sm")
@@ -116,7 +123,7 @@ def build_generate_tab(demo: gr.Blocks) -> tuple[gr.Radio, gr.Dropdown]:
     sizing = [model, width, height, stages, mode, steps, strength, guidance, scheduler, upper, anchor, adapter,
               vae_tiling, upper_guidance]
     precision = [dtype, vae, vae_tiling, offload]
-    presettable = [*form, pivot_up]  # handlers.FORM order; pivot_up goes to the handlers by keyword, last
+    presettable = [*form, pivot_up, consensus]  # handlers.FORM order; these two go to the handlers by keyword
     preset.change(handlers.preset_values, inputs=preset, outputs=presettable).then(
         handlers.describe_plan, inputs=sizing, outputs=plan)
     for component in sizing:
@@ -125,10 +132,12 @@ def build_generate_tab(demo: gr.Blocks) -> tuple[gr.Radio, gr.Dropdown]:
     settings_png.upload(handlers.reuse_settings, inputs=settings_png,
                         outputs=[*presettable, seed, adapter, status])
     adapter_file.upload(add_uploaded_adapter, inputs=[adapter_file, model], outputs=[adapter, adapter_status])
-    run_button.click(handlers.generate_stream, inputs=[*form, seed, upload, adapter, *precision, pivot_up],
+    run_button.click(handlers.generate_stream, inputs=[*form, seed, upload, adapter, *precision, pivot_up,
+                                                               consensus],
                      outputs=[status, live, gallery, result, download], concurrency_id="device",
                      api_name="generate")
-    compare_button.click(handlers.compare, inputs=[*form, seed, baseline, adapter, *precision, pivot_up],
+    compare_button.click(handlers.compare, inputs=[*form, seed, baseline, adapter, *precision, pivot_up,
+                                                           consensus],
                          outputs=[compare_status, slider],
                          concurrency_id="device", api_name="compare")
     # Cooperative stop: the running loop checks a per-session flag before every denoising step.

@@ -47,7 +47,7 @@ MODEL_CHOICES = [
     ("Stable Diffusion XL base (1024 px)", "stabilityai/stable-diffusion-xl-base-1.0"),
 ]
 FORM = ("model", "prompt", "negative_prompt", "width", "height", "stages", "mode", "steps", "strength",
-        "guidance", "scheduler", "upper", "anchor", "upper_guidance", "pivot_up")
+        "guidance", "scheduler", "upper", "anchor", "upper_guidance", "pivot_up", "consensus")
 
 
 def preset_names() -> list[str]:
@@ -63,6 +63,7 @@ def preset_values(name: str) -> list:
               **request_defaults(preset.model), **preset.settings}
     values["upper_guidance"] = upper_guidance_of(values)  # not set: the upper stages are guided like the first
     values["pivot_up"] = values.get("pivot_up") or "latent"  # not set: the paper's
+    values["consensus"] = values.get("consensus") or 0  # not set: off, the paper's
     return [values.get(key, "") for key in FORM]
 
 
@@ -77,7 +78,8 @@ def reuse_settings(path: str | None) -> list:
         return [*unchanged, f"**Settings not read:** {error}"]
     values = {**vars(request), "model": request.model or "embedded", "upper": request.upper or gr.skip(),
               "anchor": gr.skip() if request.anchor is None else request.anchor,
-              "upper_guidance": request.stage_guidance(has_pivot=True), "pivot_up": request.pivot_upsampling()}
+              "upper_guidance": request.stage_guidance(has_pivot=True), "pivot_up": request.pivot_upsampling(),
+              "consensus": gr.skip() if request.consensus is None else request.consensus}
     return ([values[key] for key in FORM] + [request.seed, request.adapter or gr.skip()]
             + [f"Settings of {Path(path).name} loaded (seed {request.seed}, {request.width}x{request.height})."])
 
@@ -112,7 +114,7 @@ def whole_number(value, name: str) -> int:
 
 def build_request(model, prompt, negative, width, height, stages, mode, steps, strength, guidance, scheduler,
                   upper, anchor, upper_guidance, seed, adapter=None, dtype="auto", vae=None, vae_tiling="auto",
-                  offload="auto", pivot_up=None) -> GenerationRequest:
+                  offload="auto", pivot_up=None, consensus=None) -> GenerationRequest:
     """UI values -> a checked request (InvalidRequest with the reason otherwise)."""
     request = GenerationRequest(
         prompt=prompt or "", negative_prompt=negative or "", width=whole_number(width, "width"),
@@ -122,6 +124,7 @@ def build_request(model, prompt, negative, width, height, stages, mode, steps, s
         adapter=adapter or None, upper=upper or None, anchor=optional_number(anchor),
         upper_guidance=optional_number(upper_guidance), dtype=dtype or "auto", vae=(vae or "").strip() or None,
         vae_tiling=vae_tiling or "auto", offload=offload or "auto", pivot_up=pivot_up or None,
+        consensus=None if consensus in (None, "") else whole_number(consensus, "pivot consensus"),
     )
     request.check()
     return request
@@ -152,7 +155,8 @@ def _stage_caption(event: StageDone) -> str:
 @on_gpu
 def generate_stream(model, prompt, negative, width, height, stages, mode, steps, strength, guidance, scheduler,
                     upper, anchor, upper_guidance, seed, upload=None, adapter=None, dtype="auto", vae=None,
-                    vae_tiling="auto", offload="auto", pivot_up=None, request: gr.Request | None = None):
+                    vae_tiling="auto", offload="auto", pivot_up=None, consensus=None,
+                    request: gr.Request | None = None):
     """Yield (status, live preview, stage gallery, result image, PNG file) as the cascade runs."""
     cancel = sessions.begin(request)
     gallery: list[tuple] = []
@@ -160,7 +164,7 @@ def generate_stream(model, prompt, negative, width, height, stages, mode, steps,
     try:
         generation = build_request(model, prompt, negative, width, height, stages, mode, steps, strength,
                                    guidance, scheduler, upper, anchor, upper_guidance, seed, adapter, dtype, vae,
-                                   vae_tiling, offload, pivot_up)
+                                   vae_tiling, offload, pivot_up, consensus)
         pivot_image = load_user_image(upload) if upload else None
         yield "Loading the model...", gr.skip(), [], None, None
         loaded = load_model(generation.model, generation.dtype, generation.vae, generation.offload)
@@ -206,7 +210,7 @@ def generate_stream(model, prompt, negative, width, height, stages, mode, steps,
 @on_gpu
 def compare(model, prompt, negative, width, height, stages, mode, steps, strength, guidance, scheduler, upper,
             anchor, upper_guidance, seed, baseline="direct", adapter=None, dtype="auto", vae=None,
-            vae_tiling="auto", offload="auto", pivot_up=None, request: gr.Request | None = None):
+            vae_tiling="auto", offload="auto", pivot_up=None, consensus=None, request: gr.Request | None = None):
     """Run `baseline` and the cascade (tuned when the mode is) with the same seed; yield (status, pair)."""
     cancel = sessions.begin(request)
     results = {}
@@ -216,7 +220,7 @@ def compare(model, prompt, negative, width, height, stages, mode, steps, strengt
             generation = build_request(model, prompt, negative, width, height, stages, run_mode, steps,
                                        strength, guidance, scheduler, upper if run_mode != "direct" else None,
                                        anchor if run_mode != "direct" else None, upper_guidance, seed, adapter,
-                                       dtype, vae, vae_tiling, offload, pivot_up)
+                                       dtype, vae, vae_tiling, offload, pivot_up, consensus)
             yield f"Running {run_mode}...", gr.skip()
             loaded = load_model(generation.model, generation.dtype, generation.vae, generation.offload)
             for event in generate(generation, loaded, cancel=cancel, previews=False):
