@@ -238,6 +238,7 @@ def _stages(request: GenerationRequest, model: DiffusionModel, video: bool, canc
     pivot, stage_seconds, strategies, sizes = None, [], [], list(plan.sizes)
     consensus = request.consensus_views(model.default_consensus) if len(sizes) > 1 and not (
         video or pivot_image is not None) else 0
+    consensus = consensus if consensus > 1 else 0  # one estimate is the sample itself
     if pivot_image is not None:
         pivot = pivot_from_image(model, pivot_image, sizes[0], plan.messages, request.vae_tiling)
         if len(sizes) > 1:  # the image is stage 0; a one-stage plan becomes img2img at that size

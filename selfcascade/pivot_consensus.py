@@ -29,28 +29,34 @@ from .upper_stage import Predictor
 CONSENSUS_TIMESTEP = 100  # t* (of 1000 training timesteps): 100 and 200 measured alike, 300 worse in place
 MAX_CONSENSUS = 16
 EMBEDDED_CONSENSUS = 4  # the embedded image model's (its selfcascade.json): 4 and 8 measured alike
+# Views per UNet call. Four native-size views hold no more latent pixels than one call of a 2x stage, so the
+# cascade's memory peak (an upper stage) does not grow.
+VIEWS_PER_CALL = 4
 
 
 def consensus_latents(pivot: torch.Tensor, predict: Predictor, scheduler, generator: torch.Generator,
                       views: int, timestep: int | None = None) -> torch.Tensor:
     """The mean of `views` clean estimates of `pivot` re-noised to `timestep` (every other view mirrored).
 
-    `predict` is the stage's guided noise predictor; `views` <= 1 returns `pivot` unchanged."""
+    `predict` is the stage's guided noise predictor (a batch of views of one prompt); `views` <= 1 returns
+    `pivot` unchanged. Up to VIEWS_PER_CALL views share one UNet call."""
     if views <= 1:
         return pivot
     timestep = CONSENSUS_TIMESTEP if timestep is None else timestep
     t = torch.tensor(int(timestep))
     alpha_bar = scheduler.alphas_cumprod[int(timestep)].to(device=pivot.device, dtype=torch.float32)
+    mirrored = [view % 2 == 1 for view in range(views)]
     total = torch.zeros(pivot.shape, dtype=torch.float32, device=pivot.device)
-    for view in range(views):
-        mirrored = view % 2 == 1
-        latents = torch.flip(pivot, dims=[-1]) if mirrored else pivot
+    for first in range(0, views, VIEWS_PER_CALL):
+        chunk = mirrored[first:first + VIEWS_PER_CALL]
+        clean = torch.cat([torch.flip(pivot, dims=[-1]) if flip else pivot for flip in chunk]).float()
         # z_t = sqrt(a) x_0 + sqrt(1 - a) eps, the form the UNet takes (a scheduler's add_noise may be another:
         # Euler's is x_0 + sigma eps, which its scale_model_input would have to undo at the right step).
-        noise = torch.randn(latents.shape, generator=generator, dtype=torch.float32).to(latents.device)
-        noisy = alpha_bar.sqrt() * latents.float() + (1 - alpha_bar).sqrt() * noise
+        noise = torch.randn(clean.shape, generator=generator, dtype=torch.float32).to(clean.device)
+        noisy = alpha_bar.sqrt() * clean + (1 - alpha_bar).sqrt() * noise
         with torch.no_grad():
             output = predict(noisy.to(pivot.dtype), t)
-        estimate = clean_estimate(output.float(), noisy.float(), alpha_bar, scheduler.config.prediction_type)
-        total += torch.flip(estimate, dims=[-1]) if mirrored else estimate
+        estimates = clean_estimate(output.float(), noisy, alpha_bar, scheduler.config.prediction_type)
+        for flip, estimate in zip(chunk, estimates.chunk(len(chunk))):
+            total += torch.flip(estimate, dims=[-1]) if flip else estimate
     return (total / views).to(pivot.dtype)
