@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from .motion_steering import DEFAULT_STEERED_FRACTION, DEFAULT_TRAVEL, MOTION_CHOICES
-from .request import DEFAULT_FREE_INIT
+from .request import DEFAULT_FREE_INIT, VideoRequest
 from .stages import InvalidRequest, parse_size
 
 EXIT_BAD_INPUT = 2
@@ -146,6 +146,10 @@ def _request(args, request_class, **extra):
     width, height = parse_size(args.size)
     # The model the request will load: `video` without --model means the embedded video model.
     settings = request_defaults(args.model if args.model is not None else request_class.default_model)
+    if issubclass(request_class, VideoRequest):  # images only (cascade.py): say so when asked for
+        if args.consensus is not None:
+            raise InvalidRequest("--consensus is for images; a video's first stage is handed on as sampled")
+        settings.pop("consensus", None)
     for key in ("steps", "strength", "guidance", "upper_guidance", "scheduler", "upper", "anchor", "pivot_up",
                 "consensus", "max_side"):
         if getattr(args, key) is not None:
@@ -204,7 +208,6 @@ def _generate(args) -> int:
 
 
 def _video(args) -> int:
-    from .request import VideoRequest
     from .video import generate_video
     from .video_io import check_video_path, write_video
 

@@ -66,11 +66,15 @@ def test_the_embedded_model_averages_its_first_stage_and_records_it(embedded_mod
     assert direct.metadata["pivot_consensus"] == 0
 
 
-def test_videos_hand_on_their_first_stage_as_sampled():
+def test_videos_hand_on_their_first_stage_as_sampled(capsys):
+    from selfcascade.cli import main
     from selfcascade.models.loader import load_model
 
     request = VideoRequest("a red circle moving right", 128, 128, frames=2, steps=2, consensus=4)
     assert run(request, load_model("shapes-video"), previews=False).metadata["pivot_consensus"] == 0
+    assert main(["video", "--prompt", "a red circle moving right", "--size", "128x128", "--consensus", "4",
+                 "--out", "x.mp4"]) == 2
+    assert "--consensus is for images" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("value", [-1, MAX_CONSENSUS + 1, 2.5, True, "4"])
