@@ -14,9 +14,11 @@ example-based single image super resolution", 2016) applied to the diffusion mod
 It runs at the native size only, where the model is in its training distribution: averaged after an upper
 stage or on the result, the estimates blur edges (measured: sharpness 0.77 -> 0.74 and 0.70, fewer correct).
 
-Cost: K guided UNet calls at the first stage's size (K = 4: about one tenth of a 40-step first stage).
-Measured on the embedded model at 256 px (benchmarks/sweep.py; README): tuning-free 45 -> 50 of 64 pairs
-(seeds from 1000) and 49 -> 51 held out (from 7000).
+Cost: K guided UNet passes at the first stage's size, batched (K = 4: one call beside the 40 of a 40-step
+first stage; 1-2% of a 256 px image). Measured on the embedded model (benchmarks/sweep.py, composition.py;
+README "Pivot consensus"): tuning-free at 256 px 45 -> 50 of 64 pairs (seeds from 1000) and 49 -> 51 held out
+(from 7000), tuned even; no gain at 512 px. Images only: on the embedded video model, unmirrored (a mirrored
+clip moves against its prompt), it moved 4 of 128 frames, not enough to offer it there.
 """
 
 from __future__ import annotations

@@ -45,7 +45,8 @@ def test_unguided_upper_stages_make_one_pass(embedded_model, monkeypatch, upper_
     calls = _unet_batches(embedded_model, monkeypatch)
     result = run(request(upper_guidance=upper_guidance, upper="plain"), embedded_model, previews=False)
     native = embedded_model.native_latent_size[-1]
-    assert {batch for batch, side in calls if side == native} == {2}  # stage 0: negative and positive
+    # stage 0: negative and positive; then its pivot consensus, four views of both in one call
+    assert {batch for batch, side in calls if side == native} == {2, 2 * embedded_model.default_consensus}
     assert {batch for batch, side in calls if side == 2 * native} == {upper_batch}
     assert result.metadata["upper_guidance"] == upper_guidance and result.image.size == (128, 128)
 
