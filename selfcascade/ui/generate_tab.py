@@ -29,7 +29,7 @@ ANCHOR_HINT = ("1: the pivot's low frequencies (layout, flat backgrounds) are ke
                "crisper edges, the embedded image model's; 0: the paper's sampling, free to redraw them")
 CONSENSUS_HINT = ("clean estimates of the first stage's sample averaged into the pivot the upper stages enlarge, "
                   "so an outline error of one estimate does not grow 4x with them (embedded model: 4, rounder "
-                  "circles at 256 px for a tenth of the first stage's time); 0: off, the paper's")
+                  "circles at 256 px for 1-2% more time; no gain measured at 512 px); 0: off, the paper's")
 PIVOT_UP_HINT = ("latent: bilinear on the latents (the paper's); pixel: decode, Lanczos, encode, so the next stage "
                  "starts from latents the model knows (on the embedded model: no off-colour blemishes, sharper)")
 

@@ -187,8 +187,10 @@ def generate_stream(model, prompt, negative, width, height, stages, mode, steps,
                 notes = "".join(f"\n- {m}" for m in event.metadata["messages"])
                 chain = " -> ".join(event.metadata["stage_sizes"])
                 upper = ", ".join(sorted(set(event.metadata["upper_stage"]) - {"-"})) or "none"
+                consensus = event.metadata["pivot_consensus"]
                 yield (f"**Done** ({event.metadata['mode']}; upper stages: {upper}; pivot anchoring "
-                       f"{event.metadata['pivot_anchor']:g}) in {event.seconds:.1f} s: "
+                       f"{event.metadata['pivot_anchor']:g}{f'; pivot consensus {consensus}' if consensus else ''})"
+                       f" in {event.seconds:.1f} s: "
                        f"{chain}{notes}",
                        gr.skip(), list(gallery), event.image, str(path))
     except InvalidRequest as error:
