@@ -48,7 +48,7 @@ def comparison_picture(model, settings: dict, path: Path, size: int = 256) -> No
     (the embedded preset's settings: its upper-stage strategy, pivot anchoring and upper-stage guidance)."""
     prompt, seed = "a large red circle on a white background", 7
     panels = []
-    paper = {"upper": "plain", "anchor": 0.0, "upper_guidance": None, "pivot_up": "latent"}  # as Algorithm 2
+    paper = {"upper": "plain", "anchor": 0.0, "upper_guidance": None, "pivot_up": "latent", "consensus": 0}  # Alg. 2
     for label, mode, overrides in (("direct", "direct", paper), ("cascade as in the paper", "tuning-free", paper),
                                    ("cascade, project default", "tuning-free", {})):
         request = GenerationRequest(prompt, size, size, mode=mode, seed=seed, **{**settings, **overrides})
