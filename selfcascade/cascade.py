@@ -38,7 +38,7 @@ from .models.video import check_video_model
 from .motion_steering import steered
 from . import pivot_anchor
 from .pivot_anchor import anchored
-from .pivot_consensus import consensus_latents
+from .pivot_consensus import consensus_latents, views_that_run
 from .provenance import public_name
 from .precision import check_finite, dtype_name, unet_overflow_hint
 from .request import GenerationRequest, VideoRequest
@@ -236,9 +236,8 @@ def _stages(request: GenerationRequest, model: DiffusionModel, video: bool, canc
     prompts = Prompts(model, request)
     upsamplers = load_adapter(request.adapter, model) if request.mode == "tuned" else None
     pivot, stage_seconds, strategies, sizes = None, [], [], list(plan.sizes)
-    consensus = request.consensus_views(model.default_consensus) if len(sizes) > 1 and not (
-        video or pivot_image is not None) else 0
-    consensus = consensus if consensus > 1 else 0  # one estimate is the sample itself
+    consensus = views_that_run(request.consensus_views(model.default_consensus), len(sizes), video,
+                               pivot_image is not None)
     if pivot_image is not None:
         pivot = pivot_from_image(model, pivot_image, sizes[0], plan.messages, request.vae_tiling)
         if len(sizes) > 1:  # the image is stage 0; a one-stage plan becomes img2img at that size

@@ -20,6 +20,7 @@ from .memory import MemoryPlan, free_memory, module_bytes, plan_memory
 from .models.base import DiffusionModel
 from .models.placement import pipeline_modules
 from .models.vae import wants_tiles
+from .pivot_consensus import views_that_run
 from .request import GenerationRequest
 from .sampling import make_scheduler, schedule
 from .upper_stage import relative_cost
@@ -82,8 +83,9 @@ def estimate(model: DiffusionModel, request: GenerationRequest) -> Estimate:
         latent_pixels = (size[0] // model.vae_scale_factor) * (size[1] // model.vae_scale_factor)
         cost = 1.0 if size == model.base_size else relative_cost(upper)
         guided = request.stage_guidance(index > 0) > 1  # an unguided call is one UNet pass, not two
-        if index == 0 and len(plan.sizes) > 1:  # pivot consensus: K more calls at the first stage
-            steps += request.consensus_views(model.default_consensus) if not model.is_video else 0
+        if index == 0:  # pivot consensus: K more guided passes at the first stage
+            steps += views_that_run(request.consensus_views(model.default_consensus), len(plan.sizes),
+                                    model.is_video, pivot_image=False)
         seconds += steps * (fixed + latent_pixels * per_pixel) * cost * (1 if guided else 0.5)
     memory = memory_plan(model, request)
     return Estimate(seconds, memory.peak / 2**20, plan.chain(), memory)

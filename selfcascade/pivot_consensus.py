@@ -36,6 +36,14 @@ EMBEDDED_CONSENSUS = 4  # the embedded image model's (its selfcascade.json): 4 a
 VIEWS_PER_CALL = 4
 
 
+def views_that_run(requested: int, stages: int, video: bool, pivot_image: bool) -> int:
+    """Estimates a run averages: `requested` for an image cascade that samples its own first stage, else 0
+    (one stage has nothing to enlarge; an uploaded first stage is the user's; videos: not measured to gain).
+    One estimate is the sample itself, so 1 counts as 0."""
+    runs = stages > 1 and not video and not pivot_image and requested > 1
+    return requested if runs else 0
+
+
 def consensus_latents(pivot: torch.Tensor, predict: Predictor, scheduler, generator: torch.Generator,
                       views: int, timestep: int | None = None) -> torch.Tensor:
     """The mean of `views` clean estimates of `pivot` re-noised to `timestep` (every other view mirrored).
