@@ -230,7 +230,7 @@ def generate(request: GenerationRequest, model: DiffusionModel | None = None,
 def _stages(request: GenerationRequest, model: DiffusionModel, video: bool, cancel: threading.Event | None,
             previews: bool, pivot_image: Image.Image | None) -> Iterator[Event]:
     """The stage loop of Algorithm 2 (see the module docstring)."""
-    plan = request.plan(model.base_size, model.size_multiple, model.stage_growth)
+    plan = request.plan(model.base_size, model.size_multiple)
     started = time.perf_counter()
     generator = torch.Generator().manual_seed(int(request.seed))
     prompts = Prompts(model, request)

@@ -42,7 +42,7 @@ class Estimate:
 
 def memory_plan(model: DiffusionModel, request: GenerationRequest) -> MemoryPlan:
     """Peak memory of `request` on `model` (as loaded: dtype, offload) and the device's free memory."""
-    plan = request.plan(model.base_size, model.size_multiple, model.stage_growth)
+    plan = request.plan(model.base_size, model.size_multiple)
     largest = max(plan.sizes, key=lambda size: size[0] * size[1])
     weights = module_bytes(model.unet) if model.offloaded else module_bytes(*pipeline_modules(model.pipeline))
     return plan_memory(model.unet.config, model.vae.config, largest, weights=weights, unet_dtype=model.dtype,
@@ -73,7 +73,7 @@ def _calibrate(model: DiffusionModel) -> tuple[float, float]:
 
 def estimate(model: DiffusionModel, request: GenerationRequest) -> Estimate:
     """Time and memory of `request` on `model`; raises InvalidRequest like the run itself would."""
-    plan = request.plan(model.base_size, model.size_multiple, model.stage_growth)
+    plan = request.plan(model.base_size, model.size_multiple)
     fixed, per_pixel = _calibrate(model)
     seconds = 0.0
     upper = request.upper_stage(model.default_upper_stage)

@@ -7,7 +7,7 @@ import os
 from dataclasses import asdict, dataclass, field
 
 from .motion_steering import DEFAULT_STEERED_FRACTION, DEFAULT_TRAVEL, MOTION_CHOICES, prompted_direction
-from .stages import PAPER_GROWTH, InvalidRequest, Size, StagePlan, check_size, parse_stage_list, plan_stages
+from .stages import InvalidRequest, Size, StagePlan, check_size, parse_stage_list, plan_stages
 
 MODES = ("tuning-free", "tuned", "direct", "hires-fix")
 # How a pivot reaches the next stage: "latent" bilinear on the latents (the paper's `up`), or "pixel": decode,
@@ -108,15 +108,14 @@ class GenerationRequest:
             plan_stages((16, 16), (self.width, self.height), 1, parse_stage_list(self.stages, (self.width,
                         self.height)), self.max_side)
 
-    def plan(self, base_size: Size, size_multiple: int, growth: float = PAPER_GROWTH) -> StagePlan:
-        """Check everything and decompose the target into stages for a model with these sizes, each stage at
-        most `growth` per side over the one before (the model's stage_growth)."""
+    def plan(self, base_size: Size, size_multiple: int) -> StagePlan:
+        """Check everything and decompose the target into stages for a model with these sizes."""
         self.check()
         target = (self.width, self.height)
         if self.mode == "direct":
             return plan_stages(target, target, size_multiple, None, self.max_side)
         user_sizes = parse_stage_list(self.stages, target) if self.stages.strip() else None
-        return plan_stages(base_size, target, size_multiple, user_sizes, self.max_side, growth)
+        return plan_stages(base_size, target, size_multiple, user_sizes, self.max_side)
 
     def upper_stage(self, model_default: str) -> str:
         """The upper-stage strategy this request runs: its own, else plain for the direct baseline, else the

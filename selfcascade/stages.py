@@ -1,9 +1,8 @@
 """Scale decomposition (paper, Sec. 3.1): base size + target size (+ a user list) -> the stage sizes.
 
 Stage 0 keeps about the base model's pixel budget with the target's aspect ratio; every later stage has at
-most g^2 times the pixels of the one before (g per side: the paper's 2 unless the model folder measured
-another, models.folder_settings "stage_growth"), R = ceil(log_{g^2}(target pixels / stage-0 pixels)),
-spaced geometrically, and the last stage is the target. Sizes are what the UNet accepts (multiples of
+most 4x the pixels of the one before (2x per side), R = ceil(log4(target pixels / stage-0 pixels)), spaced
+geometrically, and the last stage is the target. Sizes are what the UNet accepts (multiples of
 vae_scale_factor * 2^down-samplings): derived stages are the multiples nearest the target's aspect ratio
 (nearest_with_aspect), a target or user stage off the multiples is rounded with a message. Pure: no torch.
 """
@@ -34,8 +33,7 @@ class StagePlan:
 # training size starts repeating objects, and an upper stage should not grow more than 4x).
 PIXEL_RANGE = (0.66, 1.15)
 UPPER_PIXEL_RANGE = (0.8, 1.2)  # an upper stage's: neither jump beside it may grow much beyond 4x
-PAPER_GROWTH = 2.0  # per side, per stage (the paper's 2x stages)
-ROUNDING_SLACK = 1.15  # what rounding a stage to the size multiple may add to its growth in pixels
+MAX_GROWTH = 4.6  # pixels of a stage over the one before, 4x (2x per side) and what rounding adds
 
 
 def round_to_multiple(value: float, multiple: int) -> int:
@@ -93,9 +91,8 @@ def _rounded(size: tuple[float, float], multiple: int, what: str, messages: list
 
 
 def plan_stages(base: Size, target: Size, multiple: int, user_sizes: list[Size] | None = None,
-                max_side: int = 4096, growth: float = PAPER_GROWTH) -> StagePlan:
-    """Stage sizes from `base` (the model's training size) to `target`, or from the user's list; a derived
-    plan grows at most `growth` per side from one stage to the next."""
+                max_side: int = 4096) -> StagePlan:
+    """Stage sizes from `base` (the model's training size) to `target`, or from the user's list."""
     check_size(target, "target size", max_side)
     messages: list[str] = []
     target = _rounded(target, multiple, "target size", messages)
@@ -109,10 +106,9 @@ def plan_stages(base: Size, target: Size, multiple: int, user_sizes: list[Size] 
             if after[0] < before[0] or after[1] < before[1] or after == before:
                 raise InvalidRequest(f"stages must grow: {before[0]}x{before[1]} then {after[0]}x{after[1]}"
                                      f" (the last stage is the target {target[0]}x{target[1]})")
-            if after[0] * after[1] > max(growth, PAPER_GROWTH) ** 2 * before[0] * before[1]:
-                tested = max(growth, PAPER_GROWTH)
-                messages.append(f"stage {before[0]}x{before[1]} -> {after[0]}x{after[1]} grows more than {tested:g}x"
-                                f" per side; the method is tested up to {tested:g}x on this model")
+            if after[0] * after[1] > 4 * before[0] * before[1]:
+                messages.append(f"stage {before[0]}x{before[1]} -> {after[0]}x{after[1]} grows more than 2x"
+                                " per side; the method is tested up to 2x")
         return StagePlan(sizes, messages)
 
     base_pixels = base[0] * base[1]
@@ -121,10 +117,9 @@ def plan_stages(base: Size, target: Size, multiple: int, user_sizes: list[Size] 
         return StagePlan([target], messages)
     aspect = target[0] / target[1]
     first = nearest_with_aspect(base_pixels, aspect, multiple)
-    count = max(1, math.ceil(math.log(target_pixels / (first[0] * first[1]), growth ** 2) - 1e-9))
+    count = max(1, math.ceil(math.log(target_pixels / (first[0] * first[1]), 4) - 1e-9))
     sizes = _upper_sizes(first, target, count, multiple)
-    largest = growth ** 2 * ROUNDING_SLACK
-    if any(w1 * h1 > largest * w0 * h0 for (w0, h0), (w1, h1) in zip(sizes, sizes[1:])):
+    if any(w1 * h1 > MAX_GROWTH * w0 * h0 for (w0, h0), (w1, h1) in zip(sizes, sizes[1:])):
         sizes = _upper_sizes(first, target, count + 1, multiple)  # rounding made a jump too big: one more stage
     unique = [s for i, s in enumerate(sizes) if i == 0 or s != sizes[i - 1]]
     return StagePlan(unique, messages)

@@ -15,7 +15,7 @@ from selfcascade.cascade import StageStarted, generate, run
 from selfcascade.memory import (GIB, MemoryPlan, NotEnoughMemory, OutOfMemory, check_fits, free_memory,
                                 is_out_of_memory, vae_decode_bytes)
 from selfcascade.models.loader import load_model
-from selfcascade.models.placement import attention_kinds, use_channels_last, use_sdpa, wants_offload
+from selfcascade.models.placement import attention_kinds, use_sdpa, wants_offload
 from selfcascade.models.vae import wants_tiles
 from selfcascade.request import GenerationRequest
 from selfcascade.ui import handlers
@@ -125,38 +125,6 @@ def test_attention_goes_through_sdpa(tmp_path):
     model.unet.set_attn_processor(AttnProcessor())  # a folder that asked for the old, non-SDPA one
     use_sdpa(model.pipeline)
     assert attention_kinds(model.unet) == {"AttnProcessor2_0"}
-
-
-def _conv_formats(pipeline) -> set[bool]:
-    """For every 2-D convolution of the UNet and VAE: is its weight channels-last?"""
-    return {module.weight.is_contiguous(memory_format=torch.channels_last)
-            for part in (pipeline.unet, pipeline.vae) for module in part.modules()
-            if isinstance(module, torch.nn.Conv2d) and module.weight.shape[-1] > 1}
-
-
-def test_convolutions_run_channels_last_with_the_same_image():
-    model = load_model(None)
-    assert _conv_formats(model.pipeline) == {True}
-    settings = dict(prompt="a small blue square on a black background", width=128, height=128, seed=3, steps=8)
-    nhwc = np.asarray(run(GenerationRequest(**settings), model, previews=False).image, dtype=int)
-    for part in (model.unet, model.vae):
-        for module in part.modules():
-            if isinstance(module, torch.nn.Conv2d):
-                module.weight.data = module.weight.data.contiguous()
-    try:
-        assert _conv_formats(model.pipeline) == {False}
-        nchw = np.asarray(run(GenerationRequest(**settings), model, previews=False).image, dtype=int)
-    finally:
-        use_channels_last(model.pipeline)
-    assert np.abs(nhwc - nchw).max() <= 2  # the same arithmetic in another order: float rounding only
-
-
-def test_a_video_unet_keeps_its_3d_convolutions_as_they_are(tmp_path):
-    from .tiny_components import save_tiny_text_to_video
-    model = load_model(str(save_tiny_text_to_video(tmp_path)))
-    conv3d = [m for m in model.unet.modules() if isinstance(m, torch.nn.Conv3d)]
-    assert conv3d and all(m.weight.is_contiguous() for m in conv3d)
-    assert _conv_formats(model.pipeline) == {True}
 
 
 def test_offload_only_on_a_gpu_and_when_memory_is_short():

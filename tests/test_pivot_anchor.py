@@ -132,8 +132,7 @@ def test_a_copy_of_the_embedded_model_keeps_its_band_and_a_bad_settings_file_is_
     (copy / SETTINGS_FILE).unlink()  # a folder that says nothing is a hub-like model: the family's band
     assert load_model(str(copy)).default_anchor_sigma is None
     for text, words in (("{not json", "not readable JSON"), ('{"pivot_anchor_sigma": -1}', "positive number"),
-                        ('{"anchor": 0.7}', "unknown setting"),
-                        ('{"stage_growth": 1}', "at least")):
+                        ('{"anchor": 0.7}', "unknown setting")):
         (copy / SETTINGS_FILE).write_text(text)
         with pytest.raises(InvalidRequest, match=words):
             load_model(str(copy))

@@ -54,26 +54,6 @@ def test_user_list_must_grow_to_the_target(stages):
         chain((64, 64), (256, 256), stages=stages)
 
 
-def test_a_model_that_measured_larger_stages_gets_them():
-    """stage_growth (a model folder's selfcascade.json): at most g per side from one stage to the next."""
-    def grown(target, growth, multiple=8):
-        return plan_stages((64, 64), target, multiple, None, 4096, growth)
-
-    assert grown((256, 256), 4).chain() == "64x64 -> 256x256"
-    assert grown((128, 128), 4).chain() == "64x64 -> 128x128"
-    assert grown((1024, 1024), 4).chain() == "64x64 -> 256x256 -> 1024x1024"
-    assert grown((512, 512), 4).chain() == "64x64 -> 184x184 -> 512x512"  # spaced geometrically, as at 2x
-    assert grown((256, 192), 4).chain() == "64x48 -> 256x192"
-    for target in ((400, 176), (2048, 640), (512, 512)):
-        sizes = grown(target, 4).sizes
-        assert sizes[-1] == target
-        for (w0, h0), (w1, h1) in zip(sizes, sizes[1:]):
-            assert w1 * h1 <= 16 * w0 * h0 * 1.15
-    assert grown((256, 256), 2).chain() == chain((64, 64), (256, 256), 8)  # the paper's, the default
-    user = parse_stage_list("64", (256, 256))
-    assert not plan_stages((64, 64), (256, 256), 16, user, 4096, 4).messages  # measured: no warning
-
-
 def test_big_jumps_are_allowed_with_a_warning():
     plan = plan_stages((64, 64), (256, 256), 16, parse_stage_list("64", (256, 256)))
     assert plan.chain() == "64x64 -> 256x256"

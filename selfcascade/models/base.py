@@ -55,9 +55,6 @@ class DiffusionModel(ABC):
     # Clean estimates of the first stage averaged into its pivot (selfcascade.pivot_consensus); 0: off. Set
     # from the folder's selfcascade.json, where it was measured (the embedded image model: 4).
     default_consensus = 0
-    # Largest growth per side from one stage to the next in an automatic stage plan (selfcascade.stages): the
-    # paper's 2, or what the folder's selfcascade.json measured (the embedded image model: 4).
-    stage_growth = 2.0
     is_video = False  # video families (models/video.py) fold frames into the batch
     family = "unknown"  # recorded in adapters: one trained for another family is refused with this name
 

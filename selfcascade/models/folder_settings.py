@@ -6,7 +6,7 @@ shipped folder's path gave every retrained copy (`train_default --out DIR`, then
 without a word, and measured the copy wrong (README, "Where the refined model's lumps come from"). The folder
 says it instead, and the trainers write it into every model they save.
 
-    {"pivot_anchor_sigma": 0.7, "pivot_consensus": 4, "stage_growth": 4}
+    {"pivot_anchor_sigma": 0.7, "pivot_consensus": 4}
 """
 
 from __future__ import annotations
@@ -15,10 +15,7 @@ import json
 from pathlib import Path
 
 SETTINGS_FILE = "selfcascade.json"
-KNOWN = {"pivot_anchor_sigma": float, "pivot_consensus": int, "stage_growth": float}  # key -> type; a folder may carry only these
-
-
-MIN_STAGE_GROWTH = 1.25  # below this a 64 -> 4096 plan would have dozens of stages
+KNOWN = {"pivot_anchor_sigma": float, "pivot_consensus": int}  # key -> type; a folder may carry only these
 
 
 class BadFolderSettings(ValueError):
@@ -42,9 +39,6 @@ def read_folder_settings(folder: str | Path) -> dict:
     for key, value in settings.items():
         if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
             raise BadFolderSettings(f"{path}: {key} must be a positive number, not {value!r}")
-    if settings.get("stage_growth", 2) < MIN_STAGE_GROWTH:
-        raise BadFolderSettings(f"{path}: stage_growth (per side, per stage) must be at least {MIN_STAGE_GROWTH}, "
-                                f"not {settings['stage_growth']!r}")
     return {key: KNOWN[key](value) for key, value in settings.items()}
 
 

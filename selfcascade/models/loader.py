@@ -22,11 +22,11 @@ from diffusers import (
 
 from ..memory import OutOfMemory, is_out_of_memory, out_of_memory_message, release_memory
 from ..precision import dtype_name, resolve_dtype, vae_dtype
-from ..stages import PAPER_GROWTH, InvalidRequest
+from ..stages import InvalidRequest
 from .availability import SUPPORTED_TEXT, ModelUnavailable, check_folder, check_hub_model, explain
 from .base import DiffusionModel
 from .folder_settings import BadFolderSettings, read_folder_settings
-from .placement import OFFLOAD_CHOICES, place, use_channels_last, use_sdpa
+from .placement import OFFLOAD_CHOICES, place, use_sdpa
 from .sdxl import StableDiffusionXLModel
 from .stable_diffusion import StableDiffusionModel
 from .video import AnimateDiffModel, TextToVideoModel
@@ -80,11 +80,10 @@ def _wrap(pipeline: DiffusionPipeline, name: str, settings: tuple) -> DiffusionM
 
 
 def _apply_folder_settings(model: DiffusionModel, settings: dict) -> None:
-    """Settings measured on this very model (the embedded ones' 0.7 px band, 4 consensus estimates, 4x stages) travel
+    """Settings measured on this very model (the embedded ones' 0.7 px band, 4 consensus estimates) travel
     with its folder (folder_settings)."""
     model.default_anchor_sigma = settings.get("pivot_anchor_sigma")
     model.default_consensus = settings.get("pivot_consensus", 0)
-    model.stage_growth = settings.get("stage_growth", PAPER_GROWTH)
 
 
 def _is_hub_id(name: str) -> bool:
@@ -165,7 +164,6 @@ def load_model(model_id: str | None = None, dtype: str | torch.dtype | None = No
         try:
             pipeline = load_pipeline(name, dtype, settings[1])
             use_sdpa(pipeline)
-            use_channels_last(pipeline)
             offloaded = place(pipeline, offload)
         except Exception as error:
             if not is_out_of_memory(error):

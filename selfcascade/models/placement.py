@@ -55,20 +55,6 @@ def use_sdpa(pipeline) -> None:
                                       for name, processor in processors.items()})
 
 
-def use_channels_last(pipeline) -> None:
-    """The 2-D convolution weights of the UNet and VAE in channels-last (NHWC) memory format.
-
-    oneDNN on the CPU and cuDNN on a GPU run NHWC convolutions without re-ordering each weight at every call
-    (diffusers' own speed advice for `pipe.unet`); the activations follow the weights. Measured on the embedded
-    UNet with 2 CPU threads: a 256 px guided call 77 -> 60 ms, the 64 px first stage's 12.5 -> 11.8 ms
-    (`python benchmarks/channels_last.py`). Conv3d weights (a video UNet's temporal layers) keep their format:
-    channels-last is a 4-D layout."""
-    for part in (pipeline.unet, pipeline.vae):
-        for module in part.modules():
-            if isinstance(module, torch.nn.Conv2d):
-                module.weight.data = module.weight.data.contiguous(memory_format=torch.channels_last)
-
-
 def attention_kinds(model) -> set[str]:
     """Class names of the attention processors of `model` (for tests and the benchmarks)."""
     return {type(processor).__name__ for processor in model.attn_processors.values()}
