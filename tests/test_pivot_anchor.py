@@ -145,13 +145,13 @@ def test_embedded_image_and_video_models_anchor_at_their_measured_weights():
     from selfcascade.request import VideoRequest
 
     assert request_defaults(None)["anchor"] == 0.5  # the image presets' (README, Pivot anchoring)
-    assert request_defaults("shapes-video")["anchor"] == EMBEDDED_VIDEO_ANCHOR == 1.0
+    assert request_defaults("shapes-video")["anchor"] == EMBEDDED_VIDEO_ANCHOR == 0.75
     assert request_defaults("shapes-video")["pivot_up"] == request_defaults(None)["pivot_up"]  # otherwise alike
     image = build_parser().parse_args(["generate", "--prompt", "a red circle", "--size", "128x128", "--out", "x.png"])
     assert _request(image, GenerationRequest).anchor == 0.5
     video = build_parser().parse_args(["video", "--prompt", "a red circle moving up", "--size", "128x128",
                                        "--out", "x.mp4"])
-    assert _request(video, VideoRequest, frames=4, fps=8).anchor == 1.0
+    assert _request(video, VideoRequest, frames=4, fps=8).anchor == EMBEDDED_VIDEO_ANCHOR
     video = build_parser().parse_args(["video", "--prompt", "a red circle moving up", "--size", "128x128",
                                        "--anchor", "0.25", "--out", "x.mp4"])
     assert _request(video, VideoRequest, frames=4, fps=8).anchor == 0.25  # the user's choice wins
