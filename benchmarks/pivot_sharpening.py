@@ -11,7 +11,7 @@ overshoot halos a plain unsharp mask leaves (the judge counts halos as blemishes
 G_{pre*f}, so the steepened edge follows a level set of the blurred image: a smoother outline, if the lumps
 of the 64 px sample are shorter than the blur.
 
-It measured (README, "What was tried"): edges crisper (sharpness +0.04) but no more images correct, and
+It measured (docs/experiments.md, "What limits"): edges crisper (sharpness +0.04) but no more images correct, and
 circles a little lumpier (steepening a lumpy edge shows its lumps). So the shipped cascade does not do it;
 this script keeps the experiment repeatable. The sweep-spec after '|' is benchmarks/sweep.py's.
 """

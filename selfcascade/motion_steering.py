@@ -1,6 +1,6 @@
 """Motion steering: a video's first stage travels the way the prompt says ("... moving right").
 
-Measured on the embedded video model (README, The embedded video model): its motion modules move the object,
+Measured on the embedded video model (docs/video-model.md): its motion modules move the object,
 but the track follows the initial noise, not the direction word; training the text path harder, travelling
 initial noise (FreeTraj-like) and masked cross-attention (Peekaboo-like) all left the direction at a coin
 toss. The object's *place* in each frame is decided in the noisiest steps, so that is where a direction must
@@ -25,7 +25,7 @@ the frame; then it starts (or ends) where the noise put it and travels inwards. 
 is a rigid pan of the whole early layout: on a flat background that is the object moving; on a scene it
 reads as the camera panning the other way.
 
-How much to steer, measured on the embedded video model (README, Motion steering): steering the noisiest
+How much to steer, measured on the embedded video model (docs/video-model.md, Motion steering): steering the noisiest
 half of the steps made 64 px circles lumpier (mean outline error 0.32 -> 0.40 px on 12 videos) and cost
 frames at 256 px; the noisiest 30% keeps the outlines nearly as they were (0.34 px) and the direction. A
 weight of 0.3 kept them too but let the noise win again (direction right on 11 of 16). Shifting the whole
@@ -113,7 +113,7 @@ def track_anchor(reference: torch.Tensor, place: torch.Tensor, offsets: torch.Te
     salient centre) nearer a border than `margin` of the side: then the nearest offset that keeps it inside
     (or, if none does, the nearest to it). An object the noise put at the right border and asked to move left
     starts there and moves in, instead of leaving the frame. Never beyond the track's own ends: the object is
-    not pushed towards a border (README, Motion steering: that made outlines lumpier)."""
+    not pushed towards a border (docs/video-model.md, Motion steering: that made outlines lumpier)."""
     side = torch.tensor([reference.shape[-1], reference.shape[-2]], dtype=offsets.dtype)
     centre = salient_centre(reference.float()).to(offsets.dtype).cpu()
     low, high = offsets.min(dim=0).values, offsets.max(dim=0).values

@@ -22,8 +22,8 @@ PAPER_DEFAULTS = {"steps": 50, "strength": 0.7, "guidance": 7.5, "scheduler": "d
 # The embedded video model samples like the embedded image model under it, except that its upper stages keep
 # more of the pivot: at 256 px, 16 frames, 8 videos (benchmarks/video.py) frames correct 0.63 at weight 1
 # against 0.45 at the image presets' 0.5 (the frames' circles flatten when less is anchored). Weight 0.75,
-# measured later (README, Tuned video): tuned 101 -> 106 of 128 frames (seeds from 100) and 109 -> 113 (held
-# out, from 900), tuning-free 90 -> 89 and 97 -> 97.
+# measured later (docs/video-model.md, Tuned video): tuned 101 -> 106 of 128 frames (seeds from 100) and
+# 109 -> 113 (held out, from 900), tuning-free 90 -> 89 and 97 -> 97.
 EMBEDDED_VIDEO_ANCHOR = 0.75
 _FIELDS = {"name", "description", "model", "prompt", "negative_prompt", "width", "height", "mode", "stages",
            *SAMPLING_KEYS}

@@ -3,8 +3,8 @@
 Some settings were measured on a particular model, not on its family: the embedded shapes model anchors a
 band of 0.7 latent pixels, where hub models need 2.0 (selfcascade.pivot_anchor). Tying such a setting to the
 shipped folder's path gave every retrained copy (`train_default --out DIR`, then `--model DIR`) the hub band
-without a word, and measured the copy wrong (README, "Where the refined model's lumps come from"). The folder
-says it instead, and the trainers write it into every model they save.
+without a word, and measured the copy wrong (docs/experiments.md, "Where the refined model's lumps come
+from"). The folder says it instead, and the trainers write it into every model they save.
 
     {"pivot_anchor_sigma": 0.7, "pivot_consensus": 4}
 """

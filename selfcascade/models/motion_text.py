@@ -1,7 +1,7 @@
 """Text-conditioned motion modules: the prompt reaches AnimateDiff's temporal layers directly.
 
 Status: tried on the embedded video model and not shipped (the trained model did not follow the direction
-better; README, The embedded video model). Kept so the run can be repeated and extended: the trainer's
+better; docs/video-model.md). Kept so the run can be repeated and extended: the trainer's
 `--text-conditioning` builds it, and the loader attaches one to any AnimateDiff folder that has `motion_text/`.
 
 AnimateDiff's motion modules (temporal self-attention per pixel) have no text input: the prompt reaches them

@@ -15,7 +15,7 @@ with `--refine-vae` it first fine-tunes that VAE (encoder and decoder) with the 
 loss of `vae_loss.py`, scales the new latents to unit variance and continues the UNet on them.
 `--latent-channels` sizes a new VAE's latent, `--latent-scale 2` halves its down-sampling (a 32 x 32 latent
 at 64 px) and `--snr-shift` shifts the noise schedule for such a finer latent. These were measured against
-the shipped model in the README ("What limits every cascade here"); none is in the shipped weights.
+the shipped model in docs/experiments.md ("What limits every cascade here"); none is in the shipped weights.
 `--canvases` trains the UNet on several canvas sizes of about 64x64 pixels (multi-aspect buckets, as SDXL
 does), so that non-square targets start from a stage 0 the model knows (README "Non-square images").
 `--vae-from DIR` skips step 2 and keeps DIR's VAE as it is (its latent space and scaling factor), so that a

@@ -16,7 +16,7 @@ training (`--resume`) with the spatial cross-attention's key and value projectio
 text can decide the track (`--high-noise-fraction 0.5`), 1200 steps each, did not change that. Neither did
 giving the motion modules the prompt directly (`--text-conditioning`, selfcascade.models.motion_text) with the
 motion words spread apart, the text encoder trainable, x0-weighted noisy steps and an auxiliary loss of naming
-the direction (2000 steps; README, The embedded video model). The sampler supplies the direction instead:
+the direction (2000 steps; docs/video-model.md). The sampler supplies the direction instead:
 selfcascade.motion_steering steers the first stage's noisiest steps along it.
 The shipped weights are the plain recipe (2400 steps) continued for 1500 steps with half of the samples from
 the noisier timesteps and those weighted as x0 errors up to 5x (`--resume assets/shapes-video
@@ -172,7 +172,7 @@ def direction_naming_loss(namer, conditioning, clips, index, dropped, frames: in
     vector of the UNet call that just ran. An auxiliary loss: it makes the prompt vector carry the direction
     from the first steps (the motion words differ by a few % in the text encoder's output). Measured: the vector
     then names the direction within 100 steps, yet in 2000 steps the diffusion loss still did not come to use
-    it (README, The embedded video model)."""
+    it (docs/video-model.md)."""
     names = list(DIRECTIONS)
     labels = torch.tensor([len(names) if drop or clips[i][1] is None else names.index(clips[i][1])
                            for i, drop in zip(index.tolist(), dropped)])

@@ -2,13 +2,13 @@
 the outline a cascade will enlarge.
 
 Why: a cascade keeps the geometry of its 64 px first stage, and the VAE's round trip is the first limit on
-it (README, "What limits every cascade here"). A plain per-pixel loss is dominated by flat background, so
+it (docs/experiments.md, "What limits every cascade here"). A plain per-pixel loss is dominated by flat background, so
 the VAE learnt to round corners and bend straight sides: true renders through the shipped VAE passed the
 strict judge at 256 px 37 of 48 times. Weighting pixels near an edge (`edge_weight`) puts the loss where the
 geometry is; weighting it alone tinted the flat inside of small objects (orange patches on red triangles),
 so a second term (`colour_weight`) asks for the right mean colour over every 4 x 4 cell (one latent pixel).
 Used by `train_default --refine-vae`; what it did to the round trip and to the cascade is measured in the
-README ("What limits every cascade here"). The shipped VAE was trained with both weights 0.
+docs/experiments.md ("What limits every cascade here"). The shipped VAE was trained with both weights 0.
 """
 
 from __future__ import annotations
