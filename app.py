@@ -30,7 +30,13 @@ ModelScope/zeroscope)."""
 
 # gradio's own copies (results, previews, uploads) are deleted at the same age as our outputs folder.
 CACHE_AGE = int(OUTPUTS.max_age)
-LAUNCH_OPTIONS = dict(max_file_size=f"{MAX_UPLOAD_MB}mb", allowed_paths=[str(OUTPUTS.root)])
+# The Video tab's stage pivots are strips of frames (wide, short): gradio's gallery tiles are square, which left
+# each strip floating in a tall empty tile, so that gallery's tiles take the image's own shape.
+APP_CSS = """
+#video-stages .thumbnail-item { aspect-ratio: auto; height: auto; }
+#video-stages .thumbnail-item img { height: auto; }
+"""
+LAUNCH_OPTIONS = dict(max_file_size=f"{MAX_UPLOAD_MB}mb", allowed_paths=[str(OUTPUTS.root)], css=APP_CSS)
 
 
 def build_demo() -> gr.Blocks:
