@@ -7,7 +7,7 @@ the VAE learnt to round corners and bend straight sides: true renders through th
 strict judge at 256 px 37 of 48 times. Weighting pixels near an edge (`edge_weight`) puts the loss where the
 geometry is; weighting it alone tinted the flat inside of small objects (orange patches on red triangles),
 so a second term (`colour_weight`) asks for the right mean colour over every 4 x 4 cell (one latent pixel).
-Used by `train_default --refine-vae`; what it did to the round trip and to the cascade is measured in the
+Used by `train_default --refine-vae`; what it did to the round trip and to the cascade is measured in
 docs/experiments.md ("What limits every cascade here"). The shipped VAE was trained with both weights 0.
 """
 
