@@ -120,3 +120,48 @@ def test_decoder_fine_tune_with_smooth_latent_noise_writes_a_new_folder(tmp_path
     assert StableDiffusionPipeline.from_pretrained(out, use_safetensors=True).unet is not None
     assert (Path(EMBEDDED_MODEL) / "training_log.json").read_text() == source_log  # the source is untouched
     assert "latent_noise" in (out / "training_log.json").read_text()
+
+
+def test_zoom_crops_are_close_ups_that_cut_the_outline():
+    """zoom_crops: 64 px windows of scenes rendered 2x and 4x larger, most of them holding object and background."""
+    import torch
+
+    from selfcascade.shapes.world import COLOURS
+    from selfcascade.shapes.zoom_crops import zoom_crops
+
+    images, scenes = zoom_crops(40, seed=3)
+    assert images.shape == (40, 3, 64, 64) and len(scenes) == 40
+    assert images.min() >= -1 and images.max() <= 1
+    cut = 0
+    for image, scene in zip(images, scenes):
+        colour = torch.tensor(COLOURS[scene.colour], dtype=torch.float32)[:, None, None] / 127.5 - 1
+        share = ((image - colour).abs().amax(dim=0) < 0.05).float().mean()
+        cut += bool(0.05 < share < 0.95)
+    assert cut >= 24  # EDGE_SHARE (0.8) of them are chosen to cut the outline
+
+
+def test_training_script_trains_close_ups_at_low_noise_only(tmp_path, monkeypatch):
+    """train_default --zoom-share: that share of the steps draws from the close-up crops, with timesteps below
+    --zoom-max-t; the other steps use the whole scenes and the full schedule."""
+    import json
+
+    import torch
+
+    from selfcascade.shapes import train_default
+
+    seen = []
+    real_randint = torch.randint
+
+    def recording_randint(low, high, size, *args, **kwargs):
+        if size == (2,) and low == 0 and high in (50, 1000):
+            seen.append(high)
+        return real_randint(low, high, size, *args, **kwargs)
+
+    monkeypatch.setattr(train_default.torch, "randint", recording_randint)
+    out = tmp_path / "model"
+    train_default.main(["--resume", str(EMBEDDED_MODEL), "--out", str(out), "--data", "16", "--unet-steps", "12",
+                        "--batch", "2", "--zoom-share", "0.5", "--zoom-max-t", "50", "--zoom-data", "8"])
+    assert 50 in seen and 1000 in seen  # both kinds of step ran, each with its own timestep range
+    log = json.loads((out / "training_log.json").read_text())
+    assert log["args"]["zoom_share"] == 0.5 and len(log["unet"]) == 1
+    assert StableDiffusionPipeline.from_pretrained(out, use_safetensors=True).unet is not None

@@ -14,7 +14,8 @@ the hub models share one loading and sampling path. Seeded; about 50 minutes on 
 with `--refine-vae` it first fine-tunes that VAE (encoder and decoder) with the edge- and colour-weighted
 loss of `vae_loss.py`, scales the new latents to unit variance and continues the UNet on them.
 `--latent-channels` sizes a new VAE's latent, `--latent-scale 2` halves its down-sampling (a 32 x 32 latent
-at 64 px) and `--snr-shift` shifts the noise schedule for such a finer latent. These were measured against
+at 64 px), `--snr-shift` shifts the noise schedule for such a finer latent and `--zoom-share` adds close-up
+crops of larger scenes at low noise (zoom_crops.py). These were measured against
 the shipped model in docs/experiments.md ("What limits every cascade here"); none is in the shipped weights.
 `--canvases` trains the UNet on several canvas sizes of about 64x64 pixels (multi-aspect buckets, as SDXL
 does), so that non-square targets start from a stage 0 the model knows (README "Non-square images").
@@ -45,6 +46,7 @@ from ..pivot_anchor import EMBEDDED_ANCHOR_SIGMA
 from .tokenizer import build_tokenizer
 from .vae_loss import reconstruction_loss
 from .world import caption, random_scene, render
+from .zoom_crops import zoom_crops
 
 BASE_SIZE = 64
 CAPTION_DROP = 0.1  # empty captions, so classifier-free guidance has an unconditional model
@@ -172,9 +174,11 @@ def noise_schedule(snr_shift: float = 1.0) -> DDPMScheduler:
 
 
 def train_denoiser(unet, text_encoder, tokenizer, buckets, steps, batch, seed, log, lr=1e-3,
-                   snr_shift: float = 1.0) -> tuple:
+                   snr_shift: float = 1.0, zoom=None) -> tuple:
     """`buckets`: [((latent means, stds), scenes)] per canvas size; each step's batch comes from one bucket,
-    drawn in proportion to its images (multi-aspect training: the UNet learns non-square canvases too)."""
+    drawn in proportion to its images (multi-aspect training: the UNet learns non-square canvases too).
+    `zoom`: ((means, stds), scenes, share, max_t): that share of the steps trains on close-up crops
+    (zoom_crops.py) at timesteps below max_t only."""
     scheduler = noise_schedule(snr_shift)
     parameters = list(unet.parameters()) + list(text_encoder.parameters())
     optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=1e-2)
@@ -188,13 +192,16 @@ def train_denoiser(unet, text_encoder, tokenizer, buckets, steps, batch, seed, l
     for step in bar:
         # One canvas draws nothing here, so a default run repeats the random stream of the shipped weights.
         (means, stds), scenes = rng.choices(buckets, weights)[0] if len(buckets) > 1 else buckets[0]
+        max_t = scheduler.config.num_train_timesteps
+        if zoom is not None and rng.random() < zoom[2]:  # no draw without zoom: default runs repeat exactly
+            (means, stds), scenes, _, max_t = zoom
         index = torch.randint(0, len(means), (batch,))
         z0 = means[index] + stds[index] * torch.randn_like(means[index])
         captions = ["" if rng.random() < CAPTION_DROP else caption(scenes[i], rng) for i in index.tolist()]
         tokens = tokenizer(captions, padding="max_length", max_length=tokenizer.model_max_length,
                            truncation=True, return_tensors="pt").input_ids
         noise = torch.randn_like(z0)
-        t = torch.randint(0, scheduler.config.num_train_timesteps, (batch,))
+        t = torch.randint(0, max_t, (batch,))
         zt = scheduler.add_noise(z0, noise, t)
         prediction = unet(zt, t, text_encoder(tokens)[0]).sample
         snr = compute_snr(scheduler, t)
@@ -239,6 +246,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--snr-shift", type=float, default=1.0, help="divide the noise schedule's SNR by this "
                         "(4 for a 32 x 32 latent: simple diffusion's resolution shift; "
                         "resume a shifted folder with its shift)")
+    parser.add_argument("--zoom-share", type=float, default=0.0, help="share of the UNet's steps on close-up "
+                        "crops of scenes rendered 2x and 4x larger (zoom_crops.py), at low noise only")
+    parser.add_argument("--zoom-max-t", type=int, default=400, help="close-up crops train timesteps below this")
+    parser.add_argument("--zoom-data", type=int, default=8000, help="number of close-up crops")
     parser.add_argument("--latent-scale", type=int, choices=(2, 4), default=4, help="the new VAE's down-sampling: "
                         "4 (a 16 x 16 latent at 64 px, the shipped model) or 2 (32 x 32)")
     args = parser.parse_args(argv)
@@ -280,8 +291,13 @@ def main(argv: list[str] | None = None) -> None:
         vae.register_to_config(scaling_factor=float(1.0 / latents[0][0].std()))
     scale = vae.config.scaling_factor
     buckets = [((means * scale, stds * scale), scenes) for (means, stds), (_, scenes) in zip(latents, rendered)]
+    zoom = None
+    if args.zoom_share > 0:
+        crops, crop_scenes = zoom_crops(args.zoom_data, args.seed + 100)
+        means, stds = encode_dataset(vae, crops)
+        zoom = ((means * scale, stds * scale), crop_scenes, args.zoom_share, args.zoom_max_t)
     scheduler = train_denoiser(unet, text_encoder, tokenizer, buckets, args.unet_steps, args.batch,
-                               args.seed, log, lr=args.lr, snr_shift=args.snr_shift)
+                               args.seed, log, lr=args.lr, snr_shift=args.snr_shift, zoom=zoom)
 
     pipeline = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
                                        scheduler=scheduler, safety_checker=None, feature_extractor=None,
