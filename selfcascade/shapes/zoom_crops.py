@@ -10,8 +10,9 @@ These crops keep the scene's caption, and they train only the low-noise timestep
 upper stages run (t <= strength * T): the layout a prompt gets at high noise is still learned from whole
 scenes alone, so the native 64 px sample is not taught to draw close-ups.
 
-Measured (docs/experiments.md, "Close-up crops in the base model's training"): the circles came out no rounder
-and the native samples worse (shapes cut by the frame), so the shipped model is trained without them.
+Measured (docs/experiments.md, "Close-up crops in the base model's training"): with the default upper stages
+the circles came out no rounder (with the plain full-size call rounder, yet lumpier than the default's) and
+the native samples worse (shapes cut by the frame), so the shipped model is trained without them.
 """
 
 from __future__ import annotations
