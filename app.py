@@ -10,7 +10,8 @@ import gradio as gr  # noqa: E402
 from transformers.utils import logging as transformers_logging  # noqa: E402
 
 from selfcascade.hosting import MAX_UPLOAD_MB  # noqa: E402
-from selfcascade.outputs import OUTPUTS  # noqa: E402
+from selfcascade.models.loader import load_model  # noqa: E402
+from selfcascade.outputs import OUTPUTS, start_janitor  # noqa: E402
 from selfcascade.ui.generate_tab import build_generate_tab  # noqa: E402
 from selfcascade.ui.handlers import end_session  # noqa: E402
 from selfcascade.ui.train_tab import build_train_tab  # noqa: E402
@@ -58,4 +59,6 @@ demo = build_demo()
 demo.queue(default_concurrency_limit=1, max_size=int(os.environ.get("SELFCASCADE_QUEUE_SIZE", "16")))
 
 if __name__ == "__main__":
+    start_janitor()  # the outputs folder and gradio's cache stay under their age and size caps
+    load_model(None)  # the embedded default, in a second, so that the first page shows its plan and estimate
     demo.launch(**LAUNCH_OPTIONS, server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))

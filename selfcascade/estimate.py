@@ -11,8 +11,10 @@ checks before it starts.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -23,6 +25,7 @@ from .models.vae import wants_tiles
 from .pivot_consensus import views_that_run
 from .request import GenerationRequest
 from .sampling import make_scheduler, schedule
+from .stages import Size
 from .upper_stage import relative_cost
 
 # model and its load settings -> (seconds per call, seconds per latent pixel)
@@ -69,6 +72,22 @@ def _calibrate(model: DiffusionModel) -> tuple[float, float]:
         per_pixel = max(slow - fast, 0.0) / (large - small)
         _call_cost[key] = (max(fast - per_pixel * small, 0.0), per_pixel)
     return _call_cost[key]
+
+
+def is_calibrated(model: DiffusionModel) -> bool:
+    """Whether `estimate` can answer for `model` without running its UNet (it timed it once already)."""
+    return f"{model.name} {model.settings}" in _call_cost
+
+
+def folder_geometry(folder: str | Path) -> tuple[Size, int]:
+    """(base size, size multiple) of a diffusers folder from its UNet and VAE config files alone: the stage
+    plan of a model that is not loaded, at the cost of reading two small JSON files."""
+    folder = Path(folder)
+    unet = json.loads((folder / "unet" / "config.json").read_text())
+    vae = json.loads((folder / "vae" / "config.json").read_text())
+    vae_factor = 2 ** (len(vae["block_out_channels"]) - 1)
+    side = unet["sample_size"] * vae_factor
+    return (side, side), vae_factor * 2 ** (len(unet["block_out_channels"]) - 1)
 
 
 def estimate(model: DiffusionModel, request: GenerationRequest) -> Estimate:

@@ -25,10 +25,34 @@ def save_png(image: Image.Image, path: str | Path, metadata: dict) -> Path:
 
 
 def read_png_metadata(path: str | Path) -> dict:
-    """The parameters a PNG written by `save_png` records ({} for other images)."""
-    with Image.open(path) as image:
-        text = image.info.get(METADATA_KEY)
-    return json.loads(text) if text else {}
+    """The parameters a PNG written by `save_png` records ({} for images without them).
+
+    Only the header and text chunks are read (no pixels are decoded). InvalidRequest, naming the file by its
+    name and never by its server path, for a file that is not a readable image, an image above the upload
+    cap, or a record that is not a JSON object."""
+    from .stages import InvalidRequest
+
+    name = Path(path).name
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            if width * height > MAX_IMAGE_PIXELS:
+                raise InvalidRequest(f"{name} is {width}x{height}: larger than the "
+                                     f"{MAX_IMAGE_PIXELS / 2**20:.0f} megapixels accepted")
+            text = image.info.get(METADATA_KEY)
+    except (UnidentifiedImageError, Image.DecompressionBombError):
+        raise InvalidRequest(f"{name} is not a PNG that can be read, or is far too large") from None
+    except (OSError, SyntaxError, ValueError) as error:
+        raise InvalidRequest(f"{name} could not be read: the file is damaged ({str(error)[:120]})") from None
+    if not text:
+        return {}
+    try:
+        record = json.loads(text)
+    except (json.JSONDecodeError, RecursionError):
+        raise InvalidRequest(f"{name}: its Self-Cascade record is not valid JSON") from None
+    if not isinstance(record, dict):
+        raise InvalidRequest(f"{name}: its Self-Cascade record is a JSON {type(record).__name__}, not an object")
+    return record
 
 
 MIN_IMAGE_SIDE = 16

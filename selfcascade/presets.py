@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .models.loader import is_embedded_video, resolve
-from .request import GenerationRequest
+from .request import DEFAULT_MAX_SIDE, GenerationRequest
 from .stages import InvalidRequest
 from .pivot_anchor import DEFAULT_ANCHOR
 from .upper_stage import DEFAULT_STRATEGY
 
 PRESET_FOLDER = Path(__file__).resolve().parents[1] / "presets"
+PRESET_MAX_SIDE = 16384  # what a preset file may ask for at all; hosts run those within their own cap
 SAMPLING_KEYS = ("steps", "strength", "guidance", "upper_guidance", "scheduler", "upper", "anchor", "pivot_up",
                  "consensus")
 # The paper's settings for hub models (50 DDIM steps, K = 700 of 1000) and the project's default upper-stage
@@ -36,6 +37,10 @@ class Preset:
     model: str | None
     settings: dict  # GenerationRequest fields
 
+    def fits(self, max_side: int = DEFAULT_MAX_SIDE) -> bool:
+        """Whether this host's size cap admits the preset's target (a Space caps at 2048 px per side)."""
+        return max(self.settings["width"], self.settings["height"]) <= max_side
+
     def request(self, **overrides) -> GenerationRequest:
         fields = {"prompt": "", "model": self.model, **self.settings, **overrides}
         return GenerationRequest(**fields)
@@ -52,8 +57,8 @@ def parse_preset(data: dict, source: str) -> Preset:
         if key not in data:
             raise InvalidRequest(f"{source}: missing {key!r}")
     settings = {k: v for k, v in data.items() if k not in ("name", "description", "model")}
-    try:
-        GenerationRequest(**{"prompt": "", **settings}).check()
+    try:  # a preset is valid whatever this host's size cap; `Preset.fits` says whether it can run here
+        GenerationRequest(**{"prompt": "", **settings, "max_side": PRESET_MAX_SIDE}).check()
     except InvalidRequest as error:
         raise InvalidRequest(f"{source}: {error}") from None
     except TypeError as error:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .models.loader import ASSETS, EMBEDDED_MODEL, is_embedded
 from .request import GenerationRequest
+from .stages import InvalidRequest
 
 EMBEDDED = "embedded"
 SHIPPED_ADAPTER = ASSETS / "shapes-adapter"
@@ -57,13 +58,17 @@ def adapter_from_record(recorded: str | None) -> str | None:
 
 
 def request_from_metadata(metadata: dict) -> GenerationRequest:
-    """The request that made a PNG (its `selfcascade` metadata), ready to run again; unknown keys ignored."""
+    """The request that made a PNG (its `selfcascade` metadata), checked like any request, ready to run again;
+    unknown keys ignored. A record is a visitor's file: any JSON type or value in it gives InvalidRequest."""
     names = {field.name for field in fields(GenerationRequest)} - {"extra", "max_side"}
     values = {key: value for key, value in metadata.items() if key in names}
     if "prompt" not in values or "width" not in values or "height" not in values:
-        from .stages import InvalidRequest
-
         raise InvalidRequest("this PNG carries no Self-Cascade settings (it was not made by this app)")
+    for key in ("model", "adapter"):
+        if values.get(key) is not None and not isinstance(values[key], str):
+            raise InvalidRequest(f"the recorded {key} must be text, not {type(values[key]).__name__}")
     values["model"] = model_from_record(values.get("model"))
     values["adapter"] = adapter_from_record(values.get("adapter"))
-    return GenerationRequest(**values)
+    request = GenerationRequest(**values)
+    request.check()
+    return request

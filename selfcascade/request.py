@@ -3,28 +3,58 @@
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import asdict, dataclass, field
 
+from .hosting import MAX_FRAMES, MAX_NAME_CHARS, MAX_PROMPT_CHARS, MAX_SEED, MAX_SIDE, MAX_STEPS
+from .models.placement import OFFLOAD_CHOICES
+from .models.vae import check_tiling_choice
 from .motion_steering import DEFAULT_STEERED_FRACTION, DEFAULT_TRAVEL, MOTION_CHOICES, prompted_direction
+from .pivot_consensus import MAX_CONSENSUS
+from .precision import check_dtype_choice
+from .sampling import SCHEDULERS
 from .stages import InvalidRequest, Size, StagePlan, check_size, parse_stage_list, plan_stages
+from .upper_stage import STRATEGIES
 
 MODES = ("tuning-free", "tuned", "direct", "hires-fix")
 # How a pivot reaches the next stage: "latent" bilinear on the latents (the paper's `up`), or "pixel": decode,
 # Lanczos in pixel space, encode (in-distribution latents for the VAE and the UNet; the hires-fix way).
 PIVOT_UPSAMPLINGS = ("latent", "pixel")
-ON_SPACE = bool(os.environ.get("SPACE_ID"))  # a shared Hugging Face Space gets tighter caps by default
-DEFAULT_MAX_SIDE = int(os.environ.get("SELFCASCADE_MAX_SIDE", "2048" if ON_SPACE else "4096"))
-MAX_FRAMES = int(os.environ.get("SELFCASCADE_MAX_FRAMES", "32" if ON_SPACE else "128"))
+DEFAULT_MAX_SIDE = MAX_SIDE  # the host's cap (selfcascade.hosting); a request may set a lower one
 MAX_FPS = 60
 # FreeInit passes a video's first stage adds (selfcascade.free_init); measured on the embedded video model.
 DEFAULT_FREE_INIT = 1
-MAX_STEPS = int(os.environ.get("SELFCASCADE_MAX_STEPS", "100" if ON_SPACE else "500"))
+
+
+def is_number(value) -> bool:
+    """A finite int or float (not a bool, NaN or infinity): what every numeric setting must be."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def is_whole(value) -> bool:
+    """An int that is not a bool."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _check_guidance(value, name: str) -> None:
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and 0 <= value <= 50):
+    if not (is_number(value) and 0 <= value <= 50):
         raise InvalidRequest(f"{name} must be between 0 and 50, not {value!r}")
+
+
+def check_seed(seed) -> None:
+    """A seed torch takes: a whole number from 0 to 2^63 - 1."""
+    if not is_whole(seed) or not 0 <= seed <= MAX_SEED:
+        shown = seed if not isinstance(seed, int) or abs(seed) < 10**24 else f"{str(seed)[:12]}... ({len(str(seed))} digits)"
+        raise InvalidRequest(f"seed must be a whole number from 0 to 2^63 - 1 ({MAX_SEED}), not {shown!r}")
+
+
+def check_text(value, name: str, limit: int, optional: bool = False) -> None:
+    """Text a visitor sends (prompt, ids, names): a string of at most `limit` characters."""
+    if value is None and optional:
+        return
+    if not isinstance(value, str):
+        raise InvalidRequest(f"the {name} must be text, not {type(value).__name__}")
+    if len(value) > limit:
+        raise InvalidRequest(f"the {name} is {len(value)} characters long: at most {limit} are accepted")
 
 
 @dataclass
@@ -59,54 +89,55 @@ class GenerationRequest:
     default_model = None  # what `model=None` loads (class attribute, not a field): the embedded image model
 
     def check(self) -> None:
-        """Model-independent checks; raise InvalidRequest with a message for the user."""
-        if self.mode not in MODES:
-            raise InvalidRequest(f"unknown mode {self.mode!r}; choose one of {', '.join(MODES)}")
+        """Model-independent checks; raise InvalidRequest with one line for the user. Types and lengths come
+        first, so a hostile value (a list, NaN, a 5,000-character id, a 10^30 seed) never reaches the rest."""
+        self._check_texts()
+        self._check_numbers()
+        self._check_choices()
         if self.mode == "tuned" and not self.adapter:
             raise InvalidRequest("mode 'tuned' needs an adapter (trained upsamplers); train one or pick a file")
-        if not isinstance(self.steps, int) or not 1 <= self.steps <= MAX_STEPS:
+        check_size((self.width, self.height), "target size", self.max_side)
+        if self.stages.strip():  # the list can be checked before a model loads
+            plan_stages((16, 16), (self.width, self.height), 1, parse_stage_list(self.stages, (self.width,
+                        self.height)), self.max_side)
+
+    def _check_texts(self) -> None:
+        check_text(self.prompt, "prompt", MAX_PROMPT_CHARS)
+        check_text(self.negative_prompt, "negative prompt", MAX_PROMPT_CHARS)
+        check_text(self.stages, "stage list", 200)
+        for name, value in (("model", self.model), ("VAE", self.vae), ("adapter", self.adapter)):
+            check_text(value, name, MAX_NAME_CHARS, optional=True)
+        for name in ("mode", "scheduler", "upper", "pivot_up", "dtype", "vae_tiling", "offload"):
+            check_text(getattr(self, name), name.replace("_", " "), 40, optional=True)
+
+    def _check_numbers(self) -> None:
+        if not all(is_whole(value) for value in (self.width, self.height)):
+            raise InvalidRequest(f"width and height must be whole numbers, not {self.width!r}x{self.height!r}")
+        if not is_whole(self.steps) or not 1 <= self.steps <= MAX_STEPS:
             raise InvalidRequest(f"steps must be a whole number from 1 to {MAX_STEPS}, not {self.steps!r}")
-        if not (isinstance(self.strength, (int, float)) and 0 < self.strength <= 1):
+        if not (is_number(self.strength) and 0 < self.strength <= 1):
             raise InvalidRequest(f"strength must be in (0, 1], not {self.strength!r}")
+        check_seed(self.seed)
         _check_guidance(self.guidance, "guidance")
         if self.upper_guidance is not None:
             _check_guidance(self.upper_guidance, "upper-stage guidance")
-        from .sampling import SCHEDULERS
-
-        if self.scheduler is not None and self.scheduler not in SCHEDULERS:
-            raise InvalidRequest(f"unknown scheduler {self.scheduler!r}; choose one of {', '.join(SCHEDULERS)}")
-        from .upper_stage import STRATEGIES
-
-        if self.pivot_up is not None and self.pivot_up not in PIVOT_UPSAMPLINGS:
-            raise InvalidRequest(f"unknown pivot up-sampling {self.pivot_up!r}; choose one of "
-                                 f"{', '.join(PIVOT_UPSAMPLINGS)}")
-        if self.upper is not None and self.upper not in STRATEGIES:
-            raise InvalidRequest(f"unknown upper-stage strategy {self.upper!r}; choose one of "
-                                 f"{', '.join(STRATEGIES)}")
-        if self.anchor is not None and not (isinstance(self.anchor, (int, float)) and 0 <= self.anchor <= 1):
+        if self.anchor is not None and not (is_number(self.anchor) and 0 <= self.anchor <= 1):
             raise InvalidRequest(f"pivot anchoring must be between 0 (off) and 1, not {self.anchor!r}")
-        from .pivot_consensus import MAX_CONSENSUS
-
-        if self.consensus is not None and not (isinstance(self.consensus, int) and not isinstance(self.consensus, bool)
-                                               and 0 <= self.consensus <= MAX_CONSENSUS):
+        if self.consensus is not None and not (is_whole(self.consensus) and 0 <= self.consensus <= MAX_CONSENSUS):
             raise InvalidRequest(f"pivot consensus must be a whole number of estimates from 0 (off) to "
                                  f"{MAX_CONSENSUS}, not {self.consensus!r}")
-        from .models.placement import OFFLOAD_CHOICES
-        from .models.vae import check_tiling_choice
-        from .precision import check_dtype_choice
+        if not is_whole(self.max_side) or self.max_side < 16:
+            raise InvalidRequest(f"the size cap must be a whole number of pixels (16 or more), not {self.max_side!r}")
 
+    def _check_choices(self) -> None:
+        for value, name, choices in ((self.mode, "mode", MODES), (self.scheduler, "scheduler", SCHEDULERS),
+                                     (self.pivot_up, "pivot up-sampling", PIVOT_UPSAMPLINGS),
+                                     (self.upper, "upper-stage strategy", STRATEGIES),
+                                     (self.offload, "offload", OFFLOAD_CHOICES)):
+            if value is not None and value not in choices:
+                raise InvalidRequest(f"unknown {name} {value!r}; choose one of {', '.join(choices)}")
         check_dtype_choice(self.dtype)
         check_tiling_choice(self.vae_tiling)
-        if self.offload not in OFFLOAD_CHOICES:
-            raise InvalidRequest(f"unknown offload {self.offload!r}; choose one of {', '.join(OFFLOAD_CHOICES)}")
-        if not isinstance(self.prompt, str):
-            raise InvalidRequest("the prompt must be text")
-        if not all(isinstance(v, int) for v in (self.width, self.height)):
-            raise InvalidRequest(f"width and height must be whole numbers, not {self.width!r}x{self.height!r}")
-        check_size((self.width, self.height), "target size", self.max_side)
-        if self.stages.strip() and self.mode != "direct":  # the order can be checked before a model loads
-            plan_stages((16, 16), (self.width, self.height), 1, parse_stage_list(self.stages, (self.width,
-                        self.height)), self.max_side)
 
     def plan(self, base_size: Size, size_multiple: int) -> StagePlan:
         """Check everything and decompose the target into stages for a model with these sizes."""

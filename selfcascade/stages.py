@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from .hosting import MAX_STAGES
+
 Size = tuple[int, int]  # (width, height) in pixels
 
 
@@ -40,37 +42,50 @@ def round_to_multiple(value: float, multiple: int) -> int:
     return max(multiple, int(round(value / multiple)) * multiple)
 
 
+def _is_digits(text: str) -> bool:
+    """ASCII digits (a minus sign allowed, refused later as not positive), few enough to be a size: a side
+    of 10^9 px is refused by the size cap, not here."""
+    digits = text[1:] if text.startswith("-") else text
+    return digits.isascii() and digits.isdigit() and len(digits) <= 9
+
+
 def parse_size(text: str) -> Size:
-    """'256x192' or '256' (square) -> (256, 192)."""
+    """'256x192' or '256' (square) -> (256, 192); InvalidRequest unless both are positive whole numbers."""
     parts = text.lower().replace(" ", "").split("x")
-    try:
-        numbers = [int(p) for p in parts]
-    except ValueError:
-        raise InvalidRequest(f"size {text!r} is not WIDTHxHEIGHT, e.g. 256x256") from None
-    if len(numbers) == 1:
-        numbers = numbers * 2
-    if len(numbers) != 2:
-        raise InvalidRequest(f"size {text!r} is not WIDTHxHEIGHT, e.g. 256x256")
+    if len(parts) > 2 or not all(_is_digits(part) for part in parts):
+        raise InvalidRequest(f"size {text[:40]!r} is not WIDTHxHEIGHT in whole pixels, e.g. 256x256")
+    numbers = [int(part) for part in parts] * (3 - len(parts))
+    if min(numbers) <= 0:
+        raise InvalidRequest(f"size {text!r}: width and height must be positive")
     return numbers[0], numbers[1]
 
 
 def parse_stage_list(text: str, target: Size) -> list[Size]:
-    """'64,128,256' (longer sides; the target's aspect ratio) or '64x48,128x96' -> sizes."""
-    sizes = []
-    for item in (part.strip() for part in text.split(",") if part.strip()):
+    """'64,128,256' (longer sides; the target's aspect ratio) or '64x48,128x96' -> sizes.
+
+    Every entry must be a positive size: an empty entry ('64,,128'), zero or a negative side is refused,
+    not rounded; at most MAX_STAGES entries."""
+    items = [part.strip() for part in text.split(",")]
+    if not any(items):
+        raise InvalidRequest("the stage list is empty")
+    if not all(items):
+        raise InvalidRequest(f"the stage list {text.strip()!r} has an empty entry: write sizes between the commas")
+    if len(items) > MAX_STAGES:
+        raise InvalidRequest(f"the stage list has {len(items)} stages: at most {MAX_STAGES} are accepted")
+    sizes: list[tuple[float, float]] = []
+    for item in items:
         if "x" in item.lower():
             sizes.append(parse_size(item))
             continue
-        try:
-            side = int(item)
-        except ValueError:
-            raise InvalidRequest(f"stage {item!r} is not a number or WIDTHxHEIGHT") from None
+        if not _is_digits(item):
+            raise InvalidRequest(f"stage {item[:40]!r} is not a positive whole number of pixels or WIDTHxHEIGHT")
+        side = int(item)
+        if side <= 0:
+            raise InvalidRequest(f"stage {item!r}: a stage's side must be positive")
         if target[0] >= target[1]:
             sizes.append((side, side * target[1] / max(target[0], 1)))
         else:
             sizes.append((side * target[0] / max(target[1], 1), side))
-    if not sizes:
-        raise InvalidRequest("the stage list is empty")
     return sizes
 
 

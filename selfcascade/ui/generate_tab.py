@@ -12,7 +12,7 @@ from ..precision import DTYPE_CHOICES, FP16_FIX_VAE
 from ..request import MODES, PIVOT_UPSAMPLINGS
 from ..sampling import SCHEDULERS
 from ..upper_stage import DEFAULT_STRATEGY, STRATEGIES
-from . import handlers
+from . import handlers, sessions
 from .train_handlers import add_uploaded_adapter, adapter_choices
 
 PROMPT_HINT = "a [small|large] <colour> <shape> [on a <background> background]"
@@ -40,7 +40,8 @@ def build_generate_tab(demo: gr.Blocks) -> tuple[gr.Radio, gr.Dropdown]:
     first = dict(zip(handlers.FORM, handlers.preset_values(names[0])))
     with gr.Row():
         with gr.Column(scale=2):
-            preset = gr.Dropdown(names, value=names[0], label="Preset")
+            preset = gr.Dropdown(names, value=names[0], label="Preset",
+                                 info=handlers.unavailable_presets_note() or None)
             model = gr.Dropdown(handlers.MODEL_CHOICES, value=first["model"], allow_custom_value=True,
                                 label="Base model (embedded, a hub id or a local diffusers folder)")
             prompt = gr.Textbox(label="Prompt", value=first["prompt"], placeholder=PROMPT_HINT, elem_id="prompt",
@@ -124,23 +125,25 @@ def build_generate_tab(demo: gr.Blocks) -> tuple[gr.Radio, gr.Dropdown]:
               vae_tiling, upper_guidance]
     precision = [dtype, vae, vae_tiling, offload]
     presettable = [*form, pivot_up, consensus]  # handlers.FORM order; these two go to the handlers by keyword
-    preset.change(handlers.preset_values, inputs=preset, outputs=presettable).then(
-        handlers.describe_plan, inputs=sizing, outputs=plan)
-    for component in sizing:
-        component.change(handlers.describe_plan, inputs=sizing, outputs=plan, show_progress="hidden")
-    randomise.click(handlers.new_seed, outputs=seed)
+    preset.change(handlers.preset_values, inputs=preset, outputs=presettable, api_visibility="private")
+    # One plan endpoint for every trigger (a field's change, also when a preset fills it; the page load):
+    # cheap by contract, so it runs outside the queue.
+    gr.on([component.change for component in sizing] + [demo.load], handlers.describe_plan, inputs=sizing,
+          outputs=plan, show_progress="hidden", queue=False, api_name="describe_plan")
+    randomise.click(handlers.new_seed, outputs=seed, api_visibility="private")
     settings_png.upload(handlers.reuse_settings, inputs=settings_png,
-                        outputs=[*presettable, seed, adapter, status])
-    adapter_file.upload(add_uploaded_adapter, inputs=[adapter_file, model], outputs=[adapter, adapter_status])
+                        outputs=[*presettable, seed, adapter, status], api_name="reuse_settings")
+    adapter_file.upload(add_uploaded_adapter, inputs=[adapter_file, model], outputs=[adapter, adapter_status],
+                        api_visibility="private")
+    # note_queued runs when gradio accepts the job into its queue: Stop can then reach it while it waits.
     run_button.click(handlers.generate_stream, inputs=[*form, seed, upload, adapter, *precision, pivot_up,
                                                                consensus],
                      outputs=[status, live, gallery, result, download], concurrency_id="device",
-                     api_name="generate")
+                     api_name="generate", validator=sessions.note_queued)
     compare_button.click(handlers.compare, inputs=[*form, seed, baseline, adapter, *precision, pivot_up,
                                                            consensus],
                          outputs=[compare_status, slider],
-                         concurrency_id="device", api_name="compare")
+                         concurrency_id="device", api_name="compare", validator=sessions.note_queued)
     # Cooperative stop: the running loop checks a per-session flag before every denoising step.
-    stop_button.click(handlers.stop, outputs=status, api_name="stop", concurrency_limit=None)
-    demo.load(handlers.describe_plan, inputs=sizing, outputs=plan)
+    stop_button.click(handlers.stop, outputs=status, api_name="stop", concurrency_limit=None, queue=False)
     return mode, adapter

@@ -6,6 +6,7 @@ and return plain values (or gr.skip()), so they are testable without a browser.
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import time
@@ -14,15 +15,15 @@ from pathlib import Path
 import gradio as gr
 
 from ..cascade import Finished, StageDone, StageStarted, StepDone, generate
-from ..estimate import estimate
+from ..estimate import estimate, folder_geometry, is_calibrated
 from ..media import load_user_image, read_png_metadata, save_png
 from ..memory import is_out_of_memory, out_of_memory_message, release_memory
-from ..models.loader import current_model, is_embedded, load_model
+from ..models.loader import current_model, is_embedded, load_model, resolve
 from ..outputs import OUTPUTS
 from ..presets import load_presets, request_defaults, upper_guidance_of
 from ..preview import quick_preview
-from ..provenance import request_from_metadata
-from ..request import GenerationRequest
+from ..provenance import public_name, request_from_metadata
+from ..request import DEFAULT_MAX_SIDE, GenerationRequest
 from ..sampling import Cancelled
 from ..stages import InvalidRequest
 from . import sessions
@@ -51,9 +52,17 @@ FORM = ("model", "prompt", "negative_prompt", "width", "height", "stages", "mode
 
 
 def preset_names() -> list[str]:
-    """The embedded model's presets first: they run anywhere, offline."""
-    presets = load_presets()
+    """The presets this host can run, the embedded model's first: they run anywhere, offline."""
+    presets = {name: preset for name, preset in load_presets().items() if preset.fits()}
     return sorted(presets, key=lambda name: presets[name].model is not None)
+
+
+def unavailable_presets_note() -> str:
+    """One line naming the presets above this host's size cap (hidden from the list), or ''."""
+    above = [name for name, preset in load_presets().items() if not preset.fits()]
+    if not above:
+        return ""
+    return f"Not available on this host (above its cap of {DEFAULT_MAX_SIDE} px per side): {', '.join(above)}."
 
 
 def preset_values(name: str) -> list:
@@ -89,8 +98,10 @@ def new_seed() -> int:
 
 
 def stop(request: gr.Request | None = None) -> str:
-    """Stop this session's run (never another user's) at its next denoising step."""
-    return "Stopping after the current step..." if sessions.stop(request) else "Nothing of yours is running."
+    """Stop this session's run (never another user's) at its next denoising step, and its queued jobs."""
+    if sessions.stop(request):
+        return "Stopping: a run of yours ends after its current step; a job of yours still waiting will not start."
+    return "Nothing of yours is running or waiting."
 
 
 def end_session(request: gr.Request | None = None) -> None:
@@ -98,18 +109,47 @@ def end_session(request: gr.Request | None = None) -> None:
     sessions.end_session(request)
 
 
-def optional_number(value) -> float | None:
+def number(value, name: str) -> float:
+    """A finite number from a UI field (a visitor may send any JSON value): InvalidRequest otherwise."""
+    if value is None or value == "":
+        raise InvalidRequest(f"{name} is empty")
+    try:
+        result = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise InvalidRequest(f"{name} must be a number, not {str(value)[:40]!r}") from None
+    if isinstance(value, bool) or not math.isfinite(result):
+        raise InvalidRequest(f"{name} must be a finite number, not {str(value)[:40]}")
+    return result
+
+
+def optional_number(value, name: str = "this setting") -> float | None:
     """An optional numeric setting from the UI: empty means unset (the model's or the preset's default)."""
-    return None if value in (None, "") else float(value)
+    return None if value in (None, "") else number(value, name)
 
 
 def whole_number(value, name: str) -> int:
-    if value is None or value == "":
-        raise InvalidRequest(f"{name} is empty")
-    number = float(value)
-    if number != int(number):
+    """A whole number from a UI field; an int stays exact (a seed of 2^63 must not round through float)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    result = number(value, name)
+    if result != int(result):
         raise InvalidRequest(f"{name} must be a whole number, not {value}")
-    return int(number)
+    return int(result)
+
+
+def text_field(value, name: str) -> str | None:
+    """An optional text field (VAE, ...): stripped, None when empty; anything but text is refused."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidRequest(f"the {name} must be text, not {type(value).__name__}")
+    return value.strip() or None
+
+
+def model_field(model) -> str | None:
+    """The Base model field: None for the embedded model, else the id or folder as typed (checked later)."""
+    text = text_field(model, "model")
+    return None if text is None or is_embedded(text) else text
 
 
 def build_request(model, prompt, negative, width, height, stages, mode, steps, strength, guidance, scheduler,
@@ -119,10 +159,11 @@ def build_request(model, prompt, negative, width, height, stages, mode, steps, s
     request = GenerationRequest(
         prompt=prompt or "", negative_prompt=negative or "", width=whole_number(width, "width"),
         height=whole_number(height, "height"), stages=stages or "", mode=mode, steps=whole_number(steps, "steps"),
-        strength=float(strength), guidance=float(guidance), seed=whole_number(seed, "seed"),
-        scheduler=scheduler or None, model=None if is_embedded(model) else model.strip(),
-        adapter=adapter or None, upper=upper or None, anchor=optional_number(anchor),
-        upper_guidance=optional_number(upper_guidance), dtype=dtype or "auto", vae=(vae or "").strip() or None,
+        strength=number(strength, "strength"), guidance=number(guidance, "guidance"), seed=whole_number(seed, "seed"),
+        scheduler=scheduler or None, model=model_field(model), adapter=adapter or None, upper=upper or None,
+        anchor=optional_number(anchor, "pivot anchoring"),
+        upper_guidance=optional_number(upper_guidance, "upper-stage guidance"), dtype=dtype or "auto",
+        vae=text_field(vae, "VAE"),
         vae_tiling=vae_tiling or "auto", offload=offload or "auto", pivot_up=pivot_up or None,
         consensus=None if consensus in (None, "") else whole_number(consensus, "pivot consensus"),
     )
@@ -132,13 +173,20 @@ def build_request(model, prompt, negative, width, height, stages, mode, steps, s
 
 def describe_plan(model, width, height, stages, mode, steps, strength, guidance, scheduler, upper=None,
                   anchor=None, adapter=None, vae_tiling="auto", upper_guidance=None) -> str:
-    """Stage chain, time and memory before running; the reason when the settings cannot run."""
+    """Stage chain, time and memory before running; the reason when the settings cannot run.
+
+    Cheap by contract (it runs outside the queue, on every change of a field): it never loads a model, and
+    runs no UNet but the tiny embedded one's (timing it takes milliseconds). Another model's estimate comes
+    once a run has timed it; before that, the embedded model's stage chain comes from its config files."""
     try:
         request = build_request(model, "", "", width, height, stages, mode, steps, strength, guidance,
                                 scheduler, upper, anchor, upper_guidance, 0, adapter, vae_tiling=vae_tiling)
-        loaded = current_model(request.model) or (load_model(None) if request.model is None else None)
-        if loaded is None:
-            return f"Stages and estimate appear once **{request.model}** is loaded (on the first run)."
+        loaded = current_model(request.model)
+        if loaded is None or not (is_calibrated(loaded) or request.model is None):
+            if request.model is not None:
+                return f"Stages and estimate appear once **{public_name(request.model)}** is loaded (on the first run)."
+            plan = request.plan(*folder_geometry(resolve(None)))
+            return f"**Stages** {plan.chain()} · the time estimate appears after the first run"
         result = estimate(loaded, request)
         text = f"**Stages** {result.stage_chain} · estimated {result.seconds:.1f} s, {result.memory_mb:.0f} MB"
         if not result.memory.fits:
@@ -162,12 +210,15 @@ def generate_stream(model, prompt, negative, width, height, stages, mode, steps,
     gallery: list[tuple] = []
     out_of_memory = False
     try:
+        sessions.raise_if_stopped(cancel)
         generation = build_request(model, prompt, negative, width, height, stages, mode, steps, strength,
                                    guidance, scheduler, upper, anchor, upper_guidance, seed, adapter, dtype, vae,
                                    vae_tiling, offload, pivot_up, consensus)
         pivot_image = load_user_image(upload) if upload else None
         yield "Loading the model...", gr.skip(), [], None, None
         loaded = load_model(generation.model, generation.dtype, generation.vae, generation.offload)
+        # Timing the model here, inside the queue, lets the plan line (outside it) estimate without a UNet call.
+        yield f"Running {estimate(loaded, generation).describe()}...", gr.skip(), gr.skip(), gr.skip(), gr.skip()
         last_preview, stage = 0.0, None
         for event in generate(generation, loaded, cancel=cancel, pivot_image=pivot_image):
             if isinstance(event, StageStarted):
@@ -183,7 +234,9 @@ def generate_stream(model, prompt, negative, width, height, stages, mode, steps,
                 gallery.append((event.preview, _stage_caption(event)))
                 yield gr.skip(), event.preview, list(gallery), gr.skip(), gr.skip()
             elif isinstance(event, Finished):
-                path = save_png(event.image, OUTPUTS.new_path("images", "selfcascade", ".png"), event.metadata)
+                room = event.image.width * event.image.height * 4  # a PNG is at most about its raw pixels
+                path = save_png(event.image, OUTPUTS.new_path("images", "selfcascade", ".png", room),
+                                event.metadata)
                 notes = "".join(f"\n- {m}" for m in event.metadata["messages"])
                 chain = " -> ".join(event.metadata["stage_sizes"])
                 upper = ", ".join(sorted(set(event.metadata["upper_stage"]) - {"-"})) or "none"
@@ -218,6 +271,7 @@ def compare(model, prompt, negative, width, height, stages, mode, steps, strengt
     results = {}
     cascade_mode = "tuned" if mode == "tuned" else "tuning-free"
     try:
+        sessions.raise_if_stopped(cancel)
         for run_mode in (baseline, cascade_mode):
             generation = build_request(model, prompt, negative, width, height, stages, run_mode, steps,
                                        strength, guidance, scheduler, upper if run_mode != "direct" else None,

@@ -5,6 +5,11 @@ not one entry per visitor ever seen. When a tab closes, gradio calls `end_sessio
 still going for that tab is stopped at its next denoising step and its flag dropped, so an abandoned
 4096-pixel job does not hold the device while other users wait in the queue.
 
+A job waiting in gradio's queue has not begun, so it has no flag yet: each queued job leaves a ticket when
+gradio accepts it (`note_queued`, the event's validator, which gradio runs when it queues the job, outside
+the queue), and Stop sets the tickets of the session's waiting jobs too; a job that begins with its ticket
+set stops before its first step.
+
 Limitation: on ZeroGPU, spaces.GPU runs the handler in a forked worker process, which holds its own copy
 of this table; Stop and tab-close then cannot reach a running job (it ends at its GPU duration).
 """
@@ -13,8 +18,14 @@ from __future__ import annotations
 
 import threading
 
+import gradio as gr
+
+from ..sampling import Cancelled
+
 _flags: dict[str, threading.Event] = {}
+_tickets: dict[str, list[threading.Event]] = {}  # per session, the cancel flags of its queued jobs, oldest first
 _lock = threading.Lock()
+MAX_TICKETS = 64  # per session: gradio's queue holds fewer (SELFCASCADE_QUEUE_SIZE)
 
 
 def session_key(request) -> str:
@@ -22,12 +33,35 @@ def session_key(request) -> str:
     return getattr(request, "session_hash", None) or "local"
 
 
-def begin(request) -> threading.Event:
-    """A fresh cancel flag for the session's new run, registered for `stop` until `finish`."""
-    key, flag = session_key(request), threading.Event()
+def note_queued(*inputs, request: gr.Request | None = None) -> list:
+    """gradio is queueing a job of this session (called as the event's validator, which judges nothing: every
+    input is valid, the handler itself checks them): leave the ticket its run picks up in `begin`, so that
+    Stop can reach the job while it waits."""
+    key = session_key(request)
     with _lock:
+        tickets = _tickets.setdefault(key, [])
+        tickets.append(threading.Event())
+        del tickets[:-MAX_TICKETS]
+    return [gr.validate(True, "")] * len(inputs)
+
+
+def begin(request) -> threading.Event:
+    """The cancel flag of the session's new run (its queue ticket, set if Stop came while it waited),
+    registered for `stop` until `finish`."""
+    key = session_key(request)
+    with _lock:
+        tickets = _tickets.get(key)
+        flag = tickets.pop(0) if tickets else threading.Event()
+        if tickets == []:
+            del _tickets[key]
         _flags[key] = flag
     return flag
+
+
+def raise_if_stopped(flag: threading.Event) -> None:
+    """Cancelled when Stop came while the job waited in the queue: it ends before loading anything."""
+    if flag.is_set():
+        raise Cancelled
 
 
 def finish(request, flag: threading.Event) -> None:
@@ -38,19 +72,22 @@ def finish(request, flag: threading.Event) -> None:
 
 
 def stop(request) -> bool:
-    """Ask the session's run to stop at its next step; False when the session has no run."""
+    """Ask the session's run to stop at its next step, and its queued jobs not to start; False when the
+    session has neither."""
+    key = session_key(request)
     with _lock:
-        flag = _flags.get(session_key(request))
-    if flag is not None:
+        flags = [flag for flag in (_flags.get(key), *_tickets.get(key, ())) if flag is not None]
+    for flag in flags:
         flag.set()
-    return flag is not None
+    return bool(flags)
 
 
 def end_session(request) -> None:
-    """The tab closed: stop its run, forget its state."""
+    """The tab closed: stop its run and its queued jobs, forget its state."""
     stop(request)
     with _lock:
         _flags.pop(session_key(request), None)
+        _tickets.pop(session_key(request), None)
 
 
 def active_runs() -> int:

@@ -139,6 +139,7 @@ def train_stream(model, uploads, folder, use_examples, width, height, steps, lea
     losses: list[float] = []
     started = time.monotonic()
     try:
+        sessions.raise_if_stopped(cancel)
         size = (whole_number(width, "width"), whole_number(height, "height"))
         model_id = None if is_embedded(model) else model
         every = whole_number(sample_every, "sample every N steps")

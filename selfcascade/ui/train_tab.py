@@ -6,7 +6,7 @@ import gradio as gr
 
 from ..hosting import ON_SPACE
 from ..adapter_designs import DEFAULT_DESIGN, DEFAULT_OBJECTIVE
-from . import handlers
+from . import handlers, sessions
 from .train_handlers import (NEW_ADAPTER, add_resume_adapter, adapter_choices, is_video_adapter, resume_choices,
                              train_stream)
 from .video_handlers import VIDEO_MODEL_CHOICES
@@ -82,9 +82,10 @@ def build_train_tab(generate_mode: gr.Radio, generate_adapter: gr.Dropdown, vide
                                              learning_rate, batch, caption, sample_every, sample_prompt,
                                              sample_seed, resume, frames, objective, design],
                        outputs=[status, loss_plot, reference, sample, adapter_file, resume],
-                       concurrency_id="device", api_name="train")
-    stop_button.click(handlers.stop, outputs=status, concurrency_limit=None, api_name="stop_training")
-    resume_file.upload(add_resume_adapter, inputs=[resume_file, model], outputs=[resume, status])
+                       concurrency_id="device", api_name="train", validator=sessions.note_queued)
+    stop_button.click(handlers.stop, outputs=status, queue=False, api_name="stop_training")
+    resume_file.upload(add_resume_adapter, inputs=[resume_file, model], outputs=[resume, status],
+                       api_visibility="private")
 
     def use_adapter(path):
         """Make the adapter just trained the one in use, in tuned mode, and go to the tab it is for."""
@@ -96,5 +97,5 @@ def build_train_tab(generate_mode: gr.Radio, generate_adapter: gr.Dropdown, vide
         choice = gr.update(choices=[path, *adapter_choices()], value=path)
         return choice, "tuned", gr.skip(), gr.skip(), gr.Tabs(selected="generate")
 
-    use_button.click(use_adapter, inputs=adapter_file,
+    use_button.click(use_adapter, inputs=adapter_file, api_visibility="private",
                      outputs=[generate_adapter, generate_mode, video_adapter, video_mode, tabs])

@@ -11,7 +11,7 @@ import time
 import gradio as gr
 
 from ..cascade import Finished, StageDone, StageStarted, StepDone
-from ..models.loader import is_embedded, load_model
+from ..models.loader import load_model
 from ..models.video import VideoModel
 from ..outputs import OUTPUTS
 from ..preview import quick_preview
@@ -22,7 +22,7 @@ from ..stages import InvalidRequest
 from ..video import generate_video
 from ..video_io import write_video
 from . import sessions
-from .handlers import LIVE_PREVIEW_INTERVAL, on_gpu, optional_number, whole_number
+from .handlers import LIVE_PREVIEW_INTERVAL, model_field, number, on_gpu, optional_number, whole_number
 
 VIDEO_MODEL_CHOICES = [
     ("Embedded shapes-video (64 px, AnimateDiff-style, offline)", "shapes-video"),
@@ -40,16 +40,14 @@ def build_video_request(model, prompt, negative, width, height, frames, fps, sta
                         pivot_up=None, free_init=DEFAULT_FREE_INIT, motion="auto", travel=DEFAULT_TRAVEL,
                         steer=DEFAULT_STEERED_FRACTION) -> VideoRequest:
     """UI values -> a checked VideoRequest (InvalidRequest with the reason otherwise)."""
-    if fps in (None, ""):
-        raise InvalidRequest("fps is empty")
     request = VideoRequest(
         prompt=prompt or "", negative_prompt=negative or "", width=whole_number(width, "width"),
-        height=whole_number(height, "height"), frames=whole_number(frames, "frames"), fps=float(fps),
-        stages=stages or "", mode=mode, steps=whole_number(steps, "steps"), strength=float(strength),
-        guidance=float(guidance), seed=whole_number(seed, "seed"), scheduler=scheduler or None,
-        model=None if (model is None or is_embedded(model) or model.strip() == "shapes-video") else model.strip(),
-        adapter=adapter or None, upper=upper or None, anchor=optional_number(anchor),
-        upper_guidance=optional_number(upper_guidance), pivot_up=pivot_up or None,
+        height=whole_number(height, "height"), frames=whole_number(frames, "frames"), fps=number(fps, "fps"),
+        stages=stages or "", mode=mode, steps=whole_number(steps, "steps"), strength=number(strength, "strength"),
+        guidance=number(guidance, "guidance"), seed=whole_number(seed, "seed"), scheduler=scheduler or None,
+        model=_video_model_field(model), adapter=adapter or None, upper=upper or None,
+        anchor=optional_number(anchor, "pivot anchoring"),
+        upper_guidance=optional_number(upper_guidance, "upper-stage guidance"), pivot_up=pivot_up or None,
         free_init=whole_number(free_init, "FreeInit passes"), motion=motion or "auto",
         travel=_fraction(travel, "travel"), steer=_fraction(steer, "steered share of the first stage"),
     )
@@ -58,9 +56,13 @@ def build_video_request(model, prompt, negative, width, height, frames, fps, sta
 
 
 def _fraction(value, name: str) -> float:
-    if value in (None, ""):
-        raise InvalidRequest(f"{name} is empty")
-    return float(value)
+    return number(value, name)
+
+
+def _video_model_field(model) -> str | None:
+    """None for the embedded video model (also "embedded" and empty), else the id or folder as typed."""
+    text = model_field(model)
+    return None if text is None or text == "shapes-video" else text
 
 
 def _strip(loaded, latents, most: int = 8):
@@ -78,6 +80,7 @@ def video_stream(model, prompt, negative, width, height, frames, fps, stages, mo
     cancel = sessions.begin(request)
     gallery: list[tuple] = []
     try:
+        sessions.raise_if_stopped(cancel)
         video = build_video_request(model, prompt, negative, width, height, frames, fps, stages, mode, steps,
                                     strength, guidance, scheduler, upper, anchor, upper_guidance, seed, adapter,
                                     pivot_up, free_init, motion, travel, steer)

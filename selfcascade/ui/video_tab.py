@@ -10,7 +10,7 @@ from ..presets import request_defaults, upper_guidance_of
 from ..request import DEFAULT_FREE_INIT, MAX_FPS, MAX_FRAMES, MODES, PIVOT_UPSAMPLINGS
 from ..sampling import SCHEDULERS
 from ..upper_stage import DEFAULT_STRATEGY, STRATEGIES
-from . import handlers, video_handlers
+from . import handlers, sessions, video_handlers
 from .train_handlers import adapter_choices
 from .generate_tab import ANCHOR_HINT, PIVOT_UP_HINT, UPPER_GUIDANCE_HINT, UPPER_HINT
 
@@ -95,8 +95,8 @@ def build_video_tab(demo: gr.Blocks) -> tuple[gr.Radio, gr.Dropdown]:
     inputs = [model, prompt, negative, width, height, frames, fps, stages, mode, steps, strength, guidance,
               scheduler, upper, anchor, upper_guidance, seed, adapter, download_format, pivot_up, free_init,
               motion, travel, steer]
-    randomise.click(handlers.new_seed, outputs=seed)
+    randomise.click(handlers.new_seed, outputs=seed, api_visibility="private")
     run_button.click(video_handlers.video_stream, inputs=inputs, outputs=[status, live, gallery, player, download],
-                     concurrency_id="device", api_name="video")
-    stop_button.click(handlers.stop, outputs=status, api_name="stop_video", concurrency_limit=None)
+                     concurrency_id="device", api_name="video", validator=sessions.note_queued)
+    stop_button.click(handlers.stop, outputs=status, api_name="stop_video", queue=False)
     return mode, adapter
