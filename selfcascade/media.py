@@ -40,8 +40,10 @@ def read_png_metadata(path: str | Path) -> dict:
                 raise InvalidRequest(f"{name} is {width}x{height}: larger than the "
                                      f"{MAX_IMAGE_PIXELS / 2**20:.0f} megapixels accepted")
             text = image.info.get(METADATA_KEY)
-    except (UnidentifiedImageError, Image.DecompressionBombError):
-        raise InvalidRequest(f"{name} is not a PNG that can be read, or is far too large") from None
+    except Image.DecompressionBombError:  # PIL's own guard, at twice its pixel limit
+        raise InvalidRequest(f"{name} is larger than the {MAX_IMAGE_PIXELS / 2**20:.0f} megapixels accepted") from None
+    except UnidentifiedImageError:
+        raise InvalidRequest(f"{name} is not a PNG that can be read") from None
     except (OSError, SyntaxError, ValueError) as error:
         raise InvalidRequest(f"{name} could not be read: the file is damaged ({str(error)[:120]})") from None
     if not text:

@@ -48,8 +48,8 @@ def build_generate_tab(demo: gr.Blocks) -> tuple[gr.Radio, gr.Dropdown]:
                                 info="An empty prompt is allowed: the model then draws whatever it likes.")
             negative = gr.Textbox(label="Negative prompt", value="")
             with gr.Row():
-                width = gr.Number(label="Width", value=first["width"], precision=0)
-                height = gr.Number(label="Height", value=first["height"], precision=0)
+                width = gr.Number(label="Width", value=first["width"], step=1)
+                height = gr.Number(label="Height", value=first["height"], step=1)
             stages = gr.Textbox(label="Stages (empty: automatic, 2x per side; or e.g. 64,128,256)", value="")
             mode = gr.Radio(list(MODES), value="tuning-free", label="Mode", elem_id="mode")
             with gr.Accordion("Sampling", open=False):
@@ -74,7 +74,7 @@ def build_generate_tab(demo: gr.Blocks) -> tuple[gr.Radio, gr.Dropdown]:
                                       label="Pivot consensus (images: first-stage estimates averaged)",
                                       info=CONSENSUS_HINT)
                 with gr.Row():
-                    seed = gr.Number(label="Seed", value=0, precision=0)
+                    seed = gr.Number(label="Seed", value=0, step=1)
                     randomise = gr.Button("🎲 Random seed", size="sm")
             with gr.Accordion("Adapter for the tuned mode", open=False):
                 choices = adapter_choices()

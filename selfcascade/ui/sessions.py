@@ -33,10 +33,11 @@ def session_key(request) -> str:
     return getattr(request, "session_hash", None) or "local"
 
 
-def note_queued(*inputs, request: gr.Request | None = None) -> list:
+def note_queued(request: gr.Request, *inputs) -> list:
     """gradio is queueing a job of this session (called as the event's validator, which judges nothing: every
     input is valid, the handler itself checks them): leave the ticket its run picks up in `begin`, so that
-    Stop can reach the job while it waits."""
+    Stop can reach the job while it waits. gradio hands the request to a positional parameter annotated
+    gr.Request (it inserts it there), the inputs to the rest."""
     key = session_key(request)
     with _lock:
         tickets = _tickets.setdefault(key, [])

@@ -39,21 +39,21 @@ def build_train_tab(generate_mode: gr.Radio, generate_adapter: gr.Dropdown, vide
             use_examples = gr.Checkbox(label="Use example images or clips (renders of the shapes world)",
                                        value=False, elem_id="use-examples")
             with gr.Row():
-                width = gr.Number(label="Stage width", value=128, precision=0)
-                height = gr.Number(label="Stage height", value=128, precision=0)
+                width = gr.Number(label="Stage width", value=128, step=1)
+                height = gr.Number(label="Stage height", value=128, step=1)
             caption = gr.Textbox(label="Caption for images without a .txt", value="")
             with gr.Row():
                 steps = gr.Slider(1, 2000, value=60, step=1, label="Steps", elem_id="train-steps")
                 learning_rate = gr.Number(label="Learning rate", value=2e-3)
                 batch = gr.Slider(1, 32, value=4, step=1, label="Batch (clips, for a video model)")
-                frames = gr.Number(label="Frames per clip (video models)", value=8, precision=0, minimum=1,
+                frames = gr.Number(label="Frames per clip (video models)", value=8, step=1, minimum=1,
                                    elem_id="train-frames")
             with gr.Row():
-                sample_every = gr.Number(label="Sample every N steps (0: at the end)", value=10, precision=0,
+                sample_every = gr.Number(label="Sample every N steps (0: at the end)", value=10, step=1,
                                          minimum=0, elem_id="sample-every", scale=2, min_width=100)
                 sample_prompt = gr.Textbox(label="Sample prompt (empty: the first caption)", value="",
                                            elem_id="sample-prompt", scale=3, min_width=120)
-                sample_seed = gr.Number(label="Sample seed", value=0, precision=0, scale=1, min_width=80)
+                sample_seed = gr.Number(label="Sample seed", value=0, step=1, scale=1, min_width=80)
             with gr.Row():
                 objective = gr.Dropdown(OBJECTIVE_CHOICES, value=DEFAULT_OBJECTIVE, label="Upsamplers learn to",
                                         elem_id="train-objective")

@@ -33,13 +33,13 @@ def build_video_tab(demo: gr.Blocks) -> tuple[gr.Radio, gr.Dropdown]:
                                 elem_id="video-prompt")
             negative = gr.Textbox(label="Negative prompt", value="")
             with gr.Row():
-                width = gr.Number(label="Width", value=128, precision=0, elem_id="video-width")
-                height = gr.Number(label="Height", value=128, precision=0, elem_id="video-height")
+                width = gr.Number(label="Width", value=128, step=1, elem_id="video-width")
+                height = gr.Number(label="Height", value=128, step=1, elem_id="video-height")
             with gr.Row():
                 # 16: the embedded model's training clips (and the CLI's default). At 8 frames its objects travel
                 # about half as far (0.16 of the side against 0.36, seeds 1-3 at 128 px) and the default prompt
                 # at seed 0 hardly moved (2 px), which read as "moving right" not working.
-                frames = gr.Number(label=f"Frames (1-{MAX_FRAMES})", value=16, precision=0, elem_id="video-frames")
+                frames = gr.Number(label=f"Frames (1-{MAX_FRAMES})", value=16, step=1, elem_id="video-frames")
                 fps = gr.Number(label=f"Frames per second (up to {MAX_FPS})", value=8, elem_id="video-fps")
             stages = gr.Textbox(label="Stages (empty: automatic, 2x per side; or e.g. 64,128,256)", value="")
             mode = gr.Radio(list(MODES), value="tuning-free", label="Mode", elem_id="video-mode")
@@ -71,7 +71,7 @@ def build_video_tab(demo: gr.Blocks) -> tuple[gr.Radio, gr.Dropdown]:
                 steer = gr.Slider(0, 1, value=DEFAULT_STEERED_FRACTION, step=0.05, elem_id="video-steer",
                                   label="Steered share of the first stage's steps (0: no steering)")
                 with gr.Row():
-                    seed = gr.Number(label="Seed", value=0, precision=0, elem_id="video-seed")
+                    seed = gr.Number(label="Seed", value=0, step=1, elem_id="video-seed")
                     randomise = gr.Button("🎲 Random seed", size="sm")
             with gr.Accordion("Adapter for the tuned mode", open=False):
                 choices = adapter_choices(video=True)
