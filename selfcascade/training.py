@@ -56,7 +56,7 @@ from .presets import request_defaults
 from .provenance import public_name
 from .sampling import Cancelled
 from .stages import InvalidRequest, Size
-from .training_clips import TrainingClips, as_clip_sources, is_clip_source
+from .training_clips import TrainingClips, as_clip_sources, refuse_clips
 from .training_features import FrozenFeatures, freeze_base_model
 from .upsampler import new_upsamplers
 
@@ -290,10 +290,8 @@ def train(request: TrainingRequest, model: DiffusionModel | None = None,
         model = model.for_frames(group)
         data = TrainingClips(as_clip_sources(request.images), request.size, model.size_multiple, group,
                              request.caption)
-    elif any(is_clip_source(path) for path in request.images):
-        raise InvalidRequest(f"{public_name(model.name)} is an image model: it trains on images, not on videos "
-                             "or folders of clips (those teach a video model)")
     else:
+        refuse_clips(request.images, public_name(model.name))
         data = TrainingImages(request.images, request.size, model.size_multiple, request.caption)
     with torch.random.fork_rng(devices=[]):  # the request's seed makes the random start (and so the run) repeatable
         torch.manual_seed(request.seed)

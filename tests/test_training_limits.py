@@ -6,17 +6,34 @@ import math
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from selfcascade import training
+from selfcascade.cli import main as cli_main
+from selfcascade.dataset import frame_count
 from selfcascade.outputs import OUTPUTS
 from selfcascade.shapes.train_adapter import render_example_clips, render_examples
 from selfcascade.stages import InvalidRequest
-from selfcascade.training import TrainingRequest
+from selfcascade.training import TrainingDone, TrainingRequest, train
+from selfcascade.training_clips import as_clip_sources, is_clip_source
+from selfcascade.training_data import gather_training_images
 from selfcascade.ui import train_handlers
 
 from .test_space import run_python
 
 SIZE = (128, 128)
+
+
+def still(path, side=160, colour="red"):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (side, side), colour).save(path)
+    return str(path)
+
+
+def animated(path, frames=3, side=160):
+    images = [Image.new("RGB", (side, side), colour) for colour in ("red", "green", "blue", "white")[:frames]]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=100)
+    return str(path)
 
 
 @pytest.fixture
@@ -99,3 +116,44 @@ def test_example_renders_are_bounded_by_the_same_cap(tmp_path):
     with pytest.raises(InvalidRequest, match="from 1 to 64 frames, not 1000"):
         render_example_clips(tmp_path / "clips", 16, 128, 1000, 0)
     assert not (tmp_path / "examples").exists() and not (tmp_path / "clips").exists()
+
+
+# 3. Still GIF and WebP are images; animated ones are a video model's; a folder without images says so.
+
+def test_still_gif_and_webp_are_training_images(tmp_path):
+    uploads = [still(tmp_path / "in" / "one.gif"), still(tmp_path / "in" / "two.webp"),
+               animated(tmp_path / "moving.gif")]
+    assert [frame_count(p) for p in uploads] == [1, 1, 3]
+    assert [is_clip_source(p) for p in uploads] == [False, False, True]
+    data = gather_training_images(uploads, None, tmp_path / "staging", SIZE)
+    assert sorted(p.rsplit("/", 1)[1] for p in data.images) == ["one.gif", "two.webp"]
+    assert "moving.gif is animated (3 frames): an image model trains on still images" in " ".join(data.notes)
+    # For a video model, still frames are frames of one clip and the animated GIF a clip of its own.
+    assert as_clip_sources(uploads) == [str(tmp_path / "in"), uploads[2]]
+
+
+def test_an_animated_gif_alone_is_explained(tmp_path):
+    with pytest.raises(InvalidRequest, match=r"^no usable training images: moving.webp is animated \(2 frames\): an "
+                                             r"image model trains on still images \(use a still image, or a video "
+                                             r"model\)$"):
+        gather_training_images([animated(tmp_path / "moving.webp", frames=2)], None, tmp_path / "staging", SIZE)
+
+
+def test_the_image_model_trains_on_a_still_gif_and_explains_an_animated_one(embedded_model, tmp_path):
+    events = list(train(TrainingRequest(images=[still(tmp_path / "one.gif")], size=SIZE, steps=1, batch=1,
+                                        out=str(tmp_path / "adapter")), embedded_model))
+    assert isinstance(events[-1], TrainingDone) and events[-1].steps == 1
+    with pytest.raises(InvalidRequest, match=r"^moving.gif is animated \(3 frames\): an image model trains on still"):
+        list(train(TrainingRequest(images=[animated(tmp_path / "moving.gif")], size=SIZE, steps=1), embedded_model))
+
+
+def test_cli_a_folder_without_images_says_so(tmp_path, capsys):
+    folder = tmp_path / "etc"
+    (folder / "ssl").mkdir(parents=True)
+    (folder / "ssl" / "openssl.cnf").write_text("[ default ]")
+    (folder / "hosts").write_text("127.0.0.1 localhost")
+    code = cli_main(["train", "--images", str(folder), "--size", "128x128", "--steps", "1",
+                     "--out", str(tmp_path / "adapter")])
+    assert code == 2
+    assert capsys.readouterr().err == f"selfcascade: error: {folder}: no images (png, jpg, webp, bmp, gif, tif) in it\n"
+    assert not (tmp_path / "adapter").exists()
