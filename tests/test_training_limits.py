@@ -3,12 +3,15 @@ uploads over the caps (refused before anything is copied, leaving nothing on dis
 a folder with no images."""
 
 import math
+import os
+import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from selfcascade import training
+from selfcascade import archive, training, training_data
 from selfcascade.cli import main as cli_main
 from selfcascade.dataset import frame_count
 from selfcascade.outputs import OUTPUTS
@@ -16,9 +19,10 @@ from selfcascade.shapes.train_adapter import render_example_clips, render_exampl
 from selfcascade.stages import InvalidRequest
 from selfcascade.training import TrainingDone, TrainingRequest, train
 from selfcascade.training_clips import as_clip_sources, is_clip_source
-from selfcascade.training_data import gather_training_images
+from selfcascade.training_data import gather_training_clips, gather_training_images
 from selfcascade.ui import train_handlers
 
+from .bad_files import png_bytes, write_zip
 from .test_space import run_python
 
 SIZE = (128, 128)
@@ -33,6 +37,12 @@ def still(path, side=160, colour="red"):
 def animated(path, frames=3, side=160):
     images = [Image.new("RGB", (side, side), colour) for colour in ("red", "green", "blue", "white")[:frames]]
     images[0].save(path, save_all=True, append_images=images[1:], duration=100)
+    return str(path)
+
+
+def noise_png(path, side=512):
+    """A PNG that does not compress: about side * side * 3 bytes on disk."""
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (side, side, 3), dtype=np.uint8)).save(path)
     return str(path)
 
 
@@ -66,8 +76,9 @@ def test_the_stage_size_cap_follows_its_variable(monkeypatch):
 
 
 def test_caps_on_a_space_and_their_variables():
-    script = "from selfcascade import training; print(training.MAX_TRAIN_SIDE)"
-    assert run_python(script, SPACE_ID="someone/selfcascade") == "512"
+    script = ("from selfcascade import training, training_data; "
+              "print(training.MAX_TRAIN_SIDE, training_data.MAX_TRAIN_UPLOAD_MB)")
+    assert run_python(script, SPACE_ID="someone/selfcascade", SELFCASCADE_MAX_TRAIN_UPLOAD_MB="100") == "512 100"
 
 
 @pytest.mark.parametrize("field, value, message", [
@@ -116,6 +127,99 @@ def test_example_renders_are_bounded_by_the_same_cap(tmp_path):
     with pytest.raises(InvalidRequest, match="from 1 to 64 frames, not 1000"):
         render_example_clips(tmp_path / "clips", 16, 128, 1000, 0)
     assert not (tmp_path / "examples").exists() and not (tmp_path / "clips").exists()
+
+
+# 2. Uploads counted before they are copied; a refusal leaves nothing on disk.
+
+def test_too_many_images_are_refused_before_any_copy(tmp_path, monkeypatch):
+    monkeypatch.setattr(training_data, "MAX_TRAINING_IMAGES", 2)
+    uploads = [still(tmp_path / "in" / f"{i}.png") for i in range(3)]
+    staging = tmp_path / "staging"
+    with pytest.raises(InvalidRequest, match="^3 training images: at most 2 are accepted"):
+        gather_training_images(uploads, None, staging, SIZE)
+    assert not staging.exists()
+    zipped = write_zip(tmp_path / "three.zip", {f"{i}.png": png_bytes() for i in range(3)})  # counted unpacked
+    with pytest.raises(InvalidRequest, match="^3 training images: at most 2 are accepted"):
+        gather_training_images([zipped], None, staging, SIZE)
+    assert not staging.exists()
+
+
+def test_example_renders_count_with_the_uploads(tmp_path, monkeypatch):
+    monkeypatch.setattr(training_data, "MAX_TRAINING_IMAGES", 3)
+    staging = tmp_path / "staging"
+    render_examples(staging / "examples", 2, 128, 0)
+    uploads = [still(tmp_path / "in" / f"{i}.png") for i in range(2)]
+    with pytest.raises(InvalidRequest, match="^4 training images: at most 3"):
+        gather_training_images(uploads, None, staging, SIZE)
+    assert not staging.exists()  # the example renders went with it
+
+
+def test_the_uploads_bytes_are_capped_before_any_copy(tmp_path, monkeypatch):
+    monkeypatch.setattr(training_data, "MAX_TRAIN_UPLOAD_MB", 1)
+    uploads = [noise_png(tmp_path / f"noise{i}.png") for i in range(2)]
+    assert sum(os.path.getsize(p) for p in uploads) > 2**20
+    staging = tmp_path / "staging"
+    with pytest.raises(InvalidRequest, match=r"^the uploads come to 1\.\d MB \(zips unpacked\): at most 1 MB are "
+                                             "accepted for a training"):
+        gather_training_images(uploads, None, staging, SIZE)
+    assert not staging.exists()
+    zipped = write_zip(tmp_path / "noise.zip", {f"{i}.png": Path(p).read_bytes() for i, p in enumerate(uploads)})
+    with pytest.raises(InvalidRequest, match="the uploads come to"):  # a zip counts as it unpacks
+        gather_training_images([zipped], None, staging, SIZE)
+    assert not staging.exists()
+
+
+def test_a_video_models_uploads_are_counted_too(tmp_path, monkeypatch):
+    monkeypatch.setattr(training_data, "MAX_TRAINING_CLIPS", 1)
+    videos = []
+    for name in ("a.mp4", "b.mov"):  # counted by name and size: never opened before the refusal
+        (tmp_path / name).write_bytes(b"\x00" * 100)
+        videos.append(str(tmp_path / name))
+    with pytest.raises(InvalidRequest, match="^2 training clips: at most 1 are accepted"):
+        gather_training_clips(videos, None, tmp_path / "staging", SIZE, 4)
+    monkeypatch.setattr(training_data, "MAX_CLIP_FRAMES", 2)
+    frames = [still(tmp_path / "frames" / f"{i}.png") for i in range(3)]
+    with pytest.raises(InvalidRequest, match=r"^3 frames \(images, GIF, WebP\): at most 2 are accepted"):
+        gather_training_clips(frames, None, tmp_path / "staging", SIZE, 2)
+    assert not (tmp_path / "staging").exists()
+
+
+def test_a_zip_bomb_is_refused_before_writing_and_leaves_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(archive, "MAX_ZIP_MB", 1)
+    bomb = write_zip(tmp_path / "bomb.zip", {"big.png": bytes(3 * 2**20)})  # 3 MB of zeros, a few KB zipped
+    staging = tmp_path / "staging"
+    render_examples(staging / "examples", 1, 128, 0)
+    with pytest.raises(InvalidRequest, match=r"^bomb.zip unpacks to more than 1 MB \(3 MB\): refused"):
+        gather_training_images([bomb], None, staging, SIZE)
+    assert not staging.exists()
+
+
+def test_a_refused_unpacking_removes_what_it_wrote(tmp_path):
+    path = tmp_path / "half.zip"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zipped:
+        zipped.writestr("a/one.png", png_bytes("red"))
+        zipped.writestr("a/two.png", png_bytes("blue"))
+    data = bytearray(path.read_bytes())
+    second = data.index(b"a/two.png") + len("a/two.png")  # the second entry's data, after its local header
+    data[second + 10:second + 30] = bytes(20)
+    path.write_bytes(bytes(data))
+    with pytest.raises(InvalidRequest, match="half.zip is damaged: a/two.png could not be unpacked"):
+        archive.unpack_training_zip(path, tmp_path / "fresh")
+    assert not (tmp_path / "fresh").exists()  # one.png was written first: it went with the folder
+    kept = tmp_path / "existing"
+    still(kept / "mine.png")
+    with pytest.raises(InvalidRequest, match="damaged"):
+        archive.unpack_training_zip(path, kept)
+    assert sorted(p.name for p in kept.rglob("*")) == ["mine.png"]  # what was there before stays
+
+
+def test_the_handler_leaves_no_staging_folder_when_refused(outputs, tmp_path, monkeypatch):
+    monkeypatch.setattr(training_data, "MAX_TRAINING_IMAGES", 2)
+    uploads = [still(tmp_path / "in" / f"{i}.png") for i in range(3)]
+    status = stream_status(uploads)
+    assert status == "**Not trained:** 3 training images: at most 2 are accepted (a few dozen good ones are " \
+                     "enough for the upsamplers)"
+    assert list((outputs / "datasets").iterdir()) == []
 
 
 # 3. Still GIF and WebP are images; animated ones are a video model's; a folder without images says so.
