@@ -24,6 +24,10 @@ each side of the stage size from MIN_TRAIN_SIDE (16) to MAX_TRAIN_SIDE px (env S
 2048 on your own machine, 512 on a shared Space, where a 100000 px request once rendered the examples at that
 size until the server ran out of memory); whole numbers for steps, batch, frames, widths and the seed, finite
 numbers for the learning rate and strength.
+
+The record an adapter carries (config.json's `training`, its metadata and model card) counts the steps
+actually trained: a run stopped at step 166 of 400 records 166 (and `planned_steps` 400, `ended` "stopped"),
+and a periodic checkpoint at step 100 records 100 (`ended` "checkpoint"; a killed run leaves that one).
 """
 
 from __future__ import annotations
@@ -252,12 +256,23 @@ def _adapter_folder(request: TrainingRequest, accelerator) -> Path:
     return Path(names[0])
 
 
-def _record(request: TrainingRequest, started: TrainingStarted, losses: list[float], max_timestep: int,
-            previous: dict | None) -> dict:
-    """What the adapter was trained for, stored in its metadata and model card."""
-    tail = losses[-FINAL_LOSS_STEPS:]
+def _progress(request: TrainingRequest, done: int, previous: dict | None, checkpoint: bool) -> dict:
+    """The steps trained so far (a resumed adapter's earlier ones included), and, for a run that has not
+    finished them all, the steps planned and how this record ended: "checkpoint" (saved on the way; what a
+    killed run leaves) or "stopped" (cancelled)."""
     earlier = int((previous or {}).get("steps", 0))
-    return {"steps": earlier + request.steps, "final_loss": round(sum(tail) / len(tail), 6),
+    record = {"steps": earlier + done}
+    if done < request.steps:
+        record |= {"planned_steps": earlier + request.steps, "ended": "checkpoint" if checkpoint else "stopped"}
+    return record
+
+
+def _record(request: TrainingRequest, started: TrainingStarted, losses: list[float], max_timestep: int,
+            previous: dict | None, checkpoint: bool = False) -> dict:
+    """What the adapter was trained for, stored in its metadata and model card: `losses` holds one loss per
+    step done, so its length is what the record counts, never the steps asked for."""
+    tail = losses[-FINAL_LOSS_STEPS:]
+    return {**_progress(request, len(losses), previous, checkpoint), "final_loss": round(sum(tail) / len(tail), 6),
             "final_loss_steps": len(tail), "strength": request.strength, "timesteps": [1, max_timestep],
             "stage_size": list(request.size), "pivot_size": [request.size[0] // 2, request.size[1] // 2],
             "objective": request.objective, "design": request.design, "learning_rate": request.learning_rate,
@@ -341,7 +356,7 @@ def train(request: TrainingRequest, model: DiffusionModel | None = None,
             if request.checkpoint_every and step % request.checkpoint_every == 0 and step < request.steps:
                 # Saving reads the weights only: the training state (train mode, optimizer) is untouched.
                 checkpoint = _save(request, accelerator, upsamplers, folder, model, started_event, losses,
-                                   max_timestep, previous)
+                                   max_timestep, previous, checkpoint=True)
             paused = time.perf_counter()
             yield TrainingStep(step, request.steps, losses[-1], speed, (request.steps - step) / speed, checkpoint)
             started += time.perf_counter() - paused  # the consumer's time (e.g. a live sample) is not training time
@@ -355,9 +370,10 @@ def train(request: TrainingRequest, model: DiffusionModel | None = None,
 
 
 def _save(request: TrainingRequest, accelerator, upsamplers, folder: Path, model: DiffusionModel,
-          started: TrainingStarted, losses: list[float], max_timestep: int, previous: dict) -> Path:
-    """The adapter as it is now, written by the main process (with what it was trained for)."""
+          started: TrainingStarted, losses: list[float], max_timestep: int, previous: dict,
+          checkpoint: bool = False) -> Path:
+    """The adapter as it is now, written by the main process (with what it was trained for so far)."""
     if accelerator.is_main_process:
         save_adapter(accelerator.unwrap_model(upsamplers), folder, size=request.size, model=model,
-                     training=_record(request, started, losses, max_timestep, previous))
+                     training=_record(request, started, losses, max_timestep, previous, checkpoint))
     return folder
