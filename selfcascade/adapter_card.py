@@ -2,8 +2,9 @@
 
 Both are read by people (a safetensors header viewer, the Hub's file page), so they state what the adapter
 was trained for in plain values: base model by its public name (never a path on the training machine),
-family, latent channels, stage size, timestep range, steps, final loss, date. The full record stays in the
-JSON config (`selfcascade_config`), which is what loading reads.
+family, latent channels, stage size, timestep range, steps, final loss, date. The steps are those actually
+trained; a run that did not finish them says so ("stopped at step 166 of 400", "checkpoint at step 100 of
+400"). The full record stays in the JSON config (`selfcascade_config`), which is what loading reads.
 """
 
 from __future__ import annotations
@@ -34,10 +35,22 @@ def _facts(config: dict) -> dict[str, str]:
         facts["timesteps"] = f"{first}-{last}"
     if training.get("final_loss") is not None:
         facts["final_loss"] = f"{training['final_loss']:.5f}"
-    for key in ("strength", "steps", "effective_batch", "date"):
+    for key in ("strength", "steps", "planned_steps", "ended", "effective_batch", "date"):
         if training.get(key) is not None:
             facts[key] = str(training[key])
     return {key: value for key, value in facts.items() if value not in ("", "-")}
+
+
+ENDED_WORDS = {"stopped": "stopped at step", "checkpoint": "checkpoint at step"}
+
+
+def _unfinished(facts: dict[str, str]) -> str:
+    """'stopped at step 166 of 400; ' for a run that did not finish its steps (cancelled, or a checkpoint saved
+    on the way, which is what a killed run leaves); '' for a finished one."""
+    if "planned_steps" not in facts:
+        return ""
+    words = ENDED_WORDS.get(facts.get("ended", ""), "saved at step")
+    return f"{words} {facts['steps']} of {facts['planned_steps']}; "
 
 
 def safetensors_metadata(config: dict) -> dict[str, str]:
@@ -58,9 +71,9 @@ def model_card(config: dict, parameters: int) -> str:
                            "stage)")]
     if {"timesteps", "steps", "final_loss", "date"} <= facts.keys():
         rows += [("timesteps", f"{facts['timesteps']} (strength {facts.get('strength', '?')})"),
-                 ("steps", f"{facts['steps']} (effective batch {facts.get('effective_batch', '?')}: "
-                           f"{training.get('batch')} x {training.get('processes')} process(es) x "
-                           f"{training.get('grad_accum')} accumulation)"),
+                 ("steps", f"{facts['steps']} ({_unfinished(facts)}effective batch "
+                           f"{facts.get('effective_batch', '?')}: {training.get('batch')} x "
+                           f"{training.get('processes')} process(es) x {training.get('grad_accum')} accumulation)"),
                  ("final loss", f"{facts['final_loss']} (mean of the last {training.get('final_loss_steps')} "
                                 "steps)"),
                  ("mixed precision", str(training.get("mixed_precision", "no"))),

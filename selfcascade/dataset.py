@@ -13,6 +13,7 @@ from .media import load_user_image
 from .stages import InvalidRequest, Size
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+ANIMATED_SUFFIXES = {".gif", ".webp"}  # image formats that may hold a video's frames: a still one is an image
 MAX_CAPTION_CHARS = 1000  # the text encoders read 77 tokens; a longer .txt is not a caption
 
 
@@ -25,6 +26,27 @@ def image_files(folder: str | Path) -> list[str]:
     if not files:
         raise InvalidRequest(f"{folder}: no images (png, jpg, webp, bmp, gif, tif) in it")
     return files
+
+
+def frame_count(path: str | Path) -> int | None:
+    """The frames in an image file: 1 for a still image (any PNG, JPEG, ...), N for an animated GIF or WebP;
+    None for a GIF or WebP that cannot be opened. Reads the headers only: no frame is decoded."""
+    if Path(path).suffix.lower() not in ANIMATED_SUFFIXES:
+        return 1
+    try:
+        with Image.open(path) as image:
+            return int(getattr(image, "n_frames", 1))
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return None
+
+
+def still_image(path: str | Path) -> None:
+    """InvalidRequest when an image model is handed an animated GIF or WebP: it would learn from the first
+    frame alone, which is not what the user meant."""
+    frames = frame_count(path)
+    if frames is not None and frames > 1:
+        raise InvalidRequest(f"{Path(path).name} is animated ({frames} frames): an image model trains on still "
+                             "images (use a still image, or a video model)")
 
 
 def sidecar_caption(image_path: str | Path) -> str | None:
@@ -46,12 +68,19 @@ def training_image(path: str | Path, size: Size) -> Image.Image:
     return image
 
 
+def still_training_image(path: str | Path, size: Size) -> Image.Image:
+    """An image model's training image: `training_image`, refused when it is animated."""
+    still_image(path)
+    return training_image(path, size)
+
+
 def usable_images(paths: list[str], size: Size) -> tuple[list[str], list[str]]:
-    """The paths that can teach `size`, and one line for each that cannot (unreadable, damaged, too small)."""
+    """The paths an image model can learn `size` from, and one line for each that cannot (unreadable, damaged,
+    too small, animated)."""
     usable, reasons = [], []
     for path in paths:
         try:
-            training_image(path, size)
+            still_training_image(path, size)
             usable.append(path)
         except InvalidRequest as error:
             reasons.append(str(error))
@@ -93,7 +122,7 @@ class TrainingImages:
         self.images: list[Image.Image] = []
         self.captions: list[str] = []
         for path in paths:
-            self.images += at_most_twice_the_detail([training_image(path, size)], size)
+            self.images += at_most_twice_the_detail([still_training_image(path, size)], size)
             own = sidecar_caption(path)
             self.captions.append(caption if own is None else own)
 

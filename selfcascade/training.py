@@ -18,11 +18,23 @@ speed, ETA, the saved adapter); a checkpoint every N steps; resume from a saved 
 says it stopped. Data-parallel under torchrun or `accelerate launch` (selfcascade.distributed), with
 accelerate's mixed precision and gradient accumulation; the main process alone writes the adapter, its
 model card and its training log.
+
+Limits, checked by TrainingRequest.check before any example is rendered or file copied (one line each):
+each side of the stage size from MIN_TRAIN_SIDE (16) to MAX_TRAIN_SIDE px (env SELFCASCADE_MAX_TRAIN_SIDE:
+2048 on your own machine, 512 on a shared Space, where a 100000 px request once rendered the examples at that
+size until the server ran out of memory); whole numbers for steps, batch, frames, widths and the seed, finite
+numbers for the learning rate and strength.
+
+The record an adapter carries (config.json's `training`, its metadata and model card) counts the steps
+actually trained: a run stopped at step 166 of 400 records 166 (and `planned_steps` 400, `ended` "stopped"),
+and a periodic checkpoint at step 100 records 100 (`ended` "checkpoint"; a killed run leaves that one).
 """
 
 from __future__ import annotations
 
 import json
+import math
+import numbers
 import random
 import threading
 import time
@@ -40,6 +52,7 @@ from .adapter_designs import DEFAULT_DESIGN, DEFAULT_OBJECTIVE, DESIGNS, OBJECTI
 from .adapters import load_adapter, save_adapter
 from .dataset import TrainingImages
 from .distributed import FROZEN_DTYPE, MAX_GRAD_ACCUM, MIXED_PRECISION_CHOICES, layout, rank_seed, start_run
+from .hosting import cap
 from .models.base import DiffusionModel
 from .models.loader import load_model
 from .pivot_anchor import clean_estimate
@@ -47,12 +60,16 @@ from .presets import request_defaults
 from .provenance import public_name
 from .sampling import Cancelled
 from .stages import InvalidRequest, Size
-from .training_clips import TrainingClips, as_clip_sources, is_clip_source
+from .training_clips import TrainingClips, as_clip_sources, refuse_clips
 from .training_features import FrozenFeatures, freeze_base_model
 from .upsampler import new_upsamplers
 
 CAPTION_DROP = 0.1
 MAX_TRAIN_FRAMES = 64  # frames per training clip (AnimateDiff's motion modules were trained on 16-32)
+MIN_TRAIN_SIDE = 16  # px per side of the stage size: its pivot is half of it
+# px per side of the stage size trained for: the example renders, the crops and every activation grow with its
+# square, and 512 is the largest stage of the models a Space serves (SD 1.5's native size).
+MAX_TRAIN_SIDE = cap("SELFCASCADE_MAX_TRAIN_SIDE", 2048, 512)
 FINAL_LOSS_STEPS = 10  # the recorded final loss is the mean of the last steps' losses (one step is noisy)
 
 
@@ -78,17 +95,16 @@ class TrainingRequest:
     width: int | None = None  # filters per upsampler convolution (None: the design's default); resume keeps its own
 
     def check(self) -> None:
-        if not 1 <= self.steps <= 100_000:
-            raise InvalidRequest(f"steps must be from 1 to 100000, not {self.steps}")
-        if not 0 < self.learning_rate <= 0.1:
-            raise InvalidRequest(f"learning rate must be in (0, 0.1], not {self.learning_rate}")
-        if not 1 <= self.batch <= 64:
-            raise InvalidRequest(f"batch must be from 1 to 64, not {self.batch}")
-        if not 0 < self.strength <= 1:
-            raise InvalidRequest(f"strength must be in (0, 1], not {self.strength}")
-        if not 0 <= self.checkpoint_every <= 100_000:
-            raise InvalidRequest(f"checkpoint every must be from 0 (only at the end) to 100000, "
-                                 f"not {self.checkpoint_every}")
+        """InvalidRequest with one line naming the field, its limits and the value, for any value out of range or
+        of the wrong kind (NaN, infinity, a fraction where a whole number is needed). Runs before any example is
+        rendered or file copied: the stage size bounds all of that work."""
+        _check_size(self.size)
+        _whole(self.steps, "steps", 1, 100_000)
+        _real(self.learning_rate, "learning rate", 0.1)
+        _whole(self.batch, "batch", 1, 64)
+        _real(self.strength, "strength", 1)
+        _whole(self.checkpoint_every, "checkpoint every", 0, 100_000, " (0: only at the end)")
+        _whole(self.seed, "seed", -2**63, 2**64 - 1)  # what torch.manual_seed takes
         if self.mixed_precision is not None and self.mixed_precision not in MIXED_PRECISION_CHOICES:
             raise InvalidRequest(f"unknown mixed precision {self.mixed_precision!r}; choose one of "
                                  f"{', '.join(MIXED_PRECISION_CHOICES)}")
@@ -97,13 +113,37 @@ class TrainingRequest:
                                  f"{', '.join(OBJECTIVES)}")
         if self.design not in DESIGNS:
             raise InvalidRequest(f"unknown upsampler design {self.design!r}; choose one of {', '.join(DESIGNS)}")
-        if self.width is not None and not 1 <= self.width <= 64:
-            raise InvalidRequest(f"upsampler width must be from 1 to 64 filters, not {self.width}")
-        if not 1 <= self.frames <= MAX_TRAIN_FRAMES:
-            raise InvalidRequest(f"frames must be from 1 to {MAX_TRAIN_FRAMES}, not {self.frames}")
-        if self.grad_accum is not None and not 1 <= self.grad_accum <= MAX_GRAD_ACCUM:
-            raise InvalidRequest(f"gradient accumulation must be from 1 to {MAX_GRAD_ACCUM} steps, "
-                                 f"not {self.grad_accum}")
+        if self.width is not None:
+            _whole(self.width, "upsampler width", 1, 64, " filters")
+        _whole(self.frames, "frames", 1, MAX_TRAIN_FRAMES)
+        if self.grad_accum is not None:
+            _whole(self.grad_accum, "gradient accumulation", 1, MAX_GRAD_ACCUM, " steps")
+
+
+def _is_whole(value) -> bool:
+    """An int (numpy's too), not a bool: True would train for one step."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _whole(value, name: str, low: int, high: int, unit: str = "") -> None:
+    """InvalidRequest unless `value` is a whole number from `low` to `high`."""
+    if not _is_whole(value) or not low <= value <= high:
+        raise InvalidRequest(f"{name} must be a whole number from {low} to {high}{unit}, not {value!r}")
+
+
+def _real(value, name: str, high: float) -> None:
+    """InvalidRequest unless `value` is a finite number in (0, high]; `not 0 < nan <= high` alone would pass NaN."""
+    finite = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    if not finite or not 0 < value <= high:
+        raise InvalidRequest(f"{name} must be a number in (0, {high:g}], not {value!r}")
+
+
+def _check_size(size) -> None:
+    """The stage size: two whole numbers from MIN_TRAIN_SIDE to MAX_TRAIN_SIDE px."""
+    if not isinstance(size, (tuple, list)) or len(size) != 2:
+        raise InvalidRequest(f"the stage size must be WIDTHxHEIGHT (two whole numbers), not {size!r}")
+    for side, name in zip(size, ("width", "height")):
+        _whole(side, f"stage {name}", MIN_TRAIN_SIDE, MAX_TRAIN_SIDE, " px")
 
 
 @dataclass
@@ -216,12 +256,23 @@ def _adapter_folder(request: TrainingRequest, accelerator) -> Path:
     return Path(names[0])
 
 
-def _record(request: TrainingRequest, started: TrainingStarted, losses: list[float], max_timestep: int,
-            previous: dict | None) -> dict:
-    """What the adapter was trained for, stored in its metadata and model card."""
-    tail = losses[-FINAL_LOSS_STEPS:]
+def _progress(request: TrainingRequest, done: int, previous: dict | None, checkpoint: bool) -> dict:
+    """The steps trained so far (a resumed adapter's earlier ones included), and, for a run that has not
+    finished them all, the steps planned and how this record ended: "checkpoint" (saved on the way; what a
+    killed run leaves) or "stopped" (cancelled)."""
     earlier = int((previous or {}).get("steps", 0))
-    return {"steps": earlier + request.steps, "final_loss": round(sum(tail) / len(tail), 6),
+    record = {"steps": earlier + done}
+    if done < request.steps:
+        record |= {"planned_steps": earlier + request.steps, "ended": "checkpoint" if checkpoint else "stopped"}
+    return record
+
+
+def _record(request: TrainingRequest, started: TrainingStarted, losses: list[float], max_timestep: int,
+            previous: dict | None, checkpoint: bool = False) -> dict:
+    """What the adapter was trained for, stored in its metadata and model card: `losses` holds one loss per
+    step done, so its length is what the record counts, never the steps asked for."""
+    tail = losses[-FINAL_LOSS_STEPS:]
+    return {**_progress(request, len(losses), previous, checkpoint), "final_loss": round(sum(tail) / len(tail), 6),
             "final_loss_steps": len(tail), "strength": request.strength, "timesteps": [1, max_timestep],
             "stage_size": list(request.size), "pivot_size": [request.size[0] // 2, request.size[1] // 2],
             "objective": request.objective, "design": request.design, "learning_rate": request.learning_rate,
@@ -254,10 +305,8 @@ def train(request: TrainingRequest, model: DiffusionModel | None = None,
         model = model.for_frames(group)
         data = TrainingClips(as_clip_sources(request.images), request.size, model.size_multiple, group,
                              request.caption)
-    elif any(is_clip_source(path) for path in request.images):
-        raise InvalidRequest(f"{public_name(model.name)} is an image model: it trains on images, not on videos "
-                             "or folders of clips (those teach a video model)")
     else:
+        refuse_clips(request.images, public_name(model.name))
         data = TrainingImages(request.images, request.size, model.size_multiple, request.caption)
     with torch.random.fork_rng(devices=[]):  # the request's seed makes the random start (and so the run) repeatable
         torch.manual_seed(request.seed)
@@ -307,7 +356,7 @@ def train(request: TrainingRequest, model: DiffusionModel | None = None,
             if request.checkpoint_every and step % request.checkpoint_every == 0 and step < request.steps:
                 # Saving reads the weights only: the training state (train mode, optimizer) is untouched.
                 checkpoint = _save(request, accelerator, upsamplers, folder, model, started_event, losses,
-                                   max_timestep, previous)
+                                   max_timestep, previous, checkpoint=True)
             paused = time.perf_counter()
             yield TrainingStep(step, request.steps, losses[-1], speed, (request.steps - step) / speed, checkpoint)
             started += time.perf_counter() - paused  # the consumer's time (e.g. a live sample) is not training time
@@ -321,9 +370,10 @@ def train(request: TrainingRequest, model: DiffusionModel | None = None,
 
 
 def _save(request: TrainingRequest, accelerator, upsamplers, folder: Path, model: DiffusionModel,
-          started: TrainingStarted, losses: list[float], max_timestep: int, previous: dict) -> Path:
-    """The adapter as it is now, written by the main process (with what it was trained for)."""
+          started: TrainingStarted, losses: list[float], max_timestep: int, previous: dict,
+          checkpoint: bool = False) -> Path:
+    """The adapter as it is now, written by the main process (with what it was trained for so far)."""
     if accelerator.is_main_process:
         save_adapter(accelerator.unwrap_model(upsamplers), folder, size=request.size, model=model,
-                     training=_record(request, started, losses, max_timestep, previous))
+                     training=_record(request, started, losses, max_timestep, previous, checkpoint))
     return folder

@@ -20,59 +20,83 @@ from pathlib import Path
 import torch
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
-from .dataset import IMAGE_SUFFIXES, at_most_twice_the_detail, crop_box, sidecar_caption, to_pixels, training_image
+from .dataset import (ANIMATED_SUFFIXES, IMAGE_SUFFIXES, at_most_twice_the_detail, crop_box, frame_count,
+                      image_files, sidecar_caption, to_pixels, training_image)
 from .hosting import cap
 from .stages import InvalidRequest, Size
 
-VIDEO_TRAIN_SUFFIXES = {".mp4", ".mov", ".webm", ".mkv", ".avi", ".gif", ".webp"}
-ANIMATED_SUFFIXES = {".gif", ".webp"}  # read by Pillow; the rest through moviepy (ffmpeg)
+VIDEO_TRAIN_SUFFIXES = {".mp4", ".mov", ".webm", ".mkv", ".avi", ".gif", ".webp"}  # GIF, WebP: when animated
+MOVIE_SUFFIXES = VIDEO_TRAIN_SUFFIXES - ANIMATED_SUFFIXES  # always videos, read through moviepy (ffmpeg)
 MAX_CLIP_FRAMES = cap("SELFCASCADE_MAX_CLIP_FRAMES", 128, 64)  # frames read from one video (all stay in memory)
 MAX_CLIP_PIXELS = cap("SELFCASCADE_MAX_CLIP_PIXELS", 4 * 2**20, 2 * 2**20)  # per frame
 
 
 def is_clip_source(path: str | Path) -> bool:
-    """A video file, or a folder (of frames)."""
+    """A video file, an animated GIF or WebP (one that cannot be opened too: reading it as a clip says why),
+    or a folder (of frames). A still GIF or WebP is an image, like a PNG."""
     path = Path(path)
-    return path.is_dir() or path.suffix.lower() in VIDEO_TRAIN_SUFFIXES
+    if path.is_dir() or path.suffix.lower() in MOVIE_SUFFIXES:
+        return True
+    return path.suffix.lower() in ANIMATED_SUFFIXES and frame_count(path) != 1
+
+
+def _is_frame(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES and not is_clip_source(path)
+
+
+def _holds_frames(folder: Path) -> bool:
+    """Whether a sub-folder holds images (a clip's frames); an unreadable one does not."""
+    try:
+        return any(p.suffix.lower() in IMAGE_SUFFIXES for p in folder.iterdir())
+    except OSError:
+        return False
 
 
 def clip_sources(folder: str | Path) -> list[str]:
-    """The clips in a folder: its videos and its sub-folders of frames; or the folder itself when it only
-    holds frames. InvalidRequest when there is none."""
+    """The clips in a folder: its videos (animated GIF, WebP included) and its sub-folders of frames; or the
+    folder itself when it only holds frames. InvalidRequest when there is none."""
     folder = Path(folder)
     if not folder.is_dir():
         raise InvalidRequest(f"{folder}: no such folder")
     entries = sorted(folder.iterdir())
-    sources = [str(p) for p in entries if p.is_dir() or p.suffix.lower() in VIDEO_TRAIN_SUFFIXES]
-    if not sources and any(p.suffix.lower() in IMAGE_SUFFIXES for p in entries):
+    sources = [str(p) for p in entries if p.is_dir() and _holds_frames(p)]
+    sources += [str(p) for p in entries if p.is_file() and is_clip_source(p)]
+    if not sources and any(_is_frame(p) for p in entries):
         sources = [str(folder)]
     if not sources:
         raise InvalidRequest(f"{folder}: no videos (mp4, gif, webp, ...) or folders of frames in it")
-    return sources
+    return sorted(sources)
 
 
 def as_clip_sources(paths: list[str]) -> list[str]:
-    """Training inputs as clips: videos and folders stay, loose frames become the folder that holds them
-    (the CLI and the Train tab list the frames of a folder one by one)."""
+    """Training inputs as clips: videos and folders stay, loose frames (still images) become the folder that
+    holds them (the CLI and the Train tab list the frames of a folder one by one)."""
     sources: list[str] = []
     for path in map(Path, paths):
-        loose_frame = path.suffix.lower() not in VIDEO_TRAIN_SUFFIXES and path.suffix.lower() in IMAGE_SUFFIXES
-        source = str(path.parent if loose_frame else path)
+        source = str(path.parent if _is_frame(path) else path)
         if source not in sources:
             sources.append(source)
     return sources
 
 
 def training_inputs(folder: str | Path) -> list[str]:
-    """What `python -m selfcascade train --images FOLDER` trains on: its clips when it holds videos or
-    sub-folders, else its images (for a video model, the folder's frames are then one clip)."""
-    from .dataset import image_files
-
+    """What `python -m selfcascade train --images FOLDER` trains on: its clips when it holds videos (mp4, ...) or
+    sub-folders of frames, else its images (for a video model, the folder's frames are then one clip).
+    Sub-folders without images are not clips: a folder with no images is refused as such."""
     path = Path(folder)
-    if path.is_dir() and any(p.is_dir() or p.suffix.lower() in VIDEO_TRAIN_SUFFIXES - ANIMATED_SUFFIXES
+    if path.is_dir() and any(p.suffix.lower() in MOVIE_SUFFIXES or (p.is_dir() and _holds_frames(p))
                              for p in path.iterdir()):
         return clip_sources(path)
     return image_files(path)
+
+
+def refuse_clips(paths: list[str], model_name: str) -> None:
+    """InvalidRequest when an image model is handed videos or folders of frames (a video model's clips). An
+    animated GIF or WebP is refused with its own reason when the images are read (dataset.still_image)."""
+    for path in map(Path, paths):
+        if path.is_dir() or path.suffix.lower() in MOVIE_SUFFIXES:
+            raise InvalidRequest(f"{model_name} is an image model: it trains on images, not on videos or folders "
+                                 f"of clips (those teach a video model; {path.name} is one)")
 
 
 def _fit(frame: Image.Image, name: str, size: Size) -> Image.Image:
@@ -117,11 +141,11 @@ def read_clip(source: str | Path, size: Size, frames: int) -> list[Image.Image]:
     path = Path(source)
     try:
         if path.is_dir():
-            files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:MAX_CLIP_FRAMES]
+            files = sorted(p for p in path.iterdir() if _is_frame(p))[:MAX_CLIP_FRAMES]
             images = [training_image(p, size) for p in files]
         elif path.suffix.lower() in ANIMATED_SUFFIXES:
             images = _animated_frames(path, size)
-        elif path.suffix.lower() in VIDEO_TRAIN_SUFFIXES:
+        elif path.suffix.lower() in MOVIE_SUFFIXES:
             images = _movie_frames(path, size)
         else:
             raise InvalidRequest(f"{path.name} is not a video (mp4, gif, webp, ...) or a folder of frames")

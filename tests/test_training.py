@@ -4,6 +4,7 @@ import json
 import random
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -134,3 +135,33 @@ def test_cli_train_then_generate_tuned(examples, tmp_path):
     assert done.returncode == 0, done.stderr
     assert "stage" not in done.stderr and "memory:" in done.stderr
     assert Image.open(out).size == (128, 128)
+
+
+def test_the_record_counts_the_steps_actually_trained(embedded_model, examples, tmp_path):
+    """A checkpoint records its step, a stopped run the steps it did (not the steps asked for), in config.json,
+    the single file's metadata and the model card; resuming adds the steps done to the earlier ones."""
+    cancel, folder, checkpoints = threading.Event(), tmp_path / "adapter", []
+    request = TrainingRequest(images=examples, size=(128, 128), steps=5, batch=1, checkpoint_every=2,
+                              out=str(folder))
+    for event in train(request, embedded_model, cancel):
+        if isinstance(event, TrainingStep) and event.checkpoint:
+            checkpoints.append((json.loads((folder / "config.json").read_text())["training"],
+                                (folder / "README.md").read_text()))
+        if isinstance(event, TrainingStep) and event.step == 3:
+            cancel.set()  # as Stop does: step 4 never starts
+    record, card = checkpoints[0]
+    assert len(checkpoints) == 1 and record["steps"] == 2 and record["planned_steps"] == 5
+    assert record["ended"] == "checkpoint" and "| steps | 2 (checkpoint at step 2 of 5; effective batch 1" in card
+    assert isinstance(event, TrainingDone) and event.stopped and event.steps == 3
+    record = json.loads((folder / "config.json").read_text())["training"]
+    assert (record["steps"], record["planned_steps"], record["ended"]) == (3, 5, "stopped")
+    assert "| steps | 3 (stopped at step 3 of 5; effective batch 1" in (folder / "README.md").read_text()
+    with safe_open(str(folder / "adapter.safetensors"), framework="pt") as handle:
+        metadata = handle.metadata()
+    assert metadata["selfcascade_steps"] == "3" and metadata["selfcascade_ended"] == "stopped"
+    resumed = TrainingRequest(images=examples, size=(128, 128), steps=2, batch=1, resume=str(folder),
+                              out=str(tmp_path / "resumed"))
+    list(train(resumed, embedded_model))
+    record = json.loads((tmp_path / "resumed" / "config.json").read_text())["training"]
+    assert record["steps"] == 5 and "planned_steps" not in record and "ended" not in record  # finished: 3 + 2
+    assert "| steps | 5 (effective batch 1" in (tmp_path / "resumed" / "README.md").read_text()

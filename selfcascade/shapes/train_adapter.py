@@ -16,12 +16,24 @@ import tempfile
 from pathlib import Path
 
 from ..adapter_designs import DEFAULT_DESIGN, DEFAULT_OBJECTIVE, DESIGNS, OBJECTIVES
-from ..training import TrainingDone, TrainingRequest, TrainingStep, train
+from ..stages import InvalidRequest
+from ..training import MAX_TRAIN_FRAMES, MAX_TRAIN_SIDE, TrainingDone, TrainingRequest, TrainingStep, train
 from .world import caption, random_scene, render
 
 
+def _check_render(size: int, frames: int = 1) -> None:
+    """Renders are as large as asked: bounded by the training caps (a Space once rendered at 100000 px and ran
+    out of memory), before anything is drawn or written."""
+    if not 1 <= size <= MAX_TRAIN_SIDE:
+        raise InvalidRequest(f"example renders must be from 1 to {MAX_TRAIN_SIDE} px per side, not {size}")
+    if not 1 <= frames <= MAX_TRAIN_FRAMES:
+        raise InvalidRequest(f"example clips must have from 1 to {MAX_TRAIN_FRAMES} frames, not {frames}")
+
+
 def render_examples(folder: Path, count: int, size: int, seed: int) -> list[str]:
-    """`count` scenes at `size` px as PNGs with their captions in .txt files beside them."""
+    """`count` scenes at `size` px (at most training.MAX_TRAIN_SIDE) as PNGs with their captions in .txt files
+    beside them."""
+    _check_render(size)
     rng = random.Random(seed)
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -36,7 +48,9 @@ def render_examples(folder: Path, count: int, size: int, seed: int) -> list[str]
 
 def render_example_clips(folder: Path, count: int, size: int, frames: int, seed: int) -> list[str]:
     """`count` clips of the shapes world in motion at `size` px, each a folder of PNG frames with its caption
-    in the .txt of the same name beside it (GIF and WebP writers merge a still clip's identical frames)."""
+    in the .txt of the same name beside it (GIF and WebP writers merge a still clip's identical frames).
+    `size` and `frames` are bounded as the training's (training.MAX_TRAIN_SIDE, MAX_TRAIN_FRAMES)."""
+    _check_render(size, frames)
     from .motion import DIRECTIONS, motion_caption, random_clip_scene, render_clip
 
     rng = random.Random(seed)
