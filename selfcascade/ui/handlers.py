@@ -25,7 +25,7 @@ from ..provenance import request_from_metadata
 from ..request import GenerationRequest
 from ..sampling import Cancelled
 from ..stages import InvalidRequest
-from . import sessions
+from . import sessions, visitor_files
 
 GPU_SECONDS = int(os.environ.get("SELFCASCADE_GPU_SECONDS", "120"))  # ZeroGPU time asked for one run
 
@@ -94,8 +94,9 @@ def stop(request: gr.Request | None = None) -> str:
 
 
 def end_session(request: gr.Request | None = None) -> None:
-    """The browser tab closed (Blocks.unload): stop its run and drop its state."""
+    """The browser tab closed (Blocks.unload): stop its run and drop its state and (on a Space) its files."""
     sessions.end_session(request)
+    visitor_files.forget_session(request)
 
 
 def optional_number(value) -> float | None:
@@ -162,6 +163,7 @@ def generate_stream(model, prompt, negative, width, height, stages, mode, steps,
     gallery: list[tuple] = []
     out_of_memory = False
     try:
+        adapter = visitor_files.checked_sources(request, model, vae, adapter, mode == "tuned")  # no server paths
         generation = build_request(model, prompt, negative, width, height, stages, mode, steps, strength,
                                    guidance, scheduler, upper, anchor, upper_guidance, seed, adapter, dtype, vae,
                                    vae_tiling, offload, pivot_up, consensus)
@@ -218,6 +220,7 @@ def compare(model, prompt, negative, width, height, stages, mode, steps, strengt
     results = {}
     cascade_mode = "tuned" if mode == "tuned" else "tuning-free"
     try:
+        adapter = visitor_files.checked_sources(request, model, vae, adapter, mode == "tuned")  # no server paths
         for run_mode in (baseline, cascade_mode):
             generation = build_request(model, prompt, negative, width, height, stages, run_mode, steps,
                                        strength, guidance, scheduler, upper if run_mode != "direct" else None,

@@ -21,7 +21,7 @@ from ..sampling import Cancelled
 from ..stages import InvalidRequest
 from ..video import generate_video
 from ..video_io import write_video
-from . import sessions
+from . import sessions, visitor_files
 from .handlers import LIVE_PREVIEW_INTERVAL, on_gpu, optional_number, whole_number
 
 VIDEO_MODEL_CHOICES = [
@@ -78,6 +78,7 @@ def video_stream(model, prompt, negative, width, height, frames, fps, stages, mo
     cancel = sessions.begin(request)
     gallery: list[tuple] = []
     try:
+        adapter = visitor_files.checked_sources(request, model, None, adapter, mode == "tuned")  # no server paths
         video = build_video_request(model, prompt, negative, width, height, frames, fps, stages, mode, steps,
                                     strength, guidance, scheduler, upper, anchor, upper_guidance, seed, adapter,
                                     pivot_up, free_init, motion, travel, steer)
