@@ -5,7 +5,9 @@ weights as one .safetensors file with the config in its metadata (for downloads 
 model card (README.md). It records what it was trained for: the base model by its public name, its family,
 latent channels, skip layout and a fingerprint of its UNet config, and the training run (stage size, steps,
 final loss, timestep range, date). Loading it into another model is refused with a message naming the
-difference. Pickled files (.bin, .pt, .ckpt, .pkl) are never opened.
+difference. Pickled files (.bin, .pt, .ckpt, .pkl) are never opened, and a file's size, config and tensor
+shapes are checked before anything is built from it (selfcascade.adapter_checks). Messages name an adapter by
+its public name, never by this machine's path.
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ import hashlib
 import json
 from pathlib import Path
 
-from safetensors import SafetensorError, safe_open
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .adapter_card import safetensors_metadata, write_model_card
+from .adapter_checks import (buildable, check_config, check_tensors, first_line, read_config_file, read_header,
+                             read_json)
 from .models.base import DiffusionModel
-from .provenance import public_name
+from .provenance import SHIPPED_ADAPTERS, public_name
 from .stages import InvalidRequest, Size
 from .upsampler import FeatureUpsamplers, skip_layout
 
@@ -52,34 +56,47 @@ def save_adapter(upsamplers: FeatureUpsamplers, folder: str | Path, size: Size |
     return folder
 
 
+def adapter_location(name: str | Path) -> Path:
+    """Where an adapter is: a shipped adapter's name ("shapes-adapter", "shapes-video-adapter") means its folder in
+    assets/, like "embedded" for the model; anything else is a path."""
+    return SHIPPED_ADAPTERS.get(str(name).strip(), Path(name))
+
+
 def _read(path: Path) -> FeatureUpsamplers:
+    """The upsamplers in an adapter folder or .safetensors file, built only after adapter_checks passes them.
+
+    Messages name the adapter by its file or folder name, never by this machine's path to it."""
+    name = path.name
     if path.suffix.lower() in PICKLE_SUFFIXES:
         raise InvalidRequest(f"{path.name}: pickled files are refused; an adapter is a .safetensors file")
     if path.is_dir():
-        if not (path / WEIGHTS).is_file() or not (path / "config.json").is_file():
-            raise InvalidRequest(f"{path}: not an adapter folder (config.json + {WEIGHTS})")
-        try:
-            return FeatureUpsamplers.from_pretrained(path, use_safetensors=True)
-        except (OSError, ValueError, SafetensorError, json.JSONDecodeError) as error:
-            raise InvalidRequest(f"{path.name}: the adapter could not be read ({error})") from None
-    if path.suffix.lower() != ".safetensors":
+        weights = path / WEIGHTS
+        if not weights.is_file() or not (path / "config.json").is_file():
+            raise InvalidRequest(f"{name}: not an adapter folder (config.json + {WEIGHTS})")
+        config = read_config_file(path / "config.json", name)
+        _, tensors = read_header(weights, name)
+    elif path.suffix.lower() != ".safetensors":
         raise InvalidRequest(f"{path.name}: an adapter is a .safetensors file or a folder")
+    else:
+        weights = path
+        metadata, tensors = read_header(path, name)
+        if "selfcascade_config" not in metadata:
+            raise InvalidRequest(f"{path.name}: a safetensors file, but not a Self-Cascade adapter")
+        config = read_json(metadata["selfcascade_config"], name, "its selfcascade_config")
+    check_config(config, name)
+    check_tensors(tensors, config, name)  # before anything is allocated: the shapes fit the size-capped file
     try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-        config = json.loads(metadata["selfcascade_config"])
-        upsamplers = FeatureUpsamplers.from_config(config)
-        upsamplers.load_state_dict(load_file(str(path)))
-        return upsamplers
-    except KeyError:
-        raise InvalidRequest(f"{path.name}: a safetensors file, but not a Self-Cascade adapter") from None
-    except (SafetensorError, OSError, ValueError, RuntimeError, json.JSONDecodeError) as error:
-        raise InvalidRequest(f"{path.name}: the adapter file is damaged ({str(error)[:200]})") from None
+        upsamplers = FeatureUpsamplers.from_config(buildable(config))
+        upsamplers.load_state_dict(load_file(str(weights)))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as error:
+        raise InvalidRequest(f"{name}: the adapter file is damaged ({first_line(error)})") from None
+    return upsamplers
 
 
 def read_adapter_config(path: str | Path) -> dict:
-    """An adapter's config (what it was trained for), or InvalidRequest when it is not a readable adapter."""
-    return dict(_read(Path(path)).config)
+    """An adapter's config (what it was trained for), or InvalidRequest when it is not a readable adapter.
+    `path` may be a shipped adapter's name (adapter_location)."""
+    return dict(_read(adapter_location(path)).config)
 
 
 def check_fits(config, model: DiffusionModel, name: str) -> None:
@@ -105,17 +122,23 @@ def check_fits(config, model: DiffusionModel, name: str) -> None:
                              "load it with its own base model")
 
 
-def load_adapter(path: str | Path, model: DiffusionModel) -> FeatureUpsamplers:
-    """Read an adapter and check it fits `model`; InvalidRequest with the reason otherwise."""
-    path = Path(path)
-    if not path.exists():
-        raise InvalidRequest(f"{path}: no such adapter")
-    upsamplers = _read(path)
-    config = upsamplers.config
+def check_usable(config, model: DiffusionModel, name: str) -> None:
+    """InvalidRequest when an adapter of this config cannot drive `model`: an earlier, per-step design, or made
+    for another model (check_fits)."""
     if config.get("time_conditioning") != "output":
-        raise InvalidRequest(f"{path.name} was made by an earlier version of Self-Cascade Studio (per-step "
+        raise InvalidRequest(f"{name} was made by an earlier version of Self-Cascade Studio (per-step "
                              "upsamplers); retrain it with this version")
-    check_fits(config, model, path.name)
+    check_fits(config, model, name)
+
+
+def load_adapter(path: str | Path, model: DiffusionModel) -> FeatureUpsamplers:
+    """Read an adapter (a folder, a .safetensors file or a shipped adapter's name) and check it fits `model`;
+    InvalidRequest with the reason otherwise."""
+    path = adapter_location(path)
+    if not path.exists():
+        raise InvalidRequest(f"{public_name(path)}: no such adapter")
+    upsamplers = _read(path)
+    check_usable(upsamplers.config, model, path.name)
     if next(upsamplers.parameters()).dtype != model.dtype:  # e.g. an fp16 model on a GPU
         upsamplers = upsamplers.to(dtype=model.dtype)
     return upsamplers.to(model.device).eval()

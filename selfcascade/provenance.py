@@ -17,6 +17,8 @@ from .stages import InvalidRequest
 
 EMBEDDED = "embedded"
 SHIPPED_ADAPTER = ASSETS / "shapes-adapter"
+# The adapters shipped in assets/, by the name a user, a record or the app's adapter lists use for them.
+SHIPPED_ADAPTERS = {"shapes-adapter": SHIPPED_ADAPTER, "shapes-video-adapter": ASSETS / "shapes-video-adapter"}
 
 
 def _is_hub_id(name: str) -> bool:
@@ -49,11 +51,14 @@ def model_from_record(recorded: str | None) -> str | None:
 
 
 def adapter_from_record(recorded: str | None) -> str | None:
-    """The adapter of a record: the shipped one by its name; others as recorded (the user may have it)."""
+    """The adapter of a record: a shipped one by its name (what selfcascade.adapters.adapter_location and the
+    app's adapter lists take, never this machine's path to it, also for records that held a full path);
+    others as recorded (the user may have it)."""
     if not recorded:
         return None
-    if Path(recorded).name == SHIPPED_ADAPTER.name or Path(recorded).parent.name == SHIPPED_ADAPTER.name:
-        return str(SHIPPED_ADAPTER)
+    for name in SHIPPED_ADAPTERS:
+        if name in (Path(recorded).name, Path(recorded).parent.name):
+            return name
     return recorded
 
 

@@ -153,6 +153,35 @@ def test_generate_refuses_hostile_values_in_one_line(space, visitor, values, wor
     assert alive(space[0])
 
 
+def test_server_paths_get_one_answer_whether_they_exist_or_not(space):
+    url = space[0]
+    answers = {path: last_status(url, "generate", model=path, steps=2, width=64, height=64)
+               for path in ("/root", "/nonexistent/dir", str(ROOT / "assets" / "shapes-model"), "../assets/shapes-model")}
+    assert len(set(answers.values())) == 1, answers
+    assert_one_line_refusal(answers["/root"], "server paths are not read")
+    adapters = {path: last_status(url, "generate", mode="tuned", adapter=path, steps=2, width=128, height=128)
+                for path in ("/etc/shadow", "/nonexistent/adapter.safetensors", str(ROOT / "assets" / "shapes-adapter"))}
+    assert len(set(adapters.values())) == 1, adapters
+    assert_one_line_refusal(adapters["/etc/shadow"], "server paths are not read")
+    vaes = {path: last_status(url, "generate", vae=path, steps=2, width=64, height=64) for path in ("/root", "/nope")}
+    assert len(set(vaes.values())) == 1, vaes
+
+
+def test_the_page_shows_no_server_path(space):
+    with urllib.request.urlopen(f"{space[0]}config", timeout=30) as response:
+        config = response.read().decode()
+    assert str(ROOT) not in config and str(space[1]) not in config
+
+
+def test_training_refuses_a_huge_size_in_seconds(space):
+    url = space[0]
+    started = time.time()
+    status = last_status(url, "train", use_examples=True, width=100000, height=100000, steps=1)
+    assert_one_line_refusal(status, "100000")
+    assert time.time() - started < 30 and alive(url)
+    assert_one_line_refusal(last_status(url, "train", use_examples=True, batch=float("nan"), steps=1), "batch")
+
+
 def test_the_plan_answers_hostile_values_at_once(space, visitor):
     for values in (dict(width=float("nan")), dict(stages="64,,128"), dict(model="m" * 5000), dict(steps=10**30)):
         started = time.time()

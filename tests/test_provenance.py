@@ -34,7 +34,7 @@ def test_a_png_names_the_embedded_model_never_a_server_path(embedded_model, tmp_
     again = reuse_settings(png)  # the UI's "reuse settings" fills the form from it
     values = dict(zip(FORM, again))
     assert values["model"] == "embedded" and values["prompt"] == "a small blue square" and values["mode"] == "tuned"
-    assert again[len(FORM)] == 5 and again[len(FORM) + 1] == str(SHIPPED_ADAPTER)
+    assert again[len(FORM)] == 5 and again[len(FORM) + 1] == "shapes-adapter"  # its name, not a server path
     assert again[-1].startswith("Settings of")
 
 
@@ -46,7 +46,7 @@ def test_an_old_png_with_full_paths_still_runs_again(embedded_model, tmp_path):
            "seconds": 1.0}
     path = save_png(Image.new("RGB", (128, 128)), tmp_path / "old.png", old)
     request = request_from_metadata(read_png_metadata(path))
-    assert request.model is None and request.adapter == str(SHIPPED_ADAPTER) and request.seed == 9
+    assert request.model is None and request.adapter == "shapes-adapter" and request.seed == 9
     result = run(request, embedded_model, previews=False)
     assert result.image.size == (128, 128) and result.metadata["model"] == "embedded"
 

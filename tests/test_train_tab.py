@@ -2,6 +2,7 @@
 resume, training data from zips, and the adapter upload check."""
 
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -38,6 +39,11 @@ def named(output: tuple) -> dict:
             if not (isinstance(value, dict) and value.get("__type__") == "update" and len(value) == 1)}
 
 
+def tokens(choices) -> list[str]:
+    """The values of (label, token) choices: what the page holds and sends back (never a server path)."""
+    return [token for _, token in choices]
+
+
 def tuned_samples(outputs) -> list[dict]:
     return [named(o)["sample"] for o in outputs if "sample" in named(o)]
 
@@ -63,7 +69,7 @@ def test_samples_every_n_steps_beside_the_tuning_free_one(embedded_model):
     final = named(outputs[-1])
     assert final["status"].startswith("**Trained**") and len(final["plot"]) == 4
     assert load_adapter(final["adapter"], embedded_model)
-    assert final["adapter"].rsplit("/", 1)[0] in train_handlers.adapter_choices()
+    assert Path(final["adapter"]).parent.name in tokens(train_handlers.adapter_choices())
 
 
 def test_sampling_does_not_disturb_training(embedded_model, tmp_path):
@@ -86,7 +92,8 @@ def test_stop_keeps_a_usable_adapter(embedded_model):
     assert 3 <= stopped_at < 200
     assert final["status"].startswith(f"**Stopped at step {stopped_at} of 200.**")
     adapter = final["adapter"]
-    assert load_adapter(adapter, embedded_model) and adapter.rsplit("/", 1)[0] in train_handlers.adapter_choices()
+    assert load_adapter(adapter, embedded_model)
+    assert Path(adapter).parent.name in tokens(train_handlers.adapter_choices())
     tuned = run_cascade(GenerationRequest("a small blue square", 128, 128, mode="tuned", adapter=adapter, steps=4),
                         embedded_model, previews=False)  # what "Use this adapter" then runs
     assert tuned.image.size == (128, 128)
@@ -102,8 +109,9 @@ def test_stop_before_the_first_step_saves_nothing(embedded_model):
 
 def test_resume_from_an_uploaded_adapter(embedded_model, tmp_path):
     choices, message = train_handlers.add_resume_adapter(str(SHIPPED_FILE), "embedded")
-    assert "continue from adapter.safetensors" in message and choices["value"] == str(SHIPPED_FILE)
-    final = named(run(use_examples=True, steps=1, resume=str(SHIPPED_FILE))[-1])
+    token = choices["value"]  # the upload's own copy, by name: the page never gets a server path
+    assert f"continue from {token}" in message and token in tokens(choices["choices"]) and "/" not in token
+    final = named(run(use_examples=True, steps=1, resume=token)[-1])
     assert final["status"].startswith("**Trained**")
     shipped, after = load_adapter(SHIPPED_FILE, embedded_model), load_adapter(final["adapter"], embedded_model)
     change = (after.levels[0].gain - shipped.levels[0].gain).abs().max()

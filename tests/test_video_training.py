@@ -150,9 +150,9 @@ def test_huge_frames_are_refused_before_training(tmp_path, monkeypatch):
 
 
 def test_the_shipped_video_adapter_is_the_video_tabs_default(video_model, tmp_path):
-    shipped = train_handlers.adapter_choices(video=True)[-1]
-    assert shipped.endswith("shapes-video-adapter") and train_handlers.is_video_adapter(shipped)
-    assert not train_handlers.is_video_adapter(train_handlers.adapter_choices()[-1])  # the image model's
+    shipped = train_handlers.adapter_choices(video=True)[-1][1]  # (label, token): the token is its name, not a path
+    assert shipped == "shapes-video-adapter" and train_handlers.is_video_adapter(shipped)
+    assert not train_handlers.is_video_adapter(train_handlers.adapter_choices()[-1][1])  # the image model's
     request = VideoRequest("a blue square moving up", 128, 128, frames=4, steps=6, mode="tuned", adapter=shipped,
                            seed=3)
     result, _ = make_video(request, tmp_path / "shipped.mp4", video_model)

@@ -20,10 +20,11 @@ from diffusers import (
     TextToVideoSDPipeline,
 )
 
+from .. import hosting
 from ..memory import OutOfMemory, is_out_of_memory, out_of_memory_message, release_memory
 from ..precision import dtype_name, resolve_dtype, vae_dtype
 from ..stages import InvalidRequest
-from .availability import SUPPORTED_TEXT, ModelUnavailable, check_folder, check_hub_model, explain
+from .availability import SUPPORTED_TEXT, ModelUnavailable, check_folder, check_hub_model, explain, looks_like_hub_id
 from .base import DiffusionModel
 from .folder_settings import BadFolderSettings, read_folder_settings
 from .placement import OFFLOAD_CHOICES, place, use_sdpa
@@ -87,6 +88,11 @@ def _apply_folder_settings(model: DiffusionModel, settings: dict) -> None:
 
 
 def _is_hub_id(name: str) -> bool:
+    """Whether to load `name` from the hub. Locally an existing folder wins (owner/name may be a relative folder);
+    on a Space the text alone decides, so a visitor's owner/name never reads a relative folder of that name
+    (selfcascade.space_policy)."""
+    if hosting.ON_SPACE:
+        return looks_like_hub_id(name)
     return not Path(name).expanduser().exists() and name.count("/") == 1 and not name.startswith((".", "/", "~"))
 
 
@@ -151,8 +157,8 @@ def load_model(model_id: str | None = None, dtype: str | torch.dtype | None = No
     if offload not in OFFLOAD_CHOICES:
         raise InvalidRequest(f"unknown offload {offload!r}; choose one of {', '.join(OFFLOAD_CHOICES)}")
     settings = (dtype_name(dtype), (vae or "").strip() or None, offload)
-    try:
-        folder_settings = read_folder_settings(name)
+    try:  # a hub model carries none; reading <owner>/<name>/ here would read a relative folder instead
+        folder_settings = {} if _is_hub_id(name) else read_folder_settings(name)
     except BadFolderSettings as error:
         raise InvalidRequest(str(error)) from None
     with _lock:

@@ -78,7 +78,7 @@ def build_generate_tab(demo: gr.Blocks) -> tuple[gr.Radio, gr.Dropdown]:
                     randomise = gr.Button("🎲 Random seed", size="sm")
             with gr.Accordion("Adapter for the tuned mode", open=False):
                 choices = adapter_choices()
-                adapter = gr.Dropdown(choices, value=choices[0] if choices else None, allow_custom_value=True,
+                adapter = gr.Dropdown(choices, value=choices[0][1] if choices else None, allow_custom_value=True,
                                       label="Adapter (trained upsamplers)", elem_id="adapter")
                 adapter_file = gr.File(label="Load an adapter file (.safetensors)", type="filepath",
                                        file_types=[".safetensors"])

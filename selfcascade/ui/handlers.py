@@ -26,7 +26,7 @@ from ..provenance import public_name, request_from_metadata
 from ..request import DEFAULT_MAX_SIDE, GenerationRequest
 from ..sampling import Cancelled
 from ..stages import InvalidRequest
-from . import sessions
+from . import sessions, visitor_files
 
 GPU_SECONDS = int(os.environ.get("SELFCASCADE_GPU_SECONDS", "120"))  # ZeroGPU time asked for one run
 
@@ -105,8 +105,9 @@ def stop(request: gr.Request | None = None) -> str:
 
 
 def end_session(request: gr.Request | None = None) -> None:
-    """The browser tab closed (Blocks.unload): stop its run and drop its state."""
+    """The browser tab closed (Blocks.unload): stop its run and drop its state and (on a Space) its files."""
     sessions.end_session(request)
+    visitor_files.forget_session(request)
 
 
 def number(value, name: str) -> float:
@@ -211,6 +212,7 @@ def generate_stream(model, prompt, negative, width, height, stages, mode, steps,
     out_of_memory = False
     try:
         sessions.raise_if_stopped(cancel)
+        adapter = visitor_files.checked_sources(request, model, vae, adapter, mode == "tuned")  # no server paths
         generation = build_request(model, prompt, negative, width, height, stages, mode, steps, strength,
                                    guidance, scheduler, upper, anchor, upper_guidance, seed, adapter, dtype, vae,
                                    vae_tiling, offload, pivot_up, consensus)
@@ -272,6 +274,7 @@ def compare(model, prompt, negative, width, height, stages, mode, steps, strengt
     cascade_mode = "tuned" if mode == "tuned" else "tuning-free"
     try:
         sessions.raise_if_stopped(cancel)
+        adapter = visitor_files.checked_sources(request, model, vae, adapter, mode == "tuned")  # no server paths
         for run_mode in (baseline, cascade_mode):
             generation = build_request(model, prompt, negative, width, height, stages, run_mode, steps,
                                        strength, guidance, scheduler, upper if run_mode != "direct" else None,

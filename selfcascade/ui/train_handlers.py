@@ -10,74 +10,74 @@ import gradio as gr
 import pandas as pd
 
 from ..adapter_designs import DEFAULT_DESIGN, DEFAULT_OBJECTIVE
-from ..adapters import load_adapter, read_adapter_config
+from ..adapters import check_usable, read_adapter_config
 from ..dataset import sidecar_caption
 from ..models.loader import is_embedded, is_embedded_video, load_model
 from ..outputs import OUTPUTS
+from ..provenance import SHIPPED_ADAPTERS
 from ..sampling import Cancelled
 from ..shapes.train_adapter import render_example_clips, render_examples
+from ..space_policy import check_source
 from ..stages import InvalidRequest
 from ..training import TrainingDone, TrainingRequest, TrainingStep
 from ..training_data import TrainingData, gather_training_clips, gather_training_images
 from ..training_samples import SampleSettings, TrainingSample, samples_left, train_with_samples
-from . import sessions
-from .handlers import on_gpu, whole_number
+from . import sessions, visitor_files
+from .handlers import number, on_gpu, whole_number
 from .video_handlers import VIDEO_MODEL_CHOICES
 
 TRAIN_GPU_SECONDS = int(os.environ.get("SELFCASCADE_TRAIN_GPU_SECONDS", "300"))  # ZeroGPU time for one training
-SHIPPED_ADAPTER = Path(__file__).resolve().parents[2] / "assets" / "shapes-adapter"
-SHIPPED_VIDEO_ADAPTER = SHIPPED_ADAPTER.with_name("shapes-video-adapter")  # for the embedded shapes-video model
+SHIPPED_ADAPTER = SHIPPED_ADAPTERS["shapes-adapter"]
+SHIPPED_VIDEO_ADAPTER = SHIPPED_ADAPTERS["shapes-video-adapter"]  # for the embedded shapes-video model
 SAMPLE_PROMPT = "a large red circle on a white background"  # the embedded model's, when nothing else is given
 NEW_ADAPTER = "(new)"  # the resume choice that starts from zero, i.e. from the tuning-free result
 STATUS_INTERVAL = 0.5  # seconds between status updates: the browser need not redraw every step
 TRAIN_OUTPUTS = ("status", "plot", "reference", "sample", "adapter", "resume")
-_session_adapters: list[str] = []  # adapters trained or uploaded while this app runs, newest first
 
 
-def adapter_choices(video: bool | None = False) -> list[str]:
-    """This session's adapters, newest first, then the shipped one for images (`video`: for the embedded video
-    model; None: both)."""
-    kinds = {False: [SHIPPED_ADAPTER], True: [SHIPPED_VIDEO_ADAPTER], None: [SHIPPED_ADAPTER, SHIPPED_VIDEO_ADAPTER]}
-    shipped = [str(path) for path in kinds[video] if path.is_dir()]
-    _session_adapters[:] = [path for path in _session_adapters if Path(path).exists()]  # the bounded folder prunes
-    return _session_adapters + shipped
+def adapter_choices(video: bool | None = False, request: gr.Request | None = None) -> list[tuple[str, str]]:
+    """(label, token) pairs: this session's adapters, newest first, then the shipped one for images (`video`: for
+    the embedded video model; None: both). Tokens, not paths (visitor_files.resolve_adapter maps them back)."""
+    return visitor_files.adapter_choices(request, video)
 
 
-def resume_choices() -> list[tuple[str, str]]:
-    """What a training can start from: zero, or an adapter of this session (or the shipped one), by name."""
-    return [("New adapter (starts as the tuning-free result)", NEW_ADAPTER),
-            *((Path(path).name, path) for path in adapter_choices(video=None))]
+def resume_choices(request: gr.Request | None = None) -> list[tuple[str, str]]:
+    """What a training can start from: zero, or an adapter of this session or a shipped one, by token."""
+    return [("New adapter (starts as the tuning-free result)", NEW_ADAPTER), *adapter_choices(None, request)]
 
 
-def _register_upload(path: str | None, model: str) -> None:
-    """Check an uploaded adapter against the chosen model and list it for this session."""
+def _register_upload(path: str | None, model: str, request: gr.Request | None) -> str:
+    """Check an uploaded adapter (readable, then fitting the chosen model) and make it this session's; its token.
+    The file is checked before the model loads: a hostile file costs no model load."""
     if not path:
         raise InvalidRequest("no file")
-    load_adapter(path, load_model(None if is_embedded(model) else model))
-    _session_adapters.insert(0, path)
+    check_source("model", model)
+    config = read_adapter_config(path)
+    check_usable(config, load_model(None if is_embedded(model) else model), Path(path).name)
+    return visitor_files.adopt_adapter(path, request)
 
 
-def add_uploaded_adapter(path: str | None, model: str):
+def add_uploaded_adapter(path: str | None, model: str, request: gr.Request | None = None):
     """Generate tab: check an uploaded adapter file against the chosen model; list it when it fits."""
     if not path:
         return gr.skip(), "No file."
     try:
-        _register_upload(path, model)
+        token = _register_upload(path, model, request)
     except InvalidRequest as error:
         return gr.skip(), f"**Adapter refused:** {error}"
-    return gr.update(choices=adapter_choices(), value=path), f"Adapter {Path(path).name} is ready (mode: tuned)."
+    return (gr.update(choices=adapter_choices(False, request), value=token),
+            f"Adapter {token} is ready (mode: tuned).")
 
 
-def add_resume_adapter(path: str | None, model: str):
+def add_resume_adapter(path: str | None, model: str, request: gr.Request | None = None):
     """Train tab: an uploaded adapter to continue training; checked against the base model now, not at Train."""
     if not path:
         return gr.skip(), gr.skip()
     try:
-        _register_upload(path, model)
+        token = _register_upload(path, model, request)
     except InvalidRequest as error:
         return gr.skip(), f"**Adapter refused:** {error}"
-    return (gr.update(choices=resume_choices(), value=path),
-            f"Training will continue from {Path(path).name}.")
+    return gr.update(choices=resume_choices(request), value=token), f"Training will continue from {token}."
 
 
 def _outputs(**values) -> tuple:
@@ -140,16 +140,16 @@ def train_stream(model, uploads, folder, use_examples, width, height, steps, lea
     started = time.monotonic()
     try:
         sessions.raise_if_stopped(cancel)
+        resume = visitor_files.checked_sources(request, model, None, resume, resume not in (None, "", NEW_ADAPTER))
         size = (whole_number(width, "width"), whole_number(height, "height"))
         model_id = None if is_embedded(model) else model
         every = whole_number(sample_every, "sample every N steps")
         if every < 0:
             raise InvalidRequest(f"sample every N steps must be 0 (only at the end) or more, not {every}")
-        out = OUTPUTS.new_path("adapters", "adapter")
+        out = visitor_files.new_adapter_folder(request)
         training = TrainingRequest(images=[], size=size, steps=whole_number(steps, "steps"),
-                                   learning_rate=float(learning_rate), batch=whole_number(batch, "batch"),
-                                   caption=caption or "", model=model_id, out=str(out),
-                                   resume=None if resume in (None, "", NEW_ADAPTER) else resume,
+                                   learning_rate=number(learning_rate, "learning rate"), batch=whole_number(batch, "batch"),
+                                   caption=caption or "", model=model_id, out=str(out), resume=resume,
                                    checkpoint_every=every, frames=whole_number(frames, "frames per clip"),
                                    objective=objective or DEFAULT_OBJECTIVE, design=design or DEFAULT_DESIGN)
         training.check()  # bad numbers fail before any file work
@@ -185,7 +185,6 @@ def train_stream(model, uploads, folder, use_examples, width, height, steps, lea
                                           f"{event.steps_per_second:.2f} steps/s · about {left:.0f} s left",
                                    plot=_loss_frame(losses), **update)
             elif isinstance(event, TrainingDone):
-                _session_adapters.insert(0, str(event.path))
                 if event.stopped:
                     text = (f"**Stopped at step {event.steps} of {training.steps}.** The adapter of step "
                             f"{event.steps} is saved as {event.path.name}: download it or press *Use this adapter*.")
@@ -195,7 +194,7 @@ def train_stream(model, uploads, folder, use_examples, width, height, steps, lea
                             f"{event.path.name}; press *Use this adapter*.")
                 yield _outputs(status=text + notes, plot=_loss_frame(losses),
                                adapter=str(event.path / "adapter.safetensors"),
-                               resume=gr.update(choices=resume_choices()))
+                               resume=gr.update(choices=resume_choices(request)))
     except InvalidRequest as error:
         gr.Warning(str(error))
         yield _outputs(status=f"**Not trained:** {error}")

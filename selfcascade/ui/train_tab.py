@@ -6,7 +6,8 @@ import gradio as gr
 
 from ..hosting import ON_SPACE
 from ..adapter_designs import DEFAULT_DESIGN, DEFAULT_OBJECTIVE
-from . import handlers, sessions
+from ..stages import InvalidRequest
+from . import handlers, sessions, visitor_files
 from .train_handlers import (NEW_ADAPTER, add_resume_adapter, adapter_choices, is_video_adapter, resume_choices,
                              train_stream)
 from .video_handlers import VIDEO_MODEL_CHOICES
@@ -16,6 +17,26 @@ OBJECTIVE_CHOICES = [("restore what the small size lost (z_t from the up-sampled
                      ("keep the pivot (the paper's Algorithm 1: z_t from the image)", "keep")]
 DESIGN_CHOICES = [("mixed: convolutions across channels (more capacity)", "mixed"),
                   ("shared: the same tiny filters on every channel (the paper's size)", "shared")]
+
+
+def use_adapter(path: str | None, request: gr.Request | None = None):
+    """Make the adapter file shown after training the one in use, in tuned mode, and go to the tab it is for.
+
+    The file comes back from the browser (or from anyone calling /use_adapter), so it is checked like an upload
+    (visitor_files.adopt_adapter: a readable adapter, bounded) and becomes this session's own; the lists get its
+    token, never a path. A refusal is one line in a warning."""
+    if not path:
+        return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+    try:
+        token = visitor_files.adopt_adapter(path, request)
+    except InvalidRequest as error:
+        gr.Warning(f"Adapter refused: {error}")
+        return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+    if is_video_adapter(visitor_files.resolve_adapter(token, request)):
+        choice = gr.update(choices=adapter_choices(True, request), value=token)
+        return gr.skip(), gr.skip(), choice, "tuned", gr.Tabs(selected="video")
+    choice = gr.update(choices=adapter_choices(False, request), value=token)
+    return choice, "tuned", gr.skip(), gr.skip(), gr.Tabs(selected="generate")
 
 
 def build_train_tab(generate_mode: gr.Radio, generate_adapter: gr.Dropdown, video_mode: gr.Radio,
@@ -86,16 +107,5 @@ def build_train_tab(generate_mode: gr.Radio, generate_adapter: gr.Dropdown, vide
     stop_button.click(handlers.stop, outputs=status, queue=False, api_name="stop_training")
     resume_file.upload(add_resume_adapter, inputs=[resume_file, model], outputs=[resume, status],
                        api_visibility="private")
-
-    def use_adapter(path):
-        """Make the adapter just trained the one in use, in tuned mode, and go to the tab it is for."""
-        if not path:
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
-        if is_video_adapter(path):
-            choice = gr.update(choices=[path, *adapter_choices(video=True)], value=path)
-            return gr.skip(), gr.skip(), choice, "tuned", gr.Tabs(selected="video")
-        choice = gr.update(choices=[path, *adapter_choices()], value=path)
-        return choice, "tuned", gr.skip(), gr.skip(), gr.Tabs(selected="generate")
-
     use_button.click(use_adapter, inputs=adapter_file, api_visibility="private",
                      outputs=[generate_adapter, generate_mode, video_adapter, video_mode, tabs])

@@ -21,7 +21,7 @@ from ..sampling import Cancelled
 from ..stages import InvalidRequest
 from ..video import generate_video
 from ..video_io import write_video
-from . import sessions
+from . import sessions, visitor_files
 from .handlers import LIVE_PREVIEW_INTERVAL, model_field, number, on_gpu, optional_number, whole_number
 
 VIDEO_MODEL_CHOICES = [
@@ -81,6 +81,7 @@ def video_stream(model, prompt, negative, width, height, frames, fps, stages, mo
     gallery: list[tuple] = []
     try:
         sessions.raise_if_stopped(cancel)
+        adapter = visitor_files.checked_sources(request, model, None, adapter, mode == "tuned")  # no server paths
         video = build_video_request(model, prompt, negative, width, height, frames, fps, stages, mode, steps,
                                     strength, guidance, scheduler, upper, anchor, upper_guidance, seed, adapter,
                                     pivot_up, free_init, motion, travel, steer)

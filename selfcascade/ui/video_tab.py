@@ -75,7 +75,7 @@ def build_video_tab(demo: gr.Blocks) -> tuple[gr.Radio, gr.Dropdown]:
                     randomise = gr.Button("🎲 Random seed", size="sm")
             with gr.Accordion("Adapter for the tuned mode", open=False):
                 choices = adapter_choices(video=True)
-                adapter = gr.Dropdown(choices, value=choices[0] if choices else None, allow_custom_value=True,
+                adapter = gr.Dropdown(choices, value=choices[0][1] if choices else None, allow_custom_value=True,
                                       label="Adapter (upsamplers trained on clips for this video model)",
                                       elem_id="video-adapter")
             download_format = gr.Radio(list(video_handlers.DOWNLOAD_FORMATS), value="mp4",
