@@ -1,4 +1,4 @@
-"""The real SD 2.1 and SDXL UNet + VAE layouts (../shared/configs, random weights) through every mode on the
+"""The real SD 2.1 and SDXL UNet + VAE layouts (configs/, random weights) through every mode on the
 CPU, and the memory plan for 2048² and 4096² on a GPU.
 
     python benchmarks/real_architectures.py                     # both, about 20-40 minutes on 2 CPU cores
@@ -54,7 +54,7 @@ from selfcascade.request import MODES, GenerationRequest  # noqa: E402
 from selfcascade.shapes.tokenizer import build_tokenizer  # noqa: E402
 from selfcascade.upsampler import new_upsamplers  # noqa: E402
 
-CONFIGS = ROOT.parent / "shared" / "configs"
+CONFIGS = ROOT / "configs"
 OUT = ROOT / "benchmarks" / "results" / "real_architectures.md"
 ARCHS = {"sd21": "SD 2.1", "sdxl": "SDXL"}
 
@@ -73,7 +73,7 @@ def build(arch: str, folder: Path):
     tokenizer = build_tokenizer(folder / f"tokenizer-{arch}")
     unet = UNet2DConditionModel.from_config(json.loads((CONFIGS / f"{arch}_unet.json").read_text()))
     vae_config = json.loads((CONFIGS / "sd_vae.json").read_text())
-    if arch == "sdxl":  # shared/configs/README.md: same layout, SDXL's scaling and sample size
+    if arch == "sdxl":  # configs/README.md: same layout, SDXL's scaling and sample size
         vae_config.update(scaling_factor=0.13025, sample_size=1024)
         first, second = 768, unet.config.cross_attention_dim - 768
         pipeline = StableDiffusionXLPipeline(
@@ -162,7 +162,7 @@ def main() -> None:
     def write() -> str:  # after every row: an interrupted run keeps what it measured
         runs_table = ["| architecture | mode | stages | upper stages | image | seconds | estimated peak (GiB) | "
                       "process peak RSS so far (GiB) |", "|---|---|---|---|---|---|---|---|", *runs, ""]
-        intro = ["Real layouts from ../shared/configs, random weights, float32, CPU (2 shared cores); one denoising "
+        intro = ["Real layouts from configs/, random weights, float32, CPU (2 shared cores); one denoising "
                  "step per stage, no guidance; tiny random CLIP text encoders of the real hidden sizes.", "", *notes,
                  "", *runs_table] if notes else []
         table = "\n".join([

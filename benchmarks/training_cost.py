@@ -4,7 +4,7 @@ on the real SD 2.1 architecture, same batch and stage size.
     python benchmarks/training_cost.py                 # batch 1, stage 256x256 (latent 32x32, pivot 128x128)
     python benchmarks/training_cost.py --size 128 --steps 1 --warmup 0 --cases upsamplers --out /tmp/check.md
 
-SD 2.1's UNet and VAE from ../shared/configs with random weights, float32, on the CPU; the text encoder has
+SD 2.1's UNet and VAE from configs/ with random weights, float32, on the CPU; the text encoder has
 the size of the released one (OpenCLIP ViT-H/14's text tower: 23 layers, width 1024), random weights. The
 sizes are small on purpose: a full fine-tune of the 865M-parameter UNet holds weights, gradients and two
 AdamW moments (about 14 GB) before any activation, so 256 px fits a 24 GiB machine. Each case runs in a
@@ -150,7 +150,7 @@ def run_case(case: str, args) -> dict | str:
 
 
 def table(results: dict, args) -> str:
-    lines = [f"Real SD 2.1 UNet + VAE (../shared/configs), random weights, float32, CPU ({args.threads} thread(s)); "
+    lines = [f"Real SD 2.1 UNet + VAE (configs/), random weights, float32, CPU ({args.threads} thread(s)); "
              f"text encoder of the released size (random weights); batch {args.batch}, stage {args.size}x{args.size} "
              f"(latent {args.size // 8}x{args.size // 8}, pivot {args.size // 2}x{args.size // 2}); {args.steps} timed "
              f"step(s) after {args.warmup} warm-up step(s), each case in a fresh process. Peak = ru_maxrss "

@@ -6,7 +6,7 @@ at the same effective batch, on the embedded model or the real SD 2.1 architectu
     python benchmarks/training_scaleout.py --architecture sd21 --size 256 --batch 1 --steps 12 --window 4 \
         --one-threads 1,2 --out benchmarks/results/training_scaleout_sd21.md
 
-With --architecture sd21, SD 2.1's UNet and VAE from ../shared/configs with random weights and a text encoder
+With --architecture sd21, SD 2.1's UNet and VAE from configs/ with random weights and a text encoder
 of the released size (benchmarks/training_cost.py: build_sd21) are saved as a diffusers folder first, and
 both commands train on it with --model. --one-threads runs the one-process command once per thread count
 (1: the same cores per process as each of the two; 2: one process given both cores).

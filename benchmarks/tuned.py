@@ -4,7 +4,7 @@
     python benchmarks/tuned.py
 
 Counts trainable parameters of a fresh adapter built for each UNet (the real SD 2.1 / SDXL configurations
-in ../shared/configs, instantiated on the meta device: no weights, no download). The tuned mode's quality
+in configs/, instantiated on the meta device: no weights, no download). The tuned mode's quality
 and its time against the tuning-free cascade are measured by benchmarks/composition.py, side by side with
 the other modes. Writes benchmarks/results/tuned.md.
 """
@@ -29,7 +29,7 @@ from selfcascade.adapter_designs import default_width  # noqa: E402
 from selfcascade.models.loader import load_model  # noqa: E402
 from selfcascade.upsampler import new_upsamplers  # noqa: E402
 
-CONFIGS = ROOT.parent / "shared" / "configs"
+CONFIGS = ROOT / "configs"
 
 
 def parameter_counts(embedded) -> list[tuple[str, int, int, int]]:

@@ -5,7 +5,7 @@ beside the estimate selfcascade.memory makes before a run.
     python benchmarks/vae_memory.py --sizes 1024    # one size
     python benchmarks/vae_memory.py --sizes 4096 --threads 1   # beside other work (peaks do not change)
 
-The VAE is AutoencoderKL from ../shared/configs/sd_vae.json with SDXL's scaling factor and sample size
+The VAE is AutoencoderKL from configs/sd_vae.json with SDXL's scaling factor and sample size
 (random weights; memory does not depend on their values), float32, on the CPU, decoding random latents
 through the app's own path (selfcascade.models.vae.decode_to_uint8, tiles of TILE_SIDE px when tiled).
 
@@ -33,7 +33,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-CONFIG = ROOT.parent / "shared" / "configs" / "sd_vae.json"
+CONFIG = ROOT / "configs" / "sd_vae.json"
 OUT = ROOT / "benchmarks" / "results" / "vae_memory.md"
 GIB = 2**30
 
@@ -110,7 +110,7 @@ def main() -> None:
     kept = [line for line in (Path(args.out).read_text().splitlines() if Path(args.out).is_file() else [])
             if line.startswith("| ") and line.split("|")[1].strip().split("x")[0].isdigit()
             and int(line.split("|")[1].strip().split("x")[0]) not in sizes]
-    lines = ["SDXL VAE architecture (../shared/configs/sd_vae.json, scaling 0.13025, sample size 1024), random "
+    lines = ["SDXL VAE architecture (configs/sd_vae.json, scaling 0.13025, sample size 1024), random "
              "weights, float32, CPU, 2 threads unless the note says otherwise; tiles of 512 px; available RAM at "
              f"start {available / GIB:.1f} GiB. "
              "Peak = ru_maxrss of a fresh process minus its RSS after imports (weights included).", "",

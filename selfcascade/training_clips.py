@@ -1,7 +1,7 @@
 """Training clips for a video model's upsamplers: short videos (mp4, gif, webp, ...) or folders of frames,
 checked once on load, then random runs of consecutive frames with one crop per clip.
 
-The paper tunes the video model's upsamplers like the image model's (METHOD.md, Video): Algorithm 1 on
+The paper tunes the video model's upsamplers like the image model's (docs/video-model.md): Algorithm 1 on
 frames, with the temporal layers frozen. The video UNet needs whole clips (its motion layers mix frames),
 so a training batch is `count` clips of `frames` consecutive frames, laid out frames fastest like the
 cascade's folded latents: (count * frames, 3, H, W). A clip's caption is the .txt of the same name beside the

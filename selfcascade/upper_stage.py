@@ -2,7 +2,7 @@
 
 A stage r >= 1 of the cascade denoises latents s times larger per side than the UNet's native latent size.
 Its convolutions then see flat regions wider than anything in their training field and paint colour clouds
-into them (measured on the embedded model: METHOD.md). Each strategy here is a function
+into them (measured on the embedded model: docs/method.md). Each strategy here is a function
 
     strategy(full, native, scale) -> predict          predict(latents, t) -> eps
 

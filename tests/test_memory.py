@@ -22,7 +22,7 @@ from selfcascade.ui import handlers
 
 from .tiny_components import save_tiny_sdxl
 
-CONFIGS = Path(__file__).resolve().parents[2] / "shared" / "configs"
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 def request(**overrides):
@@ -37,7 +37,6 @@ def test_tiling_switches_on_above_1024_squared_unless_overridden():
     assert wants_tiles("on", 64, 64) and not wants_tiles("off", 4096, 4096)
 
 
-@pytest.mark.skipif(not (CONFIGS / "sd_vae.json").is_file(), reason="needs ../shared/configs")
 def test_tiled_4096_decode_of_the_sdxl_vae_is_estimated_below_4_gib():
     with torch.device("meta"):
         vae = AutoencoderKL.from_config({**json.loads((CONFIGS / "sd_vae.json").read_text()), "sample_size": 1024})

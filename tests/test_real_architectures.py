@@ -1,16 +1,11 @@
-"""The real SD 2.1 and SDXL layouts (../shared/configs, random weights) in every mode, one step per stage at
+"""The real SD 2.1 and SDXL layouts (configs/, random weights) in every mode, one step per stage at
 the base latent size. Slow (minutes per architecture on 2 CPU cores): `python -m pytest -m slow`."""
-
-from pathlib import Path
 
 import pytest
 
 from selfcascade.request import MODES
 
-CONFIGS = Path(__file__).resolve().parents[2] / "shared" / "configs"
-
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not (CONFIGS / "sdxl_unet.json").is_file(), reason="needs ../shared/configs")]
+pytestmark = pytest.mark.slow
 
 
 @pytest.mark.parametrize("arch", ["sd21", "sdxl"])

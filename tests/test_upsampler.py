@@ -20,7 +20,7 @@ from selfcascade.upsampler import new_upsamplers, skip_layout
 
 from .tiny_components import save_tiny_sdxl, save_tiny_stable_diffusion
 
-CONFIGS = Path(__file__).resolve().parents[2] / "shared" / "configs"
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 def meta_unet(name):
@@ -30,7 +30,6 @@ def meta_unet(name):
         return UNet2DConditionModel.from_config(config)
 
 
-@pytest.mark.skipif(not CONFIGS.is_dir(), reason="shared/configs not beside the repository")
 @pytest.mark.parametrize("name,levels", [("sd21_unet.json", 4), ("sdxl_unet.json", 3)])
 def test_tiny_on_the_real_architectures(name, levels):
     unet = meta_unet(name)

@@ -1,7 +1,7 @@
 """Text-to-video families (AnimateDiff's UNetMotionModel, ModelScope's UNet3DConditionModel) behind the one
 model interface, with frames folded into the batch.
 
-The cascade acts on space, per frame (METHOD.md, Video): the bilinear pivot resize, the upper-stage
+The cascade acts on space, per frame (docs/video.md): the bilinear pivot resize, the upper-stage
 strategies' sub-lattices and blurs, pivot anchoring and the upsamplers are all spatial. So a video model shows
 the cascade latents of shape (videos * frames, C, H, W), frames the fastest axis, and every spatial operation
 written for images applies per frame unchanged. Only the UNet call unfolds them to the (B, C, F, H, W) the

@@ -55,7 +55,7 @@ STILL_FRACTION = 0.2  # clips without motion ("a blue square"): the shape stays 
 
 
 def build_adapter(unet) -> MotionAdapter:
-    """A MotionAdapter sized for the embedded UNet (0.7M parameters, ECOSYSTEM.md)."""
+    """A MotionAdapter sized for the embedded UNet (0.7M parameters; docs/video.md, The embedded video model)."""
     return MotionAdapter(block_out_channels=tuple(unet.config.block_out_channels),
                          motion_layers_per_block=unet.config.layers_per_block, motion_num_attention_heads=4,
                          motion_norm_num_groups=8, motion_max_seq_length=32)
