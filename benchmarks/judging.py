@@ -120,7 +120,7 @@ def contact_sheet(rows: list[tuple[str, list[Image.Image]]], path: Path, cell: i
 
 
 def publish(table: str, out: str | Path) -> None:
-    """Print a results table and write it where the README's figures are copied from."""
+    """Print a results table and write it where the figures of docs/results.md are copied from."""
     print(table)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(table)

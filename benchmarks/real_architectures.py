@@ -13,7 +13,7 @@ upsamplers attach to the real skip layout). Images must come out finite (the NaN
 run). Random weights make the pictures noise: this checks that the code runs on the real layer layout.
 
 Then selfcascade.memory's plan for 2048² and 4096² in float16 on a GPU (the VAE in float32, as its
-force_upcast asks), with and without VAE tiling and with model CPU offload, for the README.
+force_upcast asks), with and without VAE tiling and with model CPU offload, for docs/gpu.md.
 Writes benchmarks/results/real_architectures.md.
 """
 

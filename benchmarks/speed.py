@@ -4,7 +4,7 @@
     python benchmarks/speed.py --size 512 --modes tuning-free,tuned --pairs 4 --rounds 2
 
 The composition benchmark times each image once, and a whole run's ratio moved between 0.61x and 0.73x from one
-machine session to another (README, "Time"). Here every round runs each pair in every mode back to back, in
+machine session to another (docs/results.md, "Time"). Here every round runs each pair in every mode back to back, in
 a rotating order (so no mode always runs first after another one's memory traffic), after one warm-up image
 per mode; the figure per mode is the median over all its images, and each ratio is also given per round
 (min - max), so a reader sees how much the machine moved during the run. Prints the CPU and thread count:

@@ -13,7 +13,7 @@ pivot_image=...)`, the "upscale my image" path). Every variant starts from the e
 settings. Prints one line per variant: correct / pairs, mean edge sharpness, mean outline error per shape
 (px of the outline off the fitted ideal shape, detector.OUTLINE_LIMIT_PX; true renders <= 0.17), seconds,
 failure reasons; writes a contact sheet per variant to the system's temporary folder. SWEEP_THREADS=1 runs
-it on one core (beside a background job). For choosing settings quickly; the README's tables come from
+it on one core (beside a background job). For choosing settings quickly; the tables of docs/results.md come from
 composition.py, upper_stage.py and the other benchmarks.
 """
 

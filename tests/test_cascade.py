@@ -87,7 +87,7 @@ def test_cascade_composes_better_than_direct_at_4x(embedded_model):
                          embedded_model, previews=False)
             verdict = check(result.image, parse_prompt(prompt))
             # 20 steps at 4x leave outlines a pixel or two off the ideal shape, which the strict judge fails
-            # (README Results has the full figures); colour, count, size, background and cleanliness must hold.
+            # (docs/results.md has the full figures); colour, count, size, background and cleanliness must hold.
             scores[mode] += not set(verdict.failures) - {"shape"}
             composed[mode] += not {"copies", "missing"} & set(verdict.failures)
     assert scores["tuning-free"] >= scores["direct"] + 2, scores

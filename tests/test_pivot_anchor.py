@@ -144,7 +144,7 @@ def test_embedded_image_and_video_models_anchor_at_their_measured_weights():
     from selfcascade.presets import EMBEDDED_VIDEO_ANCHOR, request_defaults
     from selfcascade.request import VideoRequest
 
-    assert request_defaults(None)["anchor"] == 0.5  # the image presets' (README, Pivot anchoring)
+    assert request_defaults(None)["anchor"] == 0.5  # the image presets' (docs/method.md, Pivot anchoring)
     assert request_defaults("shapes-video")["anchor"] == EMBEDDED_VIDEO_ANCHOR == 0.75
     assert request_defaults("shapes-video")["pivot_up"] == request_defaults(None)["pivot_up"]  # otherwise alike
     image = build_parser().parse_args(["generate", "--prompt", "a red circle", "--size", "128x128", "--out", "x.png"])
