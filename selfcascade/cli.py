@@ -25,7 +25,7 @@ def _add_sampling(command, image: bool) -> None:
     from .models.vae import TILING_CHOICES
     from .precision import DTYPE_CHOICES
     from .request import MODES, PIVOT_UPSAMPLINGS
-    from .upper_stage import STRATEGIES
+    from .upper_stage import STRATEGIES, STRATEGY_ALIASES, canonical_strategy
 
     command.add_argument("--prompt", required=True)
     command.add_argument("--size", required=True, help="WIDTHxHEIGHT of the result, e.g. 256x256")
@@ -41,8 +41,10 @@ def _add_sampling(command, image: bool) -> None:
     command.add_argument("--negative", default="", help="negative prompt")
     command.add_argument("--seed", type=int, default=0)
     command.add_argument("--scheduler", default=None, help="ddpm, ddim, euler, euler-a or dpm++")
-    command.add_argument("--upper", default=None, choices=STRATEGIES,
-                         help="upper-stage denoising strategy (default: the model's measured best)")
+    command.add_argument("--upper", default=None, choices=STRATEGIES, type=canonical_strategy,
+                         help="upper-stage denoising strategy (default: the model's measured best); earlier "
+                              "names are accepted: "
+                              + ", ".join(f"{old} = {new}" for old, new in STRATEGY_ALIASES.items()))
     command.add_argument("--anchor", type=float, default=None,
                          help="pivot anchoring: weight 0..1 of the pivot's low band at upper stages (0: off)")
     command.add_argument("--pivot-up", default=None, choices=PIVOT_UPSAMPLINGS,

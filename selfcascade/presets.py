@@ -10,7 +10,7 @@ from .models.loader import is_embedded_video, resolve
 from .request import DEFAULT_MAX_SIDE, GenerationRequest
 from .stages import InvalidRequest
 from .pivot_anchor import DEFAULT_ANCHOR
-from .upper_stage import DEFAULT_STRATEGY
+from .upper_stage import DEFAULT_STRATEGY, canonical_strategy
 
 PRESET_FOLDER = Path(__file__).resolve().parents[1] / "presets"
 PRESET_MAX_SIDE = 16384  # what a preset file may ask for at all; hosts run those within their own cap
@@ -57,6 +57,8 @@ def parse_preset(data: dict, source: str) -> Preset:
         if key not in data:
             raise InvalidRequest(f"{source}: missing {key!r}")
     settings = {k: v for k, v in data.items() if k not in ("name", "description", "model")}
+    if "upper" in settings:  # a preset written with an earlier strategy name (rau-pyramid, ...) still loads
+        settings["upper"] = canonical_strategy(settings["upper"])
     try:  # a preset is valid whatever this host's size cap; `Preset.fits` says whether it can run here
         GenerationRequest(**{"prompt": "", **settings, "max_side": PRESET_MAX_SIDE}).check()
     except InvalidRequest as error:

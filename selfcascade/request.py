@@ -13,7 +13,7 @@ from .pivot_consensus import MAX_CONSENSUS
 from .precision import check_dtype_choice
 from .sampling import SCHEDULERS
 from .stages import InvalidRequest, Size, StagePlan, check_size, parse_stage_list, plan_stages
-from .upper_stage import STRATEGIES
+from .upper_stage import STRATEGIES, canonical_strategy
 
 MODES = ("tuning-free", "tuned", "direct", "hires-fix")
 # How a pivot reaches the next stage: "latent" bilinear on the latents (the paper's `up`), or "pixel": decode,
@@ -88,6 +88,9 @@ class GenerationRequest:
 
     default_model = None  # what `model=None` loads (class attribute, not a field): the embedded image model
 
+    def __post_init__(self) -> None:
+        self.upper = canonical_strategy(self.upper)  # an earlier name (rau-pyramid, ...) becomes the current one
+
     def check(self) -> None:
         """Model-independent checks; raise InvalidRequest with one line for the user. Types and lengths come
         first, so a hostile value (a list, NaN, a 5,000-character id, a 10^30 seed) never reaches the rest."""
@@ -130,6 +133,7 @@ class GenerationRequest:
             raise InvalidRequest(f"the size cap must be a whole number of pixels (16 or more), not {self.max_side!r}")
 
     def _check_choices(self) -> None:
+        self.upper = canonical_strategy(self.upper)  # also when set after construction
         for value, name, choices in ((self.mode, "mode", MODES), (self.scheduler, "scheduler", SCHEDULERS),
                                      (self.pivot_up, "pivot up-sampling", PIVOT_UPSAMPLINGS),
                                      (self.upper, "upper-stage strategy", STRATEGIES),
@@ -151,7 +155,7 @@ class GenerationRequest:
     def upper_stage(self, model_default: str) -> str:
         """The upper-stage strategy this request runs: its own, else plain for the direct baseline, else the
         model family's default."""
-        return self.upper or ("plain" if self.mode == "direct" else model_default)
+        return canonical_strategy(self.upper) or ("plain" if self.mode == "direct" else model_default)
 
     def pivot_upsampling(self) -> str:
         """How this request brings a pivot to the next stage: "pixel" for the hires-fix baseline (and when asked),

@@ -40,7 +40,7 @@ def test_generate_in_the_browser(page):
     assert page.locator("#result img").count() == 1
     page.screenshot(path=str(SCREENSHOTS / "generate-done.png"), full_page=True)
     status = page.locator("#status").inner_text()
-    assert "rau-pyramid" in status and "pivot anchoring 0.5" in status  # what the run used is shown
+    assert "hidiffusion-pyramid" in status and "pivot anchoring 0.5" in status  # what the run used is shown
 
 
 def open_settings(page, accordion: str, selector: str):
@@ -54,7 +54,7 @@ def open_settings(page, accordion: str, selector: str):
 
 def test_upper_stage_choice_is_in_the_sampling_settings(page):
     field = open_settings(page, "Sampling", "#upper input")
-    assert field.input_value() == "rau-pyramid"  # the embedded preset's
+    assert field.input_value() == "hidiffusion-pyramid"  # the embedded preset's
     anchor = page.locator("#anchor input[type=number]")
     assert float(anchor.input_value()) == 0.5  # the embedded preset anchors at half weight
     page.screenshot(path=str(SCREENSHOTS / "sampling-settings.png"), full_page=True)

@@ -57,7 +57,7 @@ def build_video_tab(demo: gr.Blocks) -> tuple[gr.Radio, gr.Dropdown]:
                 scheduler = gr.Dropdown(list(SCHEDULERS), value=defaults.get("scheduler") or "ddpm",
                                         label="Scheduler")
                 upper = gr.Dropdown(list(STRATEGIES), value=defaults.get("upper") or DEFAULT_STRATEGY,
-                                    info=UPPER_HINT,
+                                    info=UPPER_HINT, allow_custom_value=True,  # earlier names: as on Generate
                                     label="Upper-stage denoising (per frame, stages above the training size)")
                 anchor = gr.Slider(0, 1, value=defaults.get("anchor", DEFAULT_ANCHOR), step=0.05, info=ANCHOR_HINT,
                                    label="Pivot anchoring: how much each upper stage keeps its pivot's layout")
