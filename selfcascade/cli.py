@@ -42,7 +42,8 @@ def _add_sampling(command, image: bool) -> None:
     command.add_argument("--seed", type=int, default=0)
     command.add_argument("--scheduler", default=None, help="ddpm, ddim, euler, euler-a or dpm++")
     command.add_argument("--upper", default=None, choices=STRATEGIES, type=canonical_strategy,
-                         help="upper-stage denoising strategy (default: the model's measured best); earlier "
+                         help="upper-stage denoising strategy (default: the model's measured best; plain with "
+                              "--mode direct, the paper's baseline); earlier "
                               "names are accepted: "
                               + ", ".join(f"{old} = {new}" for old, new in STRATEGY_ALIASES.items()))
     command.add_argument("--anchor", type=float, default=None,
@@ -146,8 +147,9 @@ def _request(args, request_class, **extra):
     from .presets import request_defaults
 
     width, height = parse_size(args.size)
-    # The model the request will load: `video` without --model means the embedded video model.
-    settings = request_defaults(args.model if args.model is not None else request_class.default_model)
+    # The model the request will load: `video` without --model means the embedded video model. For --mode direct
+    # the preset's cascade settings are left out: the baseline is plain unless --upper (or --anchor ...) asks.
+    settings = request_defaults(args.model if args.model is not None else request_class.default_model, args.mode)
     if issubclass(request_class, VideoRequest):  # images only (cascade.py): say so when asked for
         if args.consensus is not None:
             raise InvalidRequest("--consensus is for images; a video's first stage is handed on as sampled")

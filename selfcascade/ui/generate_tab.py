@@ -129,6 +129,10 @@ def build_generate_tab(demo: gr.Blocks) -> tuple[gr.Radio, gr.Dropdown]:
     precision = [dtype, vae, vae_tiling, offload]
     presettable = [*form, pivot_up, consensus]  # handlers.FORM order; these two go to the handlers by keyword
     preset.change(handlers.preset_values, inputs=preset, outputs=presettable, api_visibility="private")
+    # Picking direct shows (and runs) plain, the paper's baseline; leaving it restores the replaced strategy.
+    replaced = gr.State(None)
+    mode.input(handlers.upper_for_mode, inputs=[mode, upper, replaced], outputs=[upper, replaced],
+               api_visibility="private", queue=False)
     # One plan endpoint for every trigger (a field's change, also when a preset fills it; the page load):
     # cheap by contract, so it runs outside the queue.
     gr.on([component.change for component in sizing] + [demo.load], handlers.describe_plan, inputs=sizing,
