@@ -55,7 +55,8 @@ def _add_sampling(command, image: bool) -> None:
                          help="pivot consensus: K clean estimates of the first stage averaged into its pivot "
                               "(images; 0: off; default: the preset's, else the model folder's)")
     command.add_argument("--max-side", type=int, default=None, help="refuse sizes above this many px per side")
-    command.add_argument("--adapter", default=None, help="trained upsamplers (folder or .safetensors) for --mode tuned")
+    command.add_argument("--adapter", default=None, help="trained upsamplers (folder or .safetensors) for --mode tuned "
+                         "(default: the one shipped for the embedded model, shapes-adapter or shapes-video-adapter)")
     command.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES,
                          help="auto: float16 on a GPU, float32 on the CPU (a VAE with force_upcast runs in float32)")
     command.add_argument("--vae", default=None, metavar="ID_OR_PATH",

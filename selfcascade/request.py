@@ -97,7 +97,7 @@ class GenerationRequest:
         self._check_texts()
         self._check_numbers()
         self._check_choices()
-        if self.mode == "tuned" and not self.adapter:
+        if self.mode == "tuned" and not self.tuned_adapter():  # the embedded models have theirs in assets/
             raise InvalidRequest("mode 'tuned' needs an adapter (trained upsamplers); train one or pick a file")
         check_size((self.width, self.height), "target size", self.max_side)
         if self.stages.strip():  # the list can be checked before a model loads
@@ -156,6 +156,15 @@ class GenerationRequest:
         """The upper-stage strategy this request runs: its own, else plain for the direct baseline, else the
         model family's default."""
         return canonical_strategy(self.upper) or ("plain" if self.mode == "direct" else model_default)
+
+    def tuned_adapter(self) -> str | None:
+        """The adapter the tuned mode loads: the request's own, else the one shipped for its model (the embedded
+        image and video models ship theirs in assets/: "shapes-adapter", "shapes-video-adapter"), else None."""
+        if self.adapter:
+            return self.adapter
+        from .provenance import shipped_adapter_for  # provenance imports this module
+
+        return shipped_adapter_for(self.model if self.model is not None else self.default_model)
 
     def pivot_upsampling(self) -> str:
         """How this request brings a pivot to the next stage: "pixel" for the hires-fix baseline (and when asked),

@@ -134,6 +134,14 @@ def test_a_direct_run_reads_back_as_plain_and_a_chosen_strategy_as_itself(embedd
         assert values["mode"] == "direct" and values["upper"] == shown
 
 
+def test_tuned_with_an_empty_adapter_field_uses_the_shipped_adapter(embedded_model):
+    status, _, _, _, path = run(mode="tuned", adapter="", steps=3)[-1]
+    assert status.startswith("**Done**"), status
+    assert read_png_metadata(path)["adapter"] == "shapes-adapter"
+    status = run(mode="tuned", adapter=None, model="some-org/some-model")[-1][0]
+    assert status.startswith("**Not run:**") and "needs an adapter" in status, status
+
+
 def test_precision_and_tiling_settings_reach_the_run(embedded_model):
     status, _, _, image, path = run(width=64, height=64, dtype="bfloat16", vae_tiling="on")[-1]
     assert status.startswith("**Done**") and image.size == (64, 64)

@@ -112,3 +112,11 @@ def test_direct_requests_leave_the_presets_cascade_settings_out():
         assert asked.upper == "hidiffusion"  # an earlier name, normalised
         cascade = _request(parser.parse_args(common), request_class)
         assert cascade.upper == "hidiffusion-pyramid" and cascade.anchor is not None
+
+
+def test_tuned_without_an_adapter_uses_the_shipped_one(tmp_path):
+    out = tmp_path / "tuned.png"
+    done = cli("generate", "--mode", "tuned", "--prompt", "a red circle", "--size", "128x128", "--steps", "4",
+               "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert read_png_metadata(out)["adapter"] == "shapes-adapter"  # by its public name
