@@ -36,6 +36,7 @@ from selfcascade.models.loader import load_model  # noqa: E402
 from selfcascade.presets import request_defaults, upper_guidance_of  # noqa: E402
 from selfcascade.request import GenerationRequest  # noqa: E402
 from selfcascade.stages import parse_size  # noqa: E402
+from selfcascade.upper_stage import canonical_strategy  # noqa: E402
 
 ALL_MODES = ("direct", "hires-fix", "tuning-free", "tuned")
 ADAPTER = ROOT / "assets" / "shapes-adapter"
@@ -71,15 +72,15 @@ def baseline_settings(settings: dict, mode: str) -> dict:
 def mode_overrides(name: str) -> tuple[str, dict]:
     """'tuning-free@latent' -> ('tuning-free', {'pivot_up': 'latent'}); '@plain' names an upper-stage strategy."""
     from selfcascade.request import PIVOT_UPSAMPLINGS
-    from selfcascade.upper_stage import STRATEGIES
+    from selfcascade.upper_stage import STRATEGIES, canonical_strategy
 
     mode, _, variant = name.partition("@")
     if not variant:
         return mode, {}
     if variant in PIVOT_UPSAMPLINGS:
         return mode, {"pivot_up": variant}
-    if variant in STRATEGIES:
-        return mode, {"upper": variant}
+    if canonical_strategy(variant) in STRATEGIES:  # an earlier name (rau-pyramid) as its current one
+        return mode, {"upper": canonical_strategy(variant)}
     raise SystemExit(f"unknown variant {variant!r} in mode {name!r}")
 
 
@@ -145,6 +146,8 @@ def main() -> None:
     settings = request_defaults(None)
     settings.update({k: getattr(args, k) for k in ("steps", "strength", "guidance", "scheduler", "upper", "anchor")
                      if getattr(args, k) is not None})
+    if args.upper is not None:
+        settings["upper"] = canonical_strategy(args.upper)  # tables name the strategy by its current name
     pairs = prompt_seed_pairs(args.pairs, first_seed=args.first_seed)
     rows = []
     for size in (parse_size(s) for s in args.sizes.split(",")):

@@ -113,7 +113,8 @@ def main() -> None:
     guidances = [float(g) for g in args.upper_guidance.split(",")] if args.upper_guidance else [
         settings.get("upper_guidance")]
     pyramid_sigmas = [float(h) for h in args.pyramid_sigma.split(",")]
-    runs = variants(args.strategies.split(","), sigmas, refreshes, anchors, guidances, pyramid_sigmas)
+    strategies = [upper_stage.canonical_strategy(name) for name in args.strategies.split(",")]  # rau -> hidiffusion
+    runs = variants(strategies, sigmas, refreshes, anchors, guidances, pyramid_sigmas)
     swept = {knob for knob, values in (("sigma", sigmas), ("refresh", refreshes), ("anchor", anchors),
                                        ("upper_guidance", guidances), ("pyramid_sigma", pyramid_sigmas))
              if len(values) > 1}

@@ -41,6 +41,7 @@ from selfcascade.shapes.detector import check, object_mask  # noqa: E402
 from selfcascade.shapes.motion import DIRECTIONS, centroid, clip_unsteady, track_follows  # noqa: E402
 from selfcascade.shapes.world import COLOURS, SHAPES  # noqa: E402
 from selfcascade.stages import parse_size  # noqa: E402
+from selfcascade.upper_stage import canonical_strategy  # noqa: E402
 
 ADAPTER = Path(__file__).resolve().parents[1] / "assets" / "shapes-video-adapter"
 
@@ -124,7 +125,7 @@ def main(argv=None) -> None:
     if args.steps is not None:
         settings["steps"] = args.steps
     if args.upper is not None:
-        settings["upper"] = args.upper
+        settings["upper"] = canonical_strategy(args.upper)  # an earlier name (rau-pyramid) as its current one
     if args.guidance is not None:
         settings["guidance"] = args.guidance
     if args.anchor is not None:

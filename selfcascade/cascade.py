@@ -234,7 +234,7 @@ def _stages(request: GenerationRequest, model: DiffusionModel, video: bool, canc
     started = time.perf_counter()
     generator = torch.Generator().manual_seed(int(request.seed))
     prompts = Prompts(model, request)
-    upsamplers = load_adapter(request.adapter, model) if request.mode == "tuned" else None
+    upsamplers = load_adapter(request.tuned_adapter(), model) if request.mode == "tuned" else None
     pivot, stage_seconds, strategies, sizes = None, [], [], list(plan.sizes)
     consensus = views_that_run(request.consensus_views(model.default_consensus), len(sizes), video,
                                pivot_image is not None)
@@ -287,7 +287,7 @@ def _stages(request: GenerationRequest, model: DiffusionModel, video: bool, canc
     metadata = {
         **request.to_metadata(),
         "model": public_name(model.name if request.model is None else request.model),  # never a server path
-        "adapter": public_name(request.adapter),
+        "adapter": public_name(request.tuned_adapter() if request.mode == "tuned" else request.adapter),
         "vae": public_name(request.vae),  # a hub id or folder name, never a server path
         "stage_sizes": [f"{w}x{h}" for w, h in sizes],
         "stage_seconds": stage_seconds,

@@ -25,7 +25,7 @@ def _add_sampling(command, image: bool) -> None:
     from .models.vae import TILING_CHOICES
     from .precision import DTYPE_CHOICES
     from .request import MODES, PIVOT_UPSAMPLINGS
-    from .upper_stage import STRATEGIES
+    from .upper_stage import STRATEGIES, STRATEGY_ALIASES, canonical_strategy
 
     command.add_argument("--prompt", required=True)
     command.add_argument("--size", required=True, help="WIDTHxHEIGHT of the result, e.g. 256x256")
@@ -41,8 +41,11 @@ def _add_sampling(command, image: bool) -> None:
     command.add_argument("--negative", default="", help="negative prompt")
     command.add_argument("--seed", type=int, default=0)
     command.add_argument("--scheduler", default=None, help="ddpm, ddim, euler, euler-a or dpm++")
-    command.add_argument("--upper", default=None, choices=STRATEGIES,
-                         help="upper-stage denoising strategy (default: the model's measured best)")
+    command.add_argument("--upper", default=None, choices=STRATEGIES, type=canonical_strategy,
+                         help="upper-stage denoising strategy (default: the model's measured best; plain with "
+                              "--mode direct, the paper's baseline); earlier "
+                              "names are accepted: "
+                              + ", ".join(f"{old} = {new}" for old, new in STRATEGY_ALIASES.items()))
     command.add_argument("--anchor", type=float, default=None,
                          help="pivot anchoring: weight 0..1 of the pivot's low band at upper stages (0: off)")
     command.add_argument("--pivot-up", default=None, choices=PIVOT_UPSAMPLINGS,
@@ -52,7 +55,8 @@ def _add_sampling(command, image: bool) -> None:
                          help="pivot consensus: K clean estimates of the first stage averaged into its pivot "
                               "(images; 0: off; default: the preset's, else the model folder's)")
     command.add_argument("--max-side", type=int, default=None, help="refuse sizes above this many px per side")
-    command.add_argument("--adapter", default=None, help="trained upsamplers (folder or .safetensors) for --mode tuned")
+    command.add_argument("--adapter", default=None, help="trained upsamplers (folder or .safetensors) for --mode tuned "
+                         "(default: the one shipped for the embedded model, shapes-adapter or shapes-video-adapter)")
     command.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES,
                          help="auto: float16 on a GPU, float32 on the CPU (a VAE with force_upcast runs in float32)")
     command.add_argument("--vae", default=None, metavar="ID_OR_PATH",
@@ -144,8 +148,9 @@ def _request(args, request_class, **extra):
     from .presets import request_defaults
 
     width, height = parse_size(args.size)
-    # The model the request will load: `video` without --model means the embedded video model.
-    settings = request_defaults(args.model if args.model is not None else request_class.default_model)
+    # The model the request will load: `video` without --model means the embedded video model. For --mode direct
+    # the preset's cascade settings are left out: the baseline is plain unless --upper (or --anchor ...) asks.
+    settings = request_defaults(args.model if args.model is not None else request_class.default_model, args.mode)
     if issubclass(request_class, VideoRequest):  # images only (cascade.py): say so when asked for
         if args.consensus is not None:
             raise InvalidRequest("--consensus is for images; a video's first stage is handed on as sampled")

@@ -10,7 +10,7 @@ from .models.loader import is_embedded_video, resolve
 from .request import DEFAULT_MAX_SIDE, GenerationRequest
 from .stages import InvalidRequest
 from .pivot_anchor import DEFAULT_ANCHOR
-from .upper_stage import DEFAULT_STRATEGY
+from .upper_stage import DEFAULT_STRATEGY, canonical_strategy
 
 PRESET_FOLDER = Path(__file__).resolve().parents[1] / "presets"
 PRESET_MAX_SIDE = 16384  # what a preset file may ask for at all; hosts run those within their own cap
@@ -28,6 +28,9 @@ PAPER_DEFAULTS = {"steps": 50, "strength": 0.7, "guidance": 7.5, "scheduler": "d
 EMBEDDED_VIDEO_ANCHOR = 0.75
 _FIELDS = {"name", "description", "model", "prompt", "negative_prompt", "width", "height", "mode", "stages",
            *SAMPLING_KEYS}
+# What only a cascade uses (its upper stages and pivots): the direct baseline leaves them to the request, which
+# runs the paper's direct sampling, one plain full-size call with no pivot anchoring, unless a caller sets them.
+CASCADE_KEYS = ("upper", "anchor", "upper_guidance", "pivot_up", "consensus")
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,8 @@ def parse_preset(data: dict, source: str) -> Preset:
         if key not in data:
             raise InvalidRequest(f"{source}: missing {key!r}")
     settings = {k: v for k, v in data.items() if k not in ("name", "description", "model")}
+    if "upper" in settings:  # a preset written with an earlier strategy name (rau-pyramid, ...) still loads
+        settings["upper"] = canonical_strategy(settings["upper"])
     try:  # a preset is valid whatever this host's size cap; `Preset.fits` says whether it can run here
         GenerationRequest(**{"prompt": "", **settings, "max_side": PRESET_MAX_SIDE}).check()
     except InvalidRequest as error:
@@ -85,9 +90,18 @@ def upper_guidance_of(settings: dict):
     return settings.get("guidance", "") if own is None else own
 
 
-def request_defaults(model_id: str | None) -> dict:
+def request_defaults(model_id: str | None, mode: str | None = None) -> dict:
     """Sampling settings for a model: those of the first preset that names it, else the paper's. The embedded
-    video model samples like the embedded image model under it, with its own anchoring weight."""
+    video model samples like the embedded image model under it, with its own anchoring weight. For `mode`
+    "direct" the cascade's settings (CASCADE_KEYS) are left out, so the baseline is the paper's: a preset's
+    upper-stage strategy is for its cascade, and a direct run uses one only when asked for it explicitly."""
+    settings = _model_defaults(model_id)
+    if mode == "direct":
+        return {key: value for key, value in settings.items() if key not in CASCADE_KEYS}
+    return settings
+
+
+def _model_defaults(model_id: str | None) -> dict:
     video = is_embedded_video(model_id)
     wanted = resolve(None if video else model_id)
     for preset in load_presets().values():

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import fields
 from pathlib import Path
 
-from .models.loader import ASSETS, EMBEDDED_MODEL, is_embedded
+from .models.loader import ASSETS, EMBEDDED_MODEL, EMBEDDED_VIDEO_MODEL, is_embedded, resolve
 from .request import GenerationRequest
 from .stages import InvalidRequest
 
@@ -19,6 +19,8 @@ EMBEDDED = "embedded"
 SHIPPED_ADAPTER = ASSETS / "shapes-adapter"
 # The adapters shipped in assets/, by the name a user, a record or the app's adapter lists use for them.
 SHIPPED_ADAPTERS = {"shapes-adapter": SHIPPED_ADAPTER, "shapes-video-adapter": ASSETS / "shapes-video-adapter"}
+# The model each shipped adapter was trained for: the tuned mode uses it when a request names no adapter.
+SHIPPED_FOR = {EMBEDDED_MODEL: "shapes-adapter", EMBEDDED_VIDEO_MODEL: "shapes-video-adapter"}
 
 
 def _is_hub_id(name: str) -> bool:
@@ -38,6 +40,18 @@ def public_name(name: str | Path | None) -> str | None:
     if path.suffix and path.parent.name:  # a file: its folder says which one (adapter-.../adapter.safetensors)
         return f"{path.parent.name}/{path.name}"
     return path.name
+
+
+def shipped_adapter_for(model: str | None) -> str | None:
+    """The name of the adapter shipped for a model as a request names it (None, "embedded", "shapes-video", or
+    their folders in assets/): "shapes-adapter" or "shapes-video-adapter"; None for any other model, and when
+    the shipped folder is missing."""
+    try:
+        folder = Path(resolve(model)).expanduser().resolve()
+    except (OSError, ValueError):  # e.g. a NUL byte in a visitor's text: not a shipped model
+        return None
+    name = SHIPPED_FOR.get(folder)
+    return name if name is not None and SHIPPED_ADAPTERS[name].is_dir() else None
 
 
 def model_from_record(recorded: str | None) -> str | None:

@@ -13,7 +13,7 @@ from .pivot_consensus import MAX_CONSENSUS
 from .precision import check_dtype_choice
 from .sampling import SCHEDULERS
 from .stages import InvalidRequest, Size, StagePlan, check_size, parse_stage_list, plan_stages
-from .upper_stage import STRATEGIES
+from .upper_stage import STRATEGIES, canonical_strategy
 
 MODES = ("tuning-free", "tuned", "direct", "hires-fix")
 # How a pivot reaches the next stage: "latent" bilinear on the latents (the paper's `up`), or "pixel": decode,
@@ -88,13 +88,16 @@ class GenerationRequest:
 
     default_model = None  # what `model=None` loads (class attribute, not a field): the embedded image model
 
+    def __post_init__(self) -> None:
+        self.upper = canonical_strategy(self.upper)  # an earlier name (rau-pyramid, ...) becomes the current one
+
     def check(self) -> None:
         """Model-independent checks; raise InvalidRequest with one line for the user. Types and lengths come
         first, so a hostile value (a list, NaN, a 5,000-character id, a 10^30 seed) never reaches the rest."""
         self._check_texts()
         self._check_numbers()
         self._check_choices()
-        if self.mode == "tuned" and not self.adapter:
+        if self.mode == "tuned" and not self.tuned_adapter():  # the embedded models have theirs in assets/
             raise InvalidRequest("mode 'tuned' needs an adapter (trained upsamplers); train one or pick a file")
         check_size((self.width, self.height), "target size", self.max_side)
         if self.stages.strip():  # the list can be checked before a model loads
@@ -130,6 +133,7 @@ class GenerationRequest:
             raise InvalidRequest(f"the size cap must be a whole number of pixels (16 or more), not {self.max_side!r}")
 
     def _check_choices(self) -> None:
+        self.upper = canonical_strategy(self.upper)  # also when set after construction
         for value, name, choices in ((self.mode, "mode", MODES), (self.scheduler, "scheduler", SCHEDULERS),
                                      (self.pivot_up, "pivot up-sampling", PIVOT_UPSAMPLINGS),
                                      (self.upper, "upper-stage strategy", STRATEGIES),
@@ -151,7 +155,16 @@ class GenerationRequest:
     def upper_stage(self, model_default: str) -> str:
         """The upper-stage strategy this request runs: its own, else plain for the direct baseline, else the
         model family's default."""
-        return self.upper or ("plain" if self.mode == "direct" else model_default)
+        return canonical_strategy(self.upper) or ("plain" if self.mode == "direct" else model_default)
+
+    def tuned_adapter(self) -> str | None:
+        """The adapter the tuned mode loads: the request's own, else the one shipped for its model (the embedded
+        image and video models ship theirs in assets/: "shapes-adapter", "shapes-video-adapter"), else None."""
+        if self.adapter:
+            return self.adapter
+        from .provenance import shipped_adapter_for  # provenance imports this module
+
+        return shipped_adapter_for(self.model if self.model is not None else self.default_model)
 
     def pivot_upsampling(self) -> str:
         """How this request brings a pivot to the next stage: "pixel" for the hires-fix baseline (and when asked),

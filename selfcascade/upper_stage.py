@@ -16,15 +16,26 @@ never branch inside the denoising loop (k-diffusion / A1111 CFGDenoiser style):
 - frequency-pyramid  the same with a view per octave (full, 2x2, 4x2, ... s x s sub-lattices), each band of
                    the noise from the view nearest the native scale that still resolves it; the default
                    for hub models (at 4x it keeps circles rounder than the two-band split).
-- dilated          DemoFusion (arXiv 2311.16973, Sec. 3.3): dilated sampling on Gaussian-smoothed latents,
+- demofusion       DemoFusion (arXiv 2311.16973, Sec. 3.3): dilated sampling on Gaussian-smoothed latents,
                    blended on a cosine schedule with overlapping native-size local windows (MultiDiffusion).
-- redilated        ScaleCrafter (arXiv 2310.07702, Sec. 3.2): the UNet's 3x3 convolutions dilated by s.
+- scalecrafter     ScaleCrafter (arXiv 2310.07702, Sec. 3.2): the UNet's 3x3 convolutions dilated by s.
 - fouriscale       FouriScale (arXiv 2403.12963): re-dilated convolutions behind a low-pass filter.
-- rau              HiDiffusion's RAU-Net (arXiv 2311.17528): the full-size call with its deep blocks at native
+- hidiffusion      HiDiffusion's RAU-Net (arXiv 2311.17528): the full-size call with its deep blocks at native
                    size (selfcascade.resolution_aware).
-- rau-pyramid      frequency-pyramid whose full view is a RAU-Net call (when the run's target is >= 4x the
-                   native size): the embedded models' default (rounder circles where the full call flattens
-                   them into octagons; benchmarks/sweep.py).
+- hidiffusion-pyramid  frequency-pyramid whose full view is a HiDiffusion RAU-Net call (when the run's target
+                   is >= 4x the native size): the embedded models' default (rounder circles where the full call
+                   flattens them into octagons; benchmarks/sweep.py).
+
+Names. A strategy taken from another paper is named after that paper (demofusion, scalecrafter, fouriscale,
+hidiffusion), so a PNG's record, a benchmark table or the app's dropdown says where to read what ran; the
+names describe the paper's denoising-side mechanism at one stage, not its whole pipeline (progressive
+upscaling and skip residuals are the cascade's own pivots here, ScaleCrafter's dispersed convolutions and
+noise-damped guidance and HiDiffusion's MSW-MSA attention are not implemented). The project's own strategies,
+from no paper, are named after what they do (plain, frequency-split, frequency-pyramid), and a combination
+after its parts (hidiffusion-pyramid: a frequency pyramid over a HiDiffusion full view). Earlier names
+(dilated, redilated, rau, rau-pyramid: the mechanism, not its source) are kept as aliases in STRATEGY_ALIASES:
+every place that reads a name (requests, the CLI, presets, PNG records, the app) accepts them and
+`canonical_strategy` turns them into the current name, which is the one recorded.
 
 Batching: the s*s sub-lattices (or the windows) go to the UNet in chunks of s*s views, so one chunk holds
 no more latent pixels than the full-size call: the memory peak of a stage does not grow.
@@ -345,30 +356,43 @@ def rau_pyramid(full: Predictor, native: Predictor, stage: StageContext) -> Pred
 
 
 STRATEGIES: dict[str, Callable[..., Predictor]] = {
-    "rau-pyramid": rau_pyramid,
-    "rau": rau,
+    "hidiffusion-pyramid": rau_pyramid,
+    "hidiffusion": rau,
     "frequency-split": frequency_split,
     "frequency-pyramid": frequency_pyramid,
     "plain": plain,
-    "dilated": dilated,
-    "redilated": redilated,
+    "demofusion": dilated,
+    "scalecrafter": redilated,
     "fouriscale": fouriscale,
 }
 DEFAULT_STRATEGY = "frequency-pyramid"
+# The names strategies had before they were named after their papers: still accepted wherever a name is read
+# (PNGs, presets and scripts made with them), and turned into the current name by canonical_strategy.
+STRATEGY_ALIASES = {"rau-pyramid": "hidiffusion-pyramid", "rau": "hidiffusion", "dilated": "demofusion",
+                    "redilated": "scalecrafter"}
+STRATEGY_NAMES = (*STRATEGIES, *STRATEGY_ALIASES)  # every name accepted, current ones first
+
+
+def canonical_strategy(name):
+    """The current name of a strategy given by its current or earlier name; anything else unchanged (so a
+    check can still refuse it with its own message)."""
+    return STRATEGY_ALIASES.get(name, name) if isinstance(name, str) else name
 
 
 def relative_cost(name: str) -> float:
     """UNet work of one upper-stage step relative to the plain full-size call (latent pixels processed):
     for the time estimate shown before a run."""
-    return {"frequency-split": 1 + 1 / FREQUENCY_SPLIT_REFRESH, "frequency-pyramid": 2.0, "rau-pyramid": 1.8,
-            "rau": 0.8, "dilated": 2.5, "fouriscale": 1.1}.get(name, 1.0)
+    return {"frequency-split": 1 + 1 / FREQUENCY_SPLIT_REFRESH, "frequency-pyramid": 2.0, "hidiffusion-pyramid": 1.8,
+            "hidiffusion": 0.8, "demofusion": 2.5, "fouriscale": 1.1}.get(canonical_strategy(name), 1.0)
 
 
 def strategy_that_runs(name: str, stage: StageContext) -> str:
-    """The name of what `name` runs at this stage, for the metadata: the RAU-Net strategies fall back to their
-    ordinary call below RAU_MIN_TARGET_SCALE (rau-pyramid is then frequency-pyramid, rau the plain call)."""
-    if name in ("rau", "rau-pyramid") and max(stage.target_scale) < RAU_MIN_TARGET_SCALE:
-        return "plain" if name == "rau" else "frequency-pyramid"
+    """The name of what `name` runs at this stage, for the metadata: the HiDiffusion strategies fall back to
+    their ordinary call below RAU_MIN_TARGET_SCALE (hidiffusion-pyramid is then frequency-pyramid, hidiffusion
+    the plain call)."""
+    name = canonical_strategy(name)
+    if name in ("hidiffusion", "hidiffusion-pyramid") and max(stage.target_scale) < RAU_MIN_TARGET_SCALE:
+        return "plain" if name == "hidiffusion" else "frequency-pyramid"
     return name
 
 
@@ -376,4 +400,4 @@ def upper_stage_predictor(name: str, full: Predictor, native: Predictor, stage: 
     """The predictor for one upper stage; any strategy is the plain call when the stage is native size."""
     if stage.scale == (1, 1):
         return full
-    return STRATEGIES[name](full, native, stage)
+    return STRATEGIES[canonical_strategy(name)](full, native, stage)

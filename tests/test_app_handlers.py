@@ -99,6 +99,49 @@ def test_compare_gives_both_images_with_times(embedded_model):
     assert pair[0].size == pair[1].size == (128, 128)
 
 
+def test_compare_runs_the_plain_direct_baseline_and_says_what_ran(embedded_model):
+    """The form's strategy is the cascade's: the direct baseline runs plain, and the caption says which ran."""
+    compare_form = {k: v for k, v in form(upper="hidiffusion-pyramid", width=256, height=256, steps=3).items()
+                    if k != "upload"}
+    status, pair = list(handlers.compare(**compare_form, baseline="direct"))[-1]
+    assert "**direct** (left; strategy plain)" in status, status
+    assert "(right; strategy hidiffusion-pyramid)" in status and pair[0].size == (256, 256)
+    # With mode direct the field is the direct run's: a strategy picked for it runs and is named
+    picked = {**compare_form, "mode": "direct", "upper": "scalecrafter", "width": 128, "height": 128}
+    status, _ = list(handlers.compare(**picked, baseline="direct"))[-1]
+    assert "**direct** (left; strategy scalecrafter)" in status, status
+    assert "(right; strategy frequency-pyramid)" in status, status  # the preset's, below its 4x rule
+
+
+def test_picking_direct_shows_plain_and_leaving_it_restores_the_strategy():
+    skip = type(handlers.gr.skip())
+    assert handlers.upper_for_mode("direct", "hidiffusion-pyramid", None) == ("plain", "hidiffusion-pyramid")
+    assert handlers.upper_for_mode("tuning-free", "plain", "hidiffusion-pyramid") == ("hidiffusion-pyramid", None)
+    kept, replaced = handlers.upper_for_mode("tuned", "demofusion", "hidiffusion-pyramid")  # chosen meanwhile
+    assert isinstance(kept, skip) and replaced is None
+    kept, replaced = handlers.upper_for_mode("tuned", "plain", None)  # plain chosen for a cascade stays
+    assert isinstance(kept, skip) and replaced is None
+    kept, replaced = handlers.upper_for_mode("direct", "plain", None)
+    assert isinstance(kept, skip) and replaced is None
+
+
+def test_a_direct_run_reads_back_as_plain_and_a_chosen_strategy_as_itself(embedded_model):
+    for upper, shown in ((None, "plain"), ("plain", "plain"), ("demofusion", "demofusion")):
+        status, _, _, _, path = run(mode="direct", upper=upper, steps=2)[-1]
+        assert status.startswith("**Done**") and f"upper stages: {shown}" in status, status
+        assert read_png_metadata(path)["upper_stage"] == [shown]
+        values = dict(zip(handlers.FORM, handlers.reuse_settings(path)))
+        assert values["mode"] == "direct" and values["upper"] == shown
+
+
+def test_tuned_with_an_empty_adapter_field_uses_the_shipped_adapter(embedded_model):
+    status, _, _, _, path = run(mode="tuned", adapter="", steps=3)[-1]
+    assert status.startswith("**Done**"), status
+    assert read_png_metadata(path)["adapter"] == "shapes-adapter"
+    status = run(mode="tuned", adapter=None, model="some-org/some-model")[-1][0]
+    assert status.startswith("**Not run:**") and "needs an adapter" in status, status
+
+
 def test_precision_and_tiling_settings_reach_the_run(embedded_model):
     status, _, _, image, path = run(width=64, height=64, dtype="bfloat16", vae_tiling="on")[-1]
     assert status.startswith("**Done**") and image.size == (64, 64)

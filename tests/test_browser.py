@@ -40,7 +40,7 @@ def test_generate_in_the_browser(page):
     assert page.locator("#result img").count() == 1
     page.screenshot(path=str(SCREENSHOTS / "generate-done.png"), full_page=True)
     status = page.locator("#status").inner_text()
-    assert "rau-pyramid" in status and "pivot anchoring 0.5" in status  # what the run used is shown
+    assert "hidiffusion-pyramid" in status and "pivot anchoring 0.5" in status  # what the run used is shown
 
 
 def open_settings(page, accordion: str, selector: str):
@@ -54,10 +54,24 @@ def open_settings(page, accordion: str, selector: str):
 
 def test_upper_stage_choice_is_in_the_sampling_settings(page):
     field = open_settings(page, "Sampling", "#upper input")
-    assert field.input_value() == "rau-pyramid"  # the embedded preset's
+    assert field.input_value() == "hidiffusion-pyramid"  # the embedded preset's
     anchor = page.locator("#anchor input[type=number]")
     assert float(anchor.input_value()) == 0.5  # the embedded preset anchors at half weight
     page.screenshot(path=str(SCREENSHOTS / "sampling-settings.png"), full_page=True)
+
+
+def test_picking_direct_shows_plain_and_leaving_it_restores_the_strategy(page):
+    page.get_by_role("tab", name="Generate").click()
+    field = page.locator("#upper input")
+    if not field.is_visible():  # the accordion may be open already (an earlier test opened it)
+        page.get_by_text("Sampling", exact=True).click()
+    field.wait_for(timeout=10_000)
+    assert field.input_value() == "hidiffusion-pyramid"
+    page.locator("#mode").get_by_label("direct").check()  # the paper's baseline: one plain full-size call
+    page.wait_for_function("document.querySelector('#upper input')?.value === 'plain'", timeout=10_000)
+    page.locator("#mode").get_by_label("tuning-free").check()
+    page.wait_for_function("document.querySelector('#upper input')?.value === 'hidiffusion-pyramid'",
+                           timeout=10_000)
 
 
 def test_precision_and_memory_settings(page):

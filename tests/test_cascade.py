@@ -92,3 +92,18 @@ def test_cascade_composes_better_than_direct_at_4x(embedded_model):
             composed[mode] += not {"copies", "missing"} & set(verdict.failures)
     assert scores["tuning-free"] >= scores["direct"] + 2, scores
     assert composed["tuning-free"] >= 5 and composed["direct"] <= 2, composed
+
+
+def test_tuned_without_an_adapter_uses_the_one_shipped_for_the_embedded_model(embedded_model):
+    shipped = run(request(mode="tuned", steps=4), embedded_model, previews=False)
+    named = run(request(mode="tuned", steps=4, adapter="shapes-adapter"), embedded_model, previews=False)
+    assert shipped.metadata["adapter"] == named.metadata["adapter"] == "shapes-adapter"  # by name, not a path
+    assert np.array_equal(np.asarray(shipped.image), np.asarray(named.image))
+    free = run(request(mode="tuning-free", steps=4), embedded_model, previews=False)
+    assert not np.array_equal(np.asarray(shipped.image), np.asarray(free.image))  # the upsamplers did run
+    assert free.metadata["adapter"] is None
+    assert request(mode="tuned", model="embedded").tuned_adapter() == "shapes-adapter"
+    for other in ("some-org/some-model", "/no/such/folder"):  # other models have no shipped adapter
+        with pytest.raises(InvalidRequest, match="needs an adapter"):
+            request(mode="tuned", model=other).check()
+    assert request(mode="tuned", model="some-org/some-model", adapter="mine").tuned_adapter() == "mine"

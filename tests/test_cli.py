@@ -73,3 +73,50 @@ def test_precision_and_memory_flags(tmp_path):
     assert "memory: peak about" in done.stderr and "GiB free" in done.stderr
     metadata = read_png_metadata(out)
     assert metadata["dtype_used"] == "float16" and metadata["vae_tiling"] == "on"
+
+
+def test_direct_is_the_papers_plain_baseline_unless_a_strategy_is_asked_for(tmp_path):
+    """The embedded preset's strategy, anchoring and consensus are its cascade's: --mode direct runs one plain
+    full-size call, and runs (and records) a strategy only when --upper names one."""
+    out = tmp_path / "d.png"
+    done = cli("generate", "--mode", "direct", "--prompt", "a red circle", "--size", "128x128", "--steps", "4",
+               "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    metadata = read_png_metadata(out)
+    assert metadata["upper_stage"] == ["plain"] and metadata["stage_sizes"] == ["128x128"]
+    assert metadata["upper"] is None and metadata["anchor"] is None and metadata["consensus"] is None
+    assert metadata["pivot_anchor"] == 0.0 and metadata["pivot_consensus"] == 0
+    chosen = tmp_path / "chosen.png"
+    done = cli("generate", "--mode", "direct", "--upper", "scalecrafter", "--prompt", "a red circle", "--size",
+               "128x128", "--steps", "2", "--out", str(chosen))
+    assert done.returncode == 0, done.stderr
+    assert read_png_metadata(chosen)["upper_stage"] == ["scalecrafter"]
+    assert read_png_metadata(chosen)["upper"] == "scalecrafter"
+
+
+def test_direct_requests_leave_the_presets_cascade_settings_out():
+    from selfcascade.cli import _request, build_parser
+    from selfcascade.presets import CASCADE_KEYS, request_defaults
+    from selfcascade.request import GenerationRequest, VideoRequest
+
+    assert not set(CASCADE_KEYS) & set(request_defaults(None, "direct"))
+    assert request_defaults(None, "tuning-free")["upper"] == "hidiffusion-pyramid"  # the cascade keeps them
+    parser = build_parser()
+    for command, request_class in (("generate", GenerationRequest), ("video", VideoRequest)):
+        common = [command, "--prompt", "a red circle", "--size", "128x128", "--out", "x"]
+        direct = _request(parser.parse_args([*common, "--mode", "direct"]), request_class)
+        assert direct.upper is None and direct.upper_stage("frequency-pyramid") == "plain"
+        assert direct.anchor is None and direct.upper_guidance is None and direct.consensus is None
+        assert direct.steps == request_defaults(None)["steps"]  # the sampling settings stay the preset's
+        asked = _request(parser.parse_args([*common, "--mode", "direct", "--upper", "rau"]), request_class)
+        assert asked.upper == "hidiffusion"  # an earlier name, normalised
+        cascade = _request(parser.parse_args(common), request_class)
+        assert cascade.upper == "hidiffusion-pyramid" and cascade.anchor is not None
+
+
+def test_tuned_without_an_adapter_uses_the_shipped_one(tmp_path):
+    out = tmp_path / "tuned.png"
+    done = cli("generate", "--mode", "tuned", "--prompt", "a red circle", "--size", "128x128", "--steps", "4",
+               "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert read_png_metadata(out)["adapter"] == "shapes-adapter"  # by its public name

@@ -23,3 +23,14 @@ def test_embedded_video_model_makes_a_judged_mp4(tmp_path):
     facts = describe(path)
     assert (facts["codec"], facts["pix_fmt"], facts["width"], facts["frames"]) == ("h264", "yuv420p", 128, 4)
     assert json.loads(facts["comment"])["model"] == "shapes-video"
+
+
+def test_tuned_without_an_adapter_uses_the_shipped_video_adapter(tmp_path):
+    from selfcascade.cascade import Finished
+    from selfcascade.video import generate_video
+
+    request = VideoRequest("a red circle moving right", 128, 128, frames=2, steps=2, mode="tuned", seed=1)
+    assert request.tuned_adapter() == "shapes-video-adapter"
+    result = [e for e in generate_video(request, load_model("shapes-video"), previews=False)
+              if isinstance(e, Finished)][0]
+    assert result.metadata["adapter"] == "shapes-video-adapter" and len(result.frames) == 2

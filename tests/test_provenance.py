@@ -65,3 +65,23 @@ def test_a_request_round_trips(embedded_model):
                                 scheduler="ddpm", upper="plain")
     metadata = run(request, embedded_model, previews=False).metadata
     assert request_from_metadata(metadata) == request
+
+
+def test_a_png_of_the_earlier_strategy_names_reads_back_with_the_new_name_and_runs(embedded_model, tmp_path):
+    """A PNG as main wrote it before the strategies were named after their papers (upper rau-pyramid)."""
+    old = {"prompt": "a large red circle", "width": 256, "height": 256, "mode": "tuning-free", "steps": 3,
+           "strength": 0.3, "guidance": 2.0, "seed": 11, "scheduler": "ddpm", "stages": "", "negative_prompt": "",
+           "model": "embedded", "adapter": None, "upper": "rau-pyramid", "anchor": 0.5, "upper_guidance": 1.0,
+           "pivot_up": "pixel", "consensus": 4, "dtype": "auto", "vae": None, "vae_tiling": "auto",
+           "offload": "auto", "stage_sizes": ["64x64", "128x128", "256x256"], "stage_seconds": [0.1, 0.2, 0.3],
+           "upper_stage": ["-", "rau-pyramid", "rau-pyramid"], "pivot_upsampling": "pixel", "pivot_anchor": 0.5,
+           "seconds": 0.6, "messages": [], "method": "Self-Cascade (arXiv 2402.10491)"}
+    path = save_png(Image.new("RGB", (256, 256)), tmp_path / "earlier.png", old)
+    request = request_from_metadata(read_png_metadata(path))
+    assert request.upper == "hidiffusion-pyramid" and request.seed == 11
+    result = run(request, embedded_model, previews=False)
+    assert result.image.size == (256, 256)
+    assert result.metadata["upper"] == "hidiffusion-pyramid"
+    assert result.metadata["upper_stage"] == ["-", "hidiffusion-pyramid", "hidiffusion-pyramid"]
+    values = dict(zip(FORM, reuse_settings(str(path))))  # the app's dropdown gets the new name
+    assert values["upper"] == "hidiffusion-pyramid" and values["mode"] == "tuning-free"

@@ -77,7 +77,7 @@ def test_rau_pyramid_runs_every_mode_end_to_end(embedded_model, tmp_path):
         result = run(GenerationRequest("a red circle", 256, 256, mode=mode, steps=8, upper="rau-pyramid",
                                        adapter=str(ADAPTER) if mode == "tuned" else None),
                      embedded_model, previews=False)
-        assert result.metadata["upper_stage"] == ["-", "rau-pyramid", "rau-pyramid"]
+        assert result.metadata["upper_stage"] == ["-", "hidiffusion-pyramid", "hidiffusion-pyramid"]
         assert np.isfinite(np.asarray(result.image, dtype=np.float32)).all()
 
 

@@ -12,13 +12,17 @@ from selfcascade.cascade import StageStarted, generate, run
 from selfcascade.cli import main as cli_main
 from selfcascade.media import read_png_metadata
 from selfcascade.models.loader import load_model
+from selfcascade.presets import load_presets, parse_preset
 from selfcascade.request import GenerationRequest
 from selfcascade.stages import InvalidRequest
 from selfcascade.upper_stage import (
     STRATEGIES,
+    STRATEGY_ALIASES,
+    canonical_strategy,
     from_sublattices,
     gaussian_blur,
     redilated_convolutions,
+    relative_cost,
     stage_scale,
     to_sublattices,
     window_origins,
@@ -97,6 +101,29 @@ def test_default_strategy_comes_from_the_model_and_direct_stays_plain(embedded_m
     assert run(_request(mode="direct"), embedded_model, previews=False).metadata["upper_stage"] == ["plain"]
 
 
+def test_earlier_names_are_aliases_of_the_paper_names(tmp_path):
+    assert STRATEGY_ALIASES == {"rau-pyramid": "hidiffusion-pyramid", "rau": "hidiffusion", "dilated": "demofusion",
+                                "redilated": "scalecrafter"}
+    assert set(STRATEGY_ALIASES.values()) <= set(STRATEGIES) and not set(STRATEGY_ALIASES) & set(STRATEGIES)
+    for old, new in STRATEGY_ALIASES.items():
+        request = _request(upper=old)
+        assert request.upper == new  # normalised on construction
+        request.check()
+        assert request.to_metadata()["upper"] == new
+        later = _request()
+        later.upper = old  # set after construction: check() normalises it too
+        later.check()
+        assert later.upper == new and later.upper_stage("plain") == new
+        assert canonical_strategy(old) == new and relative_cost(old) == relative_cost(new)
+    assert canonical_strategy("plain") == "plain" and canonical_strategy(None) is None
+    assert canonical_strategy(["rau"]) == ["rau"]  # a hostile type is left for the check to refuse
+    with pytest.raises(InvalidRequest, match="upper must be text"):
+        _request(upper=["rau"]).check()
+    preset = {"name": "old", "width": 256, "height": 256, "upper": "rau-pyramid"}
+    assert parse_preset(preset, "old.json").settings["upper"] == "hidiffusion-pyramid"
+    assert {preset.settings.get("upper") for preset in load_presets().values()} <= set(STRATEGIES)
+
+
 def test_unknown_strategy_is_a_clear_message():
     with pytest.raises(InvalidRequest, match="upper-stage strategy"):
         _request(upper="sideways").check()
@@ -106,8 +133,8 @@ def test_cli_upper_flag_reaches_the_png(tmp_path, capsys):
     out = tmp_path / "a.png"
     code = cli_main(["generate", "--prompt", "a blue square", "--size", "128x128", "--steps", "4",
                      "--upper", "redilated", "--out", str(out)])
-    assert code == 0 and read_png_metadata(out)["upper_stage"] == ["-", "redilated"]
-    assert "redilated" in capsys.readouterr().err
+    assert code == 0 and read_png_metadata(out)["upper_stage"] == ["-", "scalecrafter"]  # the earlier name's
+    assert "scalecrafter" in capsys.readouterr().err
     with pytest.raises(SystemExit) as error:
         cli_main(["generate", "--prompt", "x", "--size", "128x128", "--upper", "nope", "--out", str(out)])
     assert error.value.code == 2

@@ -81,3 +81,14 @@ def test_image_model_for_video_and_video_model_for_an_image(tiny_video, tmp_path
                "--out", str(tmp_path / "x.png"))
     assert done.returncode == 2 and "is a video model" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_tuned_video_without_an_adapter_uses_the_shipped_one_for_the_embedded_model(tiny_video, tmp_path):
+    out = tmp_path / "tuned.mp4"
+    done = cli("video", "--mode", "tuned", "--prompt", "a red circle moving right", "--size", "128x128",
+               "--frames", "2", "--steps", "2", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(describe(out)["comment"])["adapter"] == "shapes-video-adapter"
+    done = cli("video", "--model", tiny_video, "--mode", "tuned", "--prompt", "a red circle", "--size", "64x64",
+               "--frames", "2", "--out", str(tmp_path / "x.mp4"))
+    assert done.returncode == 2 and "needs an adapter" in done.stderr, done.stderr

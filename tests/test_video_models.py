@@ -86,7 +86,7 @@ def test_three_stages_and_every_strategy(folders):
     assert len(result.frames) == 2 and result.frames[0].size == (256, 256)
     for name in STRATEGIES:
         result = run(video(frames=2, steps=2, upper=name), model, previews=False)
-        ran = {"rau": "plain", "rau-pyramid": "frequency-pyramid"}.get(name, name)  # RAU-Net only from 4x
+        ran = {"hidiffusion": "plain", "hidiffusion-pyramid": "frequency-pyramid"}.get(name, name)  # RAU-Net: 4x+
         assert result.metadata["upper_stage"] == ["-", ran] and len(result.frames) == 2
 
 
@@ -99,7 +99,7 @@ def test_resolution_aware_strategy_on_video_models(family, mode, folders, adapte
     request = video(frames=2, steps=2, upper="rau-pyramid", strength=0.9, mode=mode, width=256, height=256,
                     stages="64,256", adapter=str(adapters[family]) if mode == "tuned" else None)
     result = run(request, model, previews=False)  # a 4x target: RAU-Net calls on (RAU_MIN_TARGET_SCALE)
-    assert result.metadata["upper_stage"] == ["-", "rau-pyramid"] and len(result.frames) == 2
+    assert result.metadata["upper_stage"] == ["-", "hidiffusion-pyramid"] and len(result.frames) == 2
     assert all(np.isfinite(np.asarray(frame, dtype=np.float32)).all() for frame in result.frames)
 
 

@@ -16,11 +16,12 @@ from . import handlers, sessions
 from .train_handlers import add_uploaded_adapter, adapter_choices
 
 PROMPT_HINT = "a [small|large] <colour> <shape> [on a <background> background]"
-UPPER_HINT = ("rau-pyramid: frequency-pyramid whose full view runs the UNet's deep blocks at native size "
+UPPER_HINT = ("hidiffusion-pyramid: frequency-pyramid whose full view runs the UNet's deep blocks at native size "
               "(HiDiffusion's RAU-Net; rounder outlines, best measured on the embedded model); frequency-pyramid: "
-              "each octave of the noise from the native-size view that resolves it; rau: RAU-Net alone; "
-              "frequency-split: two bands; plain: the paper's full-size call; dilated: DemoFusion; "
-              "redilated: ScaleCrafter; fouriscale: FouriScale")
+              "each octave of the noise from the native-size view that resolves it; hidiffusion: RAU-Net alone; "
+              "frequency-split: two bands; plain: the paper's full-size call; "
+              "demofusion: DemoFusion's dilated sampling; scalecrafter: ScaleCrafter's re-dilated convolutions; "
+              "fouriscale: FouriScale. Earlier names (rau-pyramid, rau, dilated, redilated) are still accepted")
 UPPER_GUIDANCE_HINT = ("classifier-free guidance of the stages that refine a pivot; the pivot already follows the "
                        "prompt, so less is enough: 1 is one UNet pass instead of two (half the cost), and on the "
                        "embedded model as good as 2 and better than 4")
@@ -61,9 +62,11 @@ def build_generate_tab(demo: gr.Blocks) -> tuple[gr.Radio, gr.Dropdown]:
                                            label="Upper-stage guidance (the stages after the first)",
                                            info=UPPER_GUIDANCE_HINT)
                 scheduler = gr.Dropdown(list(SCHEDULERS), value=first["scheduler"], label="Scheduler")
+                # Custom values reach the request, which turns an earlier name (a script's "rau-pyramid") into
+                # the current one and refuses unknown names with its own message.
                 upper = gr.Dropdown(list(STRATEGIES), value=first["upper"] or DEFAULT_STRATEGY, elem_id="upper",
                                     label="Upper-stage denoising (stages above the training size)",
-                                    info=UPPER_HINT)
+                                    info=UPPER_HINT, allow_custom_value=True)
                 anchor = gr.Slider(0, 1, value=DEFAULT_ANCHOR if first["anchor"] == "" else first["anchor"],
                                    step=0.05, elem_id="anchor",
                                    label="Pivot anchoring: how much each upper stage keeps its pivot's layout",
@@ -126,6 +129,10 @@ def build_generate_tab(demo: gr.Blocks) -> tuple[gr.Radio, gr.Dropdown]:
     precision = [dtype, vae, vae_tiling, offload]
     presettable = [*form, pivot_up, consensus]  # handlers.FORM order; these two go to the handlers by keyword
     preset.change(handlers.preset_values, inputs=preset, outputs=presettable, api_visibility="private")
+    # Picking direct shows (and runs) plain, the paper's baseline; leaving it restores the replaced strategy.
+    replaced = gr.State(None)
+    mode.input(handlers.upper_for_mode, inputs=[mode, upper, replaced], outputs=[upper, replaced],
+               api_visibility="private", queue=False)
     # One plan endpoint for every trigger (a field's change, also when a preset fills it; the page load):
     # cheap by contract, so it runs outside the queue.
     gr.on([component.change for component in sizing] + [demo.load], handlers.describe_plan, inputs=sizing,

@@ -85,12 +85,27 @@ def reuse_settings(path: str | None) -> list:
         request = request_from_metadata(read_png_metadata(path))
     except (InvalidRequest, OSError, ValueError, TypeError) as error:  # not a PNG, no or damaged record
         return [*unchanged, f"**Settings not read:** {error}"]
-    values = {**vars(request), "model": request.model or "embedded", "upper": request.upper or gr.skip(),
+    # A direct run without a strategy of its own ran plain: the field shows it, so Generate runs it again.
+    upper = request.upper or ("plain" if request.mode == "direct" else gr.skip())
+    values = {**vars(request), "model": request.model or "embedded", "upper": upper,
               "anchor": gr.skip() if request.anchor is None else request.anchor,
               "upper_guidance": request.stage_guidance(has_pivot=True), "pivot_up": request.pivot_upsampling(),
               "consensus": gr.skip() if request.consensus is None else request.consensus}
     return ([values[key] for key in FORM] + [request.seed, request.adapter or gr.skip()]
             + [f"Settings of {Path(path).name} loaded (seed {request.seed}, {request.width}x{request.height})."])
+
+
+def upper_for_mode(mode, upper, replaced=None):
+    """The upper-stage field when the user picks a mode (the Mode radio's input event, not a preset filling it):
+    returns (field value, the strategy `plain` replaced). The field is what runs, so picking direct shows the
+    paper's baseline, plain, and remembers the strategy it replaced; leaving direct brings that back unless
+    the user chose another meanwhile. A strategy the user then picks for direct (or an API caller passes) is
+    an explicit choice and runs."""
+    if mode == "direct":
+        return ("plain", upper) if upper and upper != "plain" else (gr.skip(), replaced)
+    if replaced and upper == "plain":
+        return replaced, None
+    return gr.skip(), None
 
 
 def new_seed() -> int:
@@ -264,6 +279,24 @@ def generate_stream(model, prompt, negative, width, height, stages, mode, steps,
         yield f"**Not run:** {out_of_memory_message('during this run')}", gr.skip(), gr.skip(), gr.skip(), gr.skip()
 
 
+def _compare_upper(run_mode: str, mode: str, upper, model) -> str | None:
+    """The strategy of one of Compare's runs. The form's field belongs to the form's mode: with mode direct it is
+    the direct baseline's (plain unless the user picked another) and the cascade runs its preset's; otherwise
+    it is the cascade's and the direct baseline runs plain (None), the paper's direct sampling."""
+    if run_mode == "direct":
+        return upper if mode == "direct" else None
+    return upper if mode != "direct" else request_defaults(model_field(model)).get("upper")
+
+
+def strategies_run(metadata: dict) -> str:
+    """What ran above the native size, from a result's record: "strategy plain", "strategies frequency-pyramid,
+    hidiffusion-pyramid", or "native size" (one stage at the model's training size: no strategy)."""
+    names = list(dict.fromkeys(name for name in metadata["upper_stage"] if name != "-"))
+    if not names:
+        return "native size"
+    return f"{'strategy' if len(names) == 1 else 'strategies'} {', '.join(names)}"
+
+
 @on_gpu
 def compare(model, prompt, negative, width, height, stages, mode, steps, strength, guidance, scheduler, upper,
             anchor, upper_guidance, seed, baseline="direct", adapter=None, dtype="auto", vae=None,
@@ -277,7 +310,7 @@ def compare(model, prompt, negative, width, height, stages, mode, steps, strengt
         adapter = visitor_files.checked_sources(request, model, vae, adapter, mode == "tuned")  # no server paths
         for run_mode in (baseline, cascade_mode):
             generation = build_request(model, prompt, negative, width, height, stages, run_mode, steps,
-                                       strength, guidance, scheduler, upper if run_mode != "direct" else None,
+                                       strength, guidance, scheduler, _compare_upper(run_mode, mode, upper, model),
                                        anchor if run_mode != "direct" else None, upper_guidance, seed, adapter,
                                        dtype, vae, vae_tiling, offload, pivot_up, consensus)
             yield f"Running {run_mode}...", gr.skip()
@@ -286,8 +319,8 @@ def compare(model, prompt, negative, width, height, stages, mode, steps, strengt
                 if isinstance(event, Finished):
                     results[run_mode] = event
         left, right = results[baseline], results[cascade_mode]
-        yield (f"**{baseline}** (left) {left.seconds:.1f} s · **Self-Cascade {cascade_mode}** (right) "
-               f"{right.seconds:.1f} s "
+        yield (f"**{baseline}** (left; {strategies_run(left.metadata)}) {left.seconds:.1f} s · **Self-Cascade "
+               f"{cascade_mode}** (right; {strategies_run(right.metadata)}) {right.seconds:.1f} s "
                f"· same seed {seed}", (left.image, right.image))
     except InvalidRequest as error:
         gr.Warning(str(error))

@@ -57,7 +57,7 @@ def build_video_tab(demo: gr.Blocks) -> tuple[gr.Radio, gr.Dropdown]:
                 scheduler = gr.Dropdown(list(SCHEDULERS), value=defaults.get("scheduler") or "ddpm",
                                         label="Scheduler")
                 upper = gr.Dropdown(list(STRATEGIES), value=defaults.get("upper") or DEFAULT_STRATEGY,
-                                    info=UPPER_HINT,
+                                    info=UPPER_HINT, allow_custom_value=True,  # earlier names: as on Generate
                                     label="Upper-stage denoising (per frame, stages above the training size)")
                 anchor = gr.Slider(0, 1, value=defaults.get("anchor", DEFAULT_ANCHOR), step=0.05, info=ANCHOR_HINT,
                                    label="Pivot anchoring: how much each upper stage keeps its pivot's layout")
@@ -96,6 +96,9 @@ def build_video_tab(demo: gr.Blocks) -> tuple[gr.Radio, gr.Dropdown]:
               scheduler, upper, anchor, upper_guidance, seed, adapter, download_format, pivot_up, free_init,
               motion, travel, steer]
     randomise.click(handlers.new_seed, outputs=seed, api_visibility="private")
+    replaced = gr.State(None)  # as on the Generate tab: direct shows (and runs) plain, the paper's baseline
+    mode.input(handlers.upper_for_mode, inputs=[mode, upper, replaced], outputs=[upper, replaced],
+               api_visibility="private", queue=False)
     run_button.click(video_handlers.video_stream, inputs=inputs, outputs=[status, live, gallery, player, download],
                      concurrency_id="device", api_name="video", validator=sessions.note_queued)
     stop_button.click(handlers.stop, outputs=status, api_name="stop_video", queue=False)
