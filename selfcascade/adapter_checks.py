@@ -22,10 +22,10 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError, safe_open
 
-from .adapter_designs import DESIGNS
-from .hosting import cap
-from .stages import InvalidRequest
-from .upsampler import FeatureUpsamplers
+from selfcascade.adapter_designs import DESIGNS
+from selfcascade.hosting import cap
+from selfcascade.stages import InvalidRequest
+from selfcascade.upsampler import FeatureUpsamplers
 
 MAX_ADAPTER_BYTES = cap("SELFCASCADE_MAX_ADAPTER_MB", 64, 16) * 2**20  # an SDXL adapter at width 64: ~10 MB
 MAX_HEADER_BYTES = 2**20  # names, shapes and the config JSON: a real adapter's header is a few KB

@@ -19,13 +19,13 @@ from pathlib import Path
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .adapter_card import safetensors_metadata, write_model_card
-from .adapter_checks import (buildable, check_config, check_tensors, first_line, read_config_file, read_header,
+from selfcascade.adapter_card import safetensors_metadata, write_model_card
+from selfcascade.adapter_checks import (buildable, check_config, check_tensors, first_line, read_config_file, read_header,
                              read_json)
-from .models.base import DiffusionModel
-from .provenance import SHIPPED_ADAPTERS, public_name
-from .stages import InvalidRequest, Size
-from .upsampler import FeatureUpsamplers, skip_layout
+from selfcascade.models.base import DiffusionModel
+from selfcascade.provenance import SHIPPED_ADAPTERS, public_name
+from selfcascade.stages import InvalidRequest, Size
+from selfcascade.upsampler import FeatureUpsamplers, skip_layout
 
 WEIGHTS = "diffusion_pytorch_model.safetensors"
 PICKLE_SUFFIXES = {".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle"}

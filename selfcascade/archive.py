@@ -15,9 +15,9 @@ import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
 
-from .dataset import IMAGE_SUFFIXES
-from .hosting import cap
-from .stages import InvalidRequest
+from selfcascade.dataset import IMAGE_SUFFIXES
+from selfcascade.hosting import cap
+from selfcascade.stages import InvalidRequest
 
 MAX_ZIP_ENTRIES = cap("SELFCASCADE_MAX_ZIP_ENTRIES", 5000, 1000)  # files in one zip
 MAX_ZIP_MB = cap("SELFCASCADE_MAX_ZIP_MB", 1024, 256)  # bytes written when unpacking one zip

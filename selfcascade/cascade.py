@@ -28,25 +28,25 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps
 
-from .adapters import load_adapter
-from .estimate import memory_plan
-from .free_init import reinitialised
-from .memory import OutOfMemory, check_fits, is_out_of_memory, out_of_memory_message, release_memory
-from .models.base import DiffusionModel
-from .models.loader import load_model
-from .models.video import check_video_model
-from .motion_steering import steered
-from . import pivot_anchor
-from .pivot_anchor import anchored
-from .pivot_consensus import consensus_latents, views_that_run
-from .provenance import public_name
-from .precision import check_finite, dtype_name, unet_overflow_hint
-from .request import GenerationRequest, VideoRequest
-from .sampling import denoise, guided_predictor, initial_noise, make_scheduler, renoise, schedule
-from .stages import Size
-from .upper_stage import (Predictor, StageContext, stage_scale, strategy_that_runs, target_scale,
+from selfcascade.adapters import load_adapter
+from selfcascade.estimate import memory_plan
+from selfcascade.free_init import reinitialised
+from selfcascade.memory import OutOfMemory, check_fits, is_out_of_memory, out_of_memory_message, release_memory
+from selfcascade.models.base import DiffusionModel
+from selfcascade.models.loader import load_model
+from selfcascade.models.video import check_video_model
+from selfcascade.motion_steering import steered
+from selfcascade import pivot_anchor
+from selfcascade.pivot_anchor import anchored
+from selfcascade.pivot_consensus import consensus_latents, views_that_run
+from selfcascade.provenance import public_name
+from selfcascade.precision import check_finite, dtype_name, unet_overflow_hint
+from selfcascade.request import GenerationRequest, VideoRequest
+from selfcascade.sampling import denoise, guided_predictor, initial_noise, make_scheduler, renoise, schedule
+from selfcascade.stages import Size
+from selfcascade.upper_stage import (Predictor, StageContext, stage_scale, strategy_that_runs, target_scale,
                           upper_stage_predictor)
-from .upsampler import encoder_skips
+from selfcascade.upsampler import encoder_skips
 
 
 @dataclass

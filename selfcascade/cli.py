@@ -6,9 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from .motion_steering import DEFAULT_STEERED_FRACTION, DEFAULT_TRAVEL, MOTION_CHOICES
-from .request import DEFAULT_FREE_INIT, VideoRequest
-from .stages import InvalidRequest, parse_size
+from selfcascade.motion_steering import DEFAULT_STEERED_FRACTION, DEFAULT_TRAVEL, MOTION_CHOICES
+from selfcascade.request import DEFAULT_FREE_INIT, VideoRequest
+from selfcascade.stages import InvalidRequest, parse_size
 
 EXIT_BAD_INPUT = 2
 
@@ -21,11 +21,11 @@ class _Parser(argparse.ArgumentParser):
 
 def _add_sampling(command, image: bool) -> None:
     """Options `generate` and `video` share: model, mode, stages, the sampling and the device settings."""
-    from .models.placement import OFFLOAD_CHOICES
-    from .models.vae import TILING_CHOICES
-    from .precision import DTYPE_CHOICES
-    from .request import MODES, PIVOT_UPSAMPLINGS
-    from .upper_stage import STRATEGIES, STRATEGY_ALIASES, canonical_strategy
+    from selfcascade.models.placement import OFFLOAD_CHOICES
+    from selfcascade.models.vae import TILING_CHOICES
+    from selfcascade.precision import DTYPE_CHOICES
+    from selfcascade.request import MODES, PIVOT_UPSAMPLINGS
+    from selfcascade.upper_stage import STRATEGIES, STRATEGY_ALIASES, canonical_strategy
 
     command.add_argument("--prompt", required=True)
     command.add_argument("--size", required=True, help="WIDTHxHEIGHT of the result, e.g. 256x256")
@@ -98,8 +98,8 @@ def _add_video(commands) -> None:
 
 
 def _add_train(commands) -> None:
-    from .adapter_designs import DEFAULT_DESIGN, DEFAULT_OBJECTIVE, DESIGNS, OBJECTIVES
-    from .distributed import MIXED_PRECISION_CHOICES
+    from selfcascade.adapter_designs import DEFAULT_DESIGN, DEFAULT_OBJECTIVE, DESIGNS, OBJECTIVES
+    from selfcascade.distributed import MIXED_PRECISION_CHOICES
 
     command = commands.add_parser("train", help="train the time-aware feature upsamplers (an adapter)")
     command.add_argument("--images", required=True,
@@ -145,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _request(args, request_class, **extra):
     """The validated request of `generate` or `video` (before any model loads: bad numbers fail fast)."""
-    from .presets import request_defaults
+    from selfcascade.presets import request_defaults
 
     width, height = parse_size(args.size)
     # The model the request will load: `video` without --model means the embedded video model. For --mode direct
@@ -170,9 +170,9 @@ def _request(args, request_class, **extra):
 def _follow(events, args, prompt: str, write_result) -> None:
     """Shared by `generate` and `video`: progress, each stage's preview PNG (--previews), the run's notes,
     then `write_result(Finished)`, which writes the file and returns the line that reports it."""
-    from .cascade import Finished, StageDone
-    from .media import save_png
-    from .progress import StageProgress, progress_mode
+    from selfcascade.cascade import Finished, StageDone
+    from selfcascade.media import save_png
+    from selfcascade.progress import StageProgress, progress_mode
 
     progress = StageProgress(progress_mode(args.quiet))
     for event in events:
@@ -188,12 +188,12 @@ def _follow(events, args, prompt: str, write_result) -> None:
 
 
 def _generate(args) -> int:
-    from .cascade import generate
-    from .estimate import memory_plan
-    from .media import save_png
-    from .models.loader import load_model
-    from .models.video import check_video_model
-    from .request import GenerationRequest
+    from selfcascade.cascade import generate
+    from selfcascade.estimate import memory_plan
+    from selfcascade.media import save_png
+    from selfcascade.models.loader import load_model
+    from selfcascade.models.video import check_video_model
+    from selfcascade.request import GenerationRequest
 
     request = _request(args, GenerationRequest)
     out = Path(args.out)
@@ -213,8 +213,8 @@ def _generate(args) -> int:
 
 
 def _video(args) -> int:
-    from .video import generate_video
-    from .video_io import check_video_path, write_video
+    from selfcascade.video import generate_video
+    from selfcascade.video_io import check_video_path, write_video
 
     fps = int(args.fps) if float(args.fps).is_integer() else args.fps
     request = _request(args, VideoRequest, frames=args.frames, fps=fps, free_init=args.free_init,
@@ -234,9 +234,9 @@ def _video(args) -> int:
 def _train(args) -> int:
     """Algorithm 1. Under torchrun / accelerate launch every process runs this; only the main one prints
     progress and the result (the adapter is written by it alone, in selfcascade.training)."""
-    from .progress import TrainProgress, progress_mode
-    from .training import TrainingDone, TrainingRequest, TrainingStarted, TrainingStep, train
-    from .training_clips import training_inputs
+    from selfcascade.progress import TrainProgress, progress_mode
+    from selfcascade.training import TrainingDone, TrainingRequest, TrainingStarted, TrainingStep, train
+    from selfcascade.training_clips import training_inputs
 
     request = TrainingRequest(images=training_inputs(args.images), size=parse_size(args.size), steps=args.steps,
                               learning_rate=args.lr, batch=args.batch, caption=args.caption,
@@ -290,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return EXIT_BAD_INPUT
     except (RuntimeError, MemoryError) as error:  # out of memory outside the cascade's own handling
-        from .memory import is_out_of_memory, out_of_memory_message, release_memory
+        from selfcascade.memory import is_out_of_memory, out_of_memory_message, release_memory
 
         if not is_out_of_memory(error):
             raise

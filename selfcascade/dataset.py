@@ -9,8 +9,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .media import load_user_image
-from .stages import InvalidRequest, Size
+from selfcascade.media import load_user_image
+from selfcascade.stages import InvalidRequest, Size
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 ANIMATED_SUFFIXES = {".gif", ".webp"}  # image formats that may hold a video's frames: a still one is an image

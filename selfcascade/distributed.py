@@ -15,8 +15,8 @@ import os
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState
 
-from .precision import accelerator as gpu_kind
-from .stages import InvalidRequest
+from selfcascade.precision import accelerator as gpu_kind
+from selfcascade.stages import InvalidRequest
 
 MIXED_PRECISION_CHOICES = ("no", "fp16", "bf16")
 # The frozen model's weights in the mixed-precision dtype, as diffusers' training scripts hold them; the

@@ -18,15 +18,15 @@ from pathlib import Path
 
 import torch
 
-from .memory import MemoryPlan, free_memory, module_bytes, plan_memory
-from .models.base import DiffusionModel
-from .models.placement import pipeline_modules
-from .models.vae import wants_tiles
-from .pivot_consensus import views_that_run
-from .request import GenerationRequest
-from .sampling import make_scheduler, schedule
-from .stages import Size
-from .upper_stage import relative_cost
+from selfcascade.memory import MemoryPlan, free_memory, module_bytes, plan_memory
+from selfcascade.models.base import DiffusionModel
+from selfcascade.models.placement import pipeline_modules
+from selfcascade.models.vae import wants_tiles
+from selfcascade.pivot_consensus import views_that_run
+from selfcascade.request import GenerationRequest
+from selfcascade.sampling import make_scheduler, schedule
+from selfcascade.stages import Size
+from selfcascade.upper_stage import relative_cost
 
 # model and its load settings -> (seconds per call, seconds per latent pixel)
 _call_cost: dict[str, tuple[float, float]] = {}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
-from .hosting import cap
+from selfcascade.hosting import cap
 
 METADATA_KEY = "selfcascade"
 
@@ -30,7 +30,7 @@ def read_png_metadata(path: str | Path) -> dict:
     Only the header and text chunks are read (no pixels are decoded). InvalidRequest, naming the file by its
     name and never by its server path, for a file that is not a readable image, an image above the upload
     cap, or a record that is not a JSON object."""
-    from .stages import InvalidRequest
+    from selfcascade.stages import InvalidRequest
 
     name = Path(path).name
     try:
@@ -66,7 +66,7 @@ def load_user_image(path: str | Path) -> Image.Image:
 
     The header is read first, so a huge image is refused before its pixels are decoded.
     """
-    from .stages import InvalidRequest
+    from selfcascade.stages import InvalidRequest
 
     name = Path(path).name
     try:

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .models.vae import tile_side
-from .stages import InvalidRequest
+from selfcascade.models.vae import tile_side
+from selfcascade.stages import InvalidRequest
 
 DECODE_CHANNEL_FACTOR = 3.8
 FEED_FORWARD_CHANNELS = 16  # GEGLU: 8C projection + 4C gelu(gate) + 4C product, alive together

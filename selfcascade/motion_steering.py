@@ -45,8 +45,8 @@ import re
 import torch
 import torch.nn.functional as F
 
-from .pivot_anchor import clean_estimate, output_for
-from .upper_stage import Predictor
+from selfcascade.pivot_anchor import clean_estimate, output_for
+from selfcascade.upper_stage import Predictor
 
 DIRECTIONS: dict[str, tuple[int, int]] = {"right": (1, 0), "left": (-1, 0), "up": (0, -1), "down": (0, 1)}
 MOTION_CHOICES = ("auto", "none", *DIRECTIONS)

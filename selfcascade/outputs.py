@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .hosting import cap
+from selfcascade.hosting import cap
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import torch
 
-from .upper_stage import Predictor, gaussian_blur
+from selfcascade.upper_stage import Predictor, gaussian_blur
 
 ANCHOR_SIGMA = 2.0  # Gaussian low-pass width, latent pixels of the current stage
 DEFAULT_ANCHOR = 1.0  # weight w of the pivot's low band (0: off, the paper's sampling)

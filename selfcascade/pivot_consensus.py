@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import torch
 
-from .pivot_anchor import clean_estimate
-from .upper_stage import Predictor
+from selfcascade.pivot_anchor import clean_estimate
+from selfcascade.upper_stage import Predictor
 
 CONSENSUS_TIMESTEP = 100  # t* (of 1000 training timesteps): 100 and 200 measured alike, 300 worse in place
 MAX_CONSENSUS = 16

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from .stages import InvalidRequest
+from selfcascade.stages import InvalidRequest
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 DTYPE_CHOICES = ("auto", *DTYPES)

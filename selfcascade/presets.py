@@ -6,11 +6,11 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .models.loader import is_embedded_video, resolve
-from .request import DEFAULT_MAX_SIDE, GenerationRequest
-from .stages import InvalidRequest
-from .pivot_anchor import DEFAULT_ANCHOR
-from .upper_stage import DEFAULT_STRATEGY, canonical_strategy
+from selfcascade.models.loader import is_embedded_video, resolve
+from selfcascade.request import DEFAULT_MAX_SIDE, GenerationRequest
+from selfcascade.stages import InvalidRequest
+from selfcascade.pivot_anchor import DEFAULT_ANCHOR
+from selfcascade.upper_stage import DEFAULT_STRATEGY, canonical_strategy
 
 PRESET_FOLDER = Path(__file__).resolve().parents[1] / "presets"
 PRESET_MAX_SIDE = 16384  # what a preset file may ask for at all; hosts run those within their own cap

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from PIL import Image
 
-from .models.base import DiffusionModel
+from selfcascade.models.base import DiffusionModel
 
 SMALL_VAE_PARAMETERS = 5_000_000
 _SD_LATENT_TO_RGB = torch.tensor([[0.3512, 0.2297, 0.3227], [0.3250, 0.4974, 0.2350],

@@ -49,7 +49,7 @@ class StageProgress:
         self.mode, self.stream, self.bar = mode, stream or sys.stderr, None
 
     def __call__(self, event) -> None:
-        from .cascade import StageDone, StageStarted, StepDone
+        from selfcascade.cascade import StageDone, StageStarted, StepDone
 
         if isinstance(event, StageStarted):
             self.close()

@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import fields
 from pathlib import Path
 
-from .models.loader import ASSETS, EMBEDDED_MODEL, EMBEDDED_VIDEO_MODEL, is_embedded, resolve
-from .request import GenerationRequest
-from .stages import InvalidRequest
+from selfcascade.models.loader import ASSETS, EMBEDDED_MODEL, EMBEDDED_VIDEO_MODEL, is_embedded, resolve
+from selfcascade.request import GenerationRequest
+from selfcascade.stages import InvalidRequest
 
 EMBEDDED = "embedded"
 SHIPPED_ADAPTER = ASSETS / "shapes-adapter"

@@ -5,15 +5,15 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
-from .hosting import MAX_FRAMES, MAX_NAME_CHARS, MAX_PROMPT_CHARS, MAX_SEED, MAX_SIDE, MAX_STEPS
-from .models.placement import OFFLOAD_CHOICES
-from .models.vae import check_tiling_choice
-from .motion_steering import DEFAULT_STEERED_FRACTION, DEFAULT_TRAVEL, MOTION_CHOICES, prompted_direction
-from .pivot_consensus import MAX_CONSENSUS
-from .precision import check_dtype_choice
-from .sampling import SCHEDULERS
-from .stages import InvalidRequest, Size, StagePlan, check_size, parse_stage_list, plan_stages
-from .upper_stage import STRATEGIES, canonical_strategy
+from selfcascade.hosting import MAX_FRAMES, MAX_NAME_CHARS, MAX_PROMPT_CHARS, MAX_SEED, MAX_SIDE, MAX_STEPS
+from selfcascade.models.placement import OFFLOAD_CHOICES
+from selfcascade.models.vae import check_tiling_choice
+from selfcascade.motion_steering import DEFAULT_STEERED_FRACTION, DEFAULT_TRAVEL, MOTION_CHOICES, prompted_direction
+from selfcascade.pivot_consensus import MAX_CONSENSUS
+from selfcascade.precision import check_dtype_choice
+from selfcascade.sampling import SCHEDULERS
+from selfcascade.stages import InvalidRequest, Size, StagePlan, check_size, parse_stage_list, plan_stages
+from selfcascade.upper_stage import STRATEGIES, canonical_strategy
 
 MODES = ("tuning-free", "tuned", "direct", "hires-fix")
 # How a pivot reaches the next stage: "latent" bilinear on the latents (the paper's `up`), or "pixel": decode,
@@ -162,7 +162,7 @@ class GenerationRequest:
         image and video models ship theirs in assets/: "shapes-adapter", "shapes-video-adapter"), else None."""
         if self.adapter:
             return self.adapter
-        from .provenance import shipped_adapter_for  # provenance imports this module
+        from selfcascade.provenance import shipped_adapter_for  # provenance imports this module
 
         return shipped_adapter_for(self.model if self.model is not None else self.default_model)
 

@@ -22,9 +22,9 @@ from diffusers import (
     EulerDiscreteScheduler,
 )
 
-from .models.base import Conditioning, DiffusionModel
-from .stages import InvalidRequest
-from .upper_stage import Predictor
+from selfcascade.models.base import Conditioning, DiffusionModel
+from selfcascade.stages import InvalidRequest
+from selfcascade.upper_stage import Predictor
 
 SCHEDULERS = {
     "ddpm": DDPMScheduler,

@@ -22,10 +22,10 @@ relative folder of the same name, so "assets/shapes-model" answers like any othe
 
 from __future__ import annotations
 
-from . import hosting
-from .models.availability import looks_like_hub_id
-from .models.loader import is_embedded, is_embedded_video
-from .stages import InvalidRequest
+from selfcascade import hosting
+from selfcascade.models.availability import looks_like_hub_id
+from selfcascade.models.loader import is_embedded, is_embedded_video
+from selfcascade.stages import InvalidRequest
 
 REFUSALS = {
     "model": "on this Space the model field takes a hub id (owner/name) or a listed model such as 'embedded'; "

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from .hosting import MAX_STAGES
+from selfcascade.hosting import MAX_STAGES
 
 Size = tuple[int, int]  # (width, height) in pixels
 

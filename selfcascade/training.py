@@ -48,21 +48,21 @@ import torch.nn.functional as F
 from accelerate.utils import broadcast_object_list
 from diffusers import DDPMScheduler
 
-from .adapter_designs import DEFAULT_DESIGN, DEFAULT_OBJECTIVE, DESIGNS, OBJECTIVES, default_width
-from .adapters import load_adapter, save_adapter
-from .dataset import TrainingImages
-from .distributed import FROZEN_DTYPE, MAX_GRAD_ACCUM, MIXED_PRECISION_CHOICES, layout, rank_seed, start_run
-from .hosting import cap
-from .models.base import DiffusionModel
-from .models.loader import load_model
-from .pivot_anchor import clean_estimate
-from .presets import request_defaults
-from .provenance import public_name
-from .sampling import Cancelled
-from .stages import InvalidRequest, Size
-from .training_clips import TrainingClips, as_clip_sources, refuse_clips
-from .training_features import FrozenFeatures, freeze_base_model
-from .upsampler import new_upsamplers
+from selfcascade.adapter_designs import DEFAULT_DESIGN, DEFAULT_OBJECTIVE, DESIGNS, OBJECTIVES, default_width
+from selfcascade.adapters import load_adapter, save_adapter
+from selfcascade.dataset import TrainingImages
+from selfcascade.distributed import FROZEN_DTYPE, MAX_GRAD_ACCUM, MIXED_PRECISION_CHOICES, layout, rank_seed, start_run
+from selfcascade.hosting import cap
+from selfcascade.models.base import DiffusionModel
+from selfcascade.models.loader import load_model
+from selfcascade.pivot_anchor import clean_estimate
+from selfcascade.presets import request_defaults
+from selfcascade.provenance import public_name
+from selfcascade.sampling import Cancelled
+from selfcascade.stages import InvalidRequest, Size
+from selfcascade.training_clips import TrainingClips, as_clip_sources, refuse_clips
+from selfcascade.training_features import FrozenFeatures, freeze_base_model
+from selfcascade.upsampler import new_upsamplers
 
 CAPTION_DROP = 0.1
 MAX_TRAIN_FRAMES = 64  # frames per training clip (AnimateDiff's motion modules were trained on 16-32)

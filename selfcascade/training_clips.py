@@ -20,10 +20,10 @@ from pathlib import Path
 import torch
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
-from .dataset import (ANIMATED_SUFFIXES, IMAGE_SUFFIXES, at_most_twice_the_detail, crop_box, frame_count,
+from selfcascade.dataset import (ANIMATED_SUFFIXES, IMAGE_SUFFIXES, at_most_twice_the_detail, crop_box, frame_count,
                       image_files, sidecar_caption, to_pixels, training_image)
-from .hosting import cap
-from .stages import InvalidRequest, Size
+from selfcascade.hosting import cap
+from selfcascade.stages import InvalidRequest, Size
 
 VIDEO_TRAIN_SUFFIXES = {".mp4", ".mov", ".webm", ".mkv", ".avi", ".gif", ".webp"}  # GIF, WebP: when animated
 MOVIE_SUFFIXES = VIDEO_TRAIN_SUFFIXES - ANIMATED_SUFFIXES  # always videos, read through moviepy (ffmpeg)

@@ -24,11 +24,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .archive import planned_entries, unpack_training_zip
-from .dataset import IMAGE_SUFFIXES, image_files, sidecar_caption, usable_images
-from .hosting import ON_SPACE, cap
-from .stages import InvalidRequest, Size
-from .training_clips import (MAX_CLIP_FRAMES, MOVIE_SUFFIXES, VIDEO_TRAIN_SUFFIXES, as_clip_sources,
+from selfcascade.archive import planned_entries, unpack_training_zip
+from selfcascade.dataset import IMAGE_SUFFIXES, image_files, sidecar_caption, usable_images
+from selfcascade.hosting import ON_SPACE, cap
+from selfcascade.stages import InvalidRequest, Size
+from selfcascade.training_clips import (MAX_CLIP_FRAMES, MOVIE_SUFFIXES, VIDEO_TRAIN_SUFFIXES, as_clip_sources,
                              training_inputs, usable_clips)
 
 MAX_TRAINING_IMAGES = cap("SELFCASCADE_MAX_TRAIN_IMAGES", 1000, 200)  # all are held in memory while training

@@ -24,10 +24,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .cascade import upsample_pivot
-from .models.base import Conditioning, DiffusionModel
-from .models.vae import encode_mean
-from .upsampler import encoder_skips
+from selfcascade.cascade import upsample_pivot
+from selfcascade.models.base import Conditioning, DiffusionModel
+from selfcascade.models.vae import encode_mean
+from selfcascade.upsampler import encoder_skips
 
 CACHE_MB = int(os.environ.get("SELFCASCADE_TRAIN_CACHE_MB", "1024"))
 

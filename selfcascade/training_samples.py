@@ -16,15 +16,15 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from .adapters import load_adapter
-from .cascade import run
-from .models.base import DiffusionModel
-from .presets import request_defaults
-from .models.video import VideoModel
-from .request import GenerationRequest, VideoRequest
-from .sampling import Cancelled
-from .stages import Size
-from .training import TrainingDone, TrainingRequest, TrainingStep, train
+from selfcascade.adapters import load_adapter
+from selfcascade.cascade import run
+from selfcascade.models.base import DiffusionModel
+from selfcascade.presets import request_defaults
+from selfcascade.models.video import VideoModel
+from selfcascade.request import GenerationRequest, VideoRequest
+from selfcascade.sampling import Cancelled
+from selfcascade.stages import Size
+from selfcascade.training import TrainingDone, TrainingRequest, TrainingStep, train
 
 
 @dataclass

@@ -26,7 +26,7 @@ from diffusers.models.embeddings import get_timestep_embedding
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
-from .adapter_designs import DESIGNS
+from selfcascade.adapter_designs import DESIGNS
 
 
 

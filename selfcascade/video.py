@@ -14,11 +14,11 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from .cascade import Event, Finished, generate
-from .models.base import DiffusionModel
-from .request import VideoRequest
-from .stages import InvalidRequest
-from .video_io import check_video_path, write_video
+from selfcascade.cascade import Event, Finished, generate
+from selfcascade.models.base import DiffusionModel
+from selfcascade.request import VideoRequest
+from selfcascade.stages import InvalidRequest
+from selfcascade.video_io import check_video_path, write_video
 
 
 def generate_video(request: VideoRequest, model: DiffusionModel | None = None,

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .stages import InvalidRequest
+from selfcascade.stages import InvalidRequest
 
 VIDEO_SUFFIXES = (".mp4", ".gif", ".webp")
 COMMENT_LIMIT = 60_000  # characters of JSON in the mp4 comment (ffmpeg's metadata is a command-line argument)

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 import torch
 from PIL import Image
 
-from ..stages import Size
-from .vae import decode_to_uint8, encode_mean, wants_tiles
+from selfcascade.stages import Size
+from selfcascade.models.vae import decode_to_uint8, encode_mean, wants_tiles
 
 
 @dataclass

@@ -20,17 +20,17 @@ from diffusers import (
     TextToVideoSDPipeline,
 )
 
-from .. import hosting
-from ..memory import OutOfMemory, is_out_of_memory, out_of_memory_message, release_memory
-from ..precision import dtype_name, resolve_dtype, vae_dtype
-from ..stages import InvalidRequest
-from .availability import SUPPORTED_TEXT, ModelUnavailable, check_folder, check_hub_model, explain, looks_like_hub_id
-from .base import DiffusionModel
-from .folder_settings import BadFolderSettings, read_folder_settings
-from .placement import OFFLOAD_CHOICES, place, use_sdpa
-from .sdxl import StableDiffusionXLModel
-from .stable_diffusion import StableDiffusionModel
-from .video import AnimateDiffModel, TextToVideoModel
+from selfcascade import hosting
+from selfcascade.memory import OutOfMemory, is_out_of_memory, out_of_memory_message, release_memory
+from selfcascade.precision import dtype_name, resolve_dtype, vae_dtype
+from selfcascade.stages import InvalidRequest
+from selfcascade.models.availability import SUPPORTED_TEXT, ModelUnavailable, check_folder, check_hub_model, explain, looks_like_hub_id
+from selfcascade.models.base import DiffusionModel
+from selfcascade.models.folder_settings import BadFolderSettings, read_folder_settings
+from selfcascade.models.placement import OFFLOAD_CHOICES, place, use_sdpa
+from selfcascade.models.sdxl import StableDiffusionXLModel
+from selfcascade.models.stable_diffusion import StableDiffusionModel
+from selfcascade.models.video import AnimateDiffModel, TextToVideoModel
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 EMBEDDED_MODEL = ASSETS / "shapes-model"

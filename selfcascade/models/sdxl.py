@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import Conditioning, DiffusionModel
+from selfcascade.models.base import Conditioning, DiffusionModel
 
 
 class StableDiffusionXLModel(DiffusionModel):

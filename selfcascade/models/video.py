@@ -19,9 +19,9 @@ import copy
 import torch
 from PIL import Image
 
-from ..stages import InvalidRequest
-from .base import Conditioning, DiffusionModel
-from .motion_text import attach_saved, motion_modules
+from selfcascade.stages import InvalidRequest
+from selfcascade.models.base import Conditioning, DiffusionModel
+from selfcascade.models.motion_text import attach_saved, motion_modules
 
 
 class VideoModel(DiffusionModel):
@@ -138,7 +138,7 @@ class TextToVideoModel(VideoModel):
 
 def check_video_model(model: DiffusionModel, wanted_video: bool) -> None:
     """Refuse an image model for a video request and the reverse, in one sentence."""
-    from ..provenance import public_name
+    from selfcascade.provenance import public_name
 
     is_video = getattr(model, "is_video", False)
     if wanted_video and not is_video:

@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from .background import fit_plane, plane_image
+from selfcascade.shapes.background import fit_plane, plane_image
 
 # Edges are looked at within this many pixels of the object's outline: 2 training pixels (an upscaled
 # edge is up to ~1 training pixel wide) plus a few pixels for a true render's 1-px rim and the probe.

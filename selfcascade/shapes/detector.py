@@ -22,9 +22,9 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from .background import fit_plane, plane_image
-from .outline import OutlineFit, fit_outline, ideal_mask
-from .world import BACKGROUNDS, COLOURS, PromptSpec
+from selfcascade.shapes.background import fit_plane, plane_image
+from selfcascade.shapes.outline import OutlineFit, fit_outline, ideal_mask
+from selfcascade.shapes.world import BACKGROUNDS, COLOURS, PromptSpec
 
 _PALETTE_NAMES = list(COLOURS) + [f"bg:{name}" for name in BACKGROUNDS]
 _PALETTE = np.array(list(COLOURS.values()) + list(BACKGROUNDS.values()), dtype=np.float32)

@@ -18,10 +18,10 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from .background import fit_plane, plane_image
-from .coverage import PROBE_SIGMA, coverage, crop_around, zone_width
-from .detector import classify_shape, segment
-from .world import BACKGROUNDS, PromptSpec, Scene, render, shape_mask
+from selfcascade.shapes.background import fit_plane, plane_image
+from selfcascade.shapes.coverage import PROBE_SIGMA, coverage, crop_around, zone_width
+from selfcascade.shapes.detector import classify_shape, segment
+from selfcascade.shapes.world import BACKGROUNDS, PromptSpec, Scene, render, shape_mask
 
 # For a Gaussian edge, sum of t(1 - t) across it = sigma / sqrt(pi) and its 10%-90% rise = 2.563 sigma,
 # so this factor turns "blend mass per unit of outline" into a 10%-90% width in pixels.

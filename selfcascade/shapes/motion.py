@@ -13,8 +13,8 @@ from dataclasses import replace
 
 from PIL import Image
 
-from ..motion_steering import DIRECTIONS  # one table of directions for the sampler and the shapes world
-from .world import PromptSpec, Scene, caption, parse_prompt, random_scene, render
+from selfcascade.motion_steering import DIRECTIONS  # one table of directions for the sampler and the shapes world
+from selfcascade.shapes.world import PromptSpec, Scene, caption, parse_prompt, random_scene, render
 
 MOTION_WORDS = ("moving", *DIRECTIONS)
 TRAVEL = 0.36  # distance the shape's centre covers over a clip, as a fraction of the image side

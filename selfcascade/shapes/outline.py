@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage, optimize
 
-from .coverage import coverage
+from selfcascade.shapes.coverage import coverage
 
 RAYS = 720  # outline points, one per half degree
 RAY_STEP = 0.25  # px between samples along a ray

@@ -15,7 +15,7 @@ from pathlib import Path
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 from transformers import CLIPTokenizer
 
-from .world import VOCABULARY
+from selfcascade.shapes.world import VOCABULARY
 
 BOS, EOS = "<|startoftext|>", "<|endoftext|>"
 MAX_LENGTH = 16  # the longest grammar prompt is 10 tokens with BOS/EOS

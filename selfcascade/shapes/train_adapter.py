@@ -15,10 +15,10 @@ import random
 import tempfile
 from pathlib import Path
 
-from ..adapter_designs import DEFAULT_DESIGN, DEFAULT_OBJECTIVE, DESIGNS, OBJECTIVES
-from ..stages import InvalidRequest
-from ..training import MAX_TRAIN_FRAMES, MAX_TRAIN_SIDE, TrainingDone, TrainingRequest, TrainingStep, train
-from .world import caption, random_scene, render
+from selfcascade.adapter_designs import DEFAULT_DESIGN, DEFAULT_OBJECTIVE, DESIGNS, OBJECTIVES
+from selfcascade.stages import InvalidRequest
+from selfcascade.training import MAX_TRAIN_FRAMES, MAX_TRAIN_SIDE, TrainingDone, TrainingRequest, TrainingStep, train
+from selfcascade.shapes.world import caption, random_scene, render
 
 
 def _check_render(size: int, frames: int = 1) -> None:
@@ -51,7 +51,7 @@ def render_example_clips(folder: Path, count: int, size: int, frames: int, seed:
     in the .txt of the same name beside it (GIF and WebP writers merge a still clip's identical frames).
     `size` and `frames` are bounded as the training's (training.MAX_TRAIN_SIDE, MAX_TRAIN_FRAMES)."""
     _check_render(size, frames)
-    from .motion import DIRECTIONS, motion_caption, random_clip_scene, render_clip
+    from selfcascade.shapes.motion import DIRECTIONS, motion_caption, random_clip_scene, render_clip
 
     rng = random.Random(seed)
     folder.mkdir(parents=True, exist_ok=True)

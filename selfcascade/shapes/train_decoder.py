@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from diffusers import AutoencoderKL
 from diffusers.optimization import get_cosine_schedule_with_warmup
 
-from .world import random_scene, render
+from selfcascade.shapes.world import random_scene, render
 
 SIZES = (64, 128, 256, 512)
 CROP = 64

@@ -40,13 +40,13 @@ from diffusers.training_utils import EMAModel, compute_snr
 from tqdm.auto import tqdm
 from transformers import CLIPTextConfig, CLIPTextModel
 
-from ..models.folder_settings import write_folder_settings
-from ..pivot_consensus import EMBEDDED_CONSENSUS
-from ..pivot_anchor import EMBEDDED_ANCHOR_SIGMA
-from .tokenizer import build_tokenizer
-from .vae_loss import reconstruction_loss
-from .world import caption, random_scene, render
-from .zoom_crops import zoom_crops
+from selfcascade.models.folder_settings import write_folder_settings
+from selfcascade.pivot_consensus import EMBEDDED_CONSENSUS
+from selfcascade.pivot_anchor import EMBEDDED_ANCHOR_SIGMA
+from selfcascade.shapes.tokenizer import build_tokenizer
+from selfcascade.shapes.vae_loss import reconstruction_loss
+from selfcascade.shapes.world import caption, random_scene, render
+from selfcascade.shapes.zoom_crops import zoom_crops
 
 BASE_SIZE = 64
 CAPTION_DROP = 0.1  # empty captions, so classifier-free guidance has an unconditional model

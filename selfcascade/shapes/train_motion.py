@@ -42,12 +42,12 @@ from diffusers import AnimateDiffPipeline, MotionAdapter, StableDiffusionPipelin
 from diffusers.optimization import get_cosine_schedule_with_warmup
 from diffusers.training_utils import compute_snr
 
-from ..models.folder_settings import write_folder_settings
-from ..pivot_anchor import EMBEDDED_ANCHOR_SIGMA
-from ..models.motion_text import MotionTextConditioning, attach, attach_saved, detach_for_saving
-from ..models.video import contiguous_motion_inputs
-from .motion import DIRECTIONS, MOTION_WORDS, motion_caption, random_clip_scene, render_clip
-from .world import VOCABULARY
+from selfcascade.models.folder_settings import write_folder_settings
+from selfcascade.pivot_anchor import EMBEDDED_ANCHOR_SIGMA
+from selfcascade.models.motion_text import MotionTextConditioning, attach, attach_saved, detach_for_saving
+from selfcascade.models.video import contiguous_motion_inputs
+from selfcascade.shapes.motion import DIRECTIONS, MOTION_WORDS, motion_caption, random_clip_scene, render_clip
+from selfcascade.shapes.world import VOCABULARY
 
 IMAGE_MODEL = Path(__file__).resolve().parents[2] / "assets" / "shapes-model"
 CAPTION_DROP = 0.1  # empty captions, so classifier-free guidance keeps an unconditional model

@@ -22,7 +22,7 @@ import random
 import numpy as np
 import torch
 
-from .world import random_scene, render, shape_mask
+from selfcascade.shapes.world import random_scene, render, shape_mask
 
 CROP = 64
 EDGE_SHARE = 0.8  # crops chosen to cut the object's outline (the rest anywhere: flat regions are data too)

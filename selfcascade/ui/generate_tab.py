@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ..pivot_anchor import DEFAULT_ANCHOR
-from ..pivot_consensus import MAX_CONSENSUS
-from ..models.placement import OFFLOAD_CHOICES
-from ..models.vae import TILING_CHOICES
-from ..precision import DTYPE_CHOICES, FP16_FIX_VAE
-from ..request import MODES, PIVOT_UPSAMPLINGS
-from ..sampling import SCHEDULERS
-from ..upper_stage import DEFAULT_STRATEGY, STRATEGIES
-from . import handlers, sessions
-from .train_handlers import add_uploaded_adapter, adapter_choices
+from selfcascade.pivot_anchor import DEFAULT_ANCHOR
+from selfcascade.pivot_consensus import MAX_CONSENSUS
+from selfcascade.models.placement import OFFLOAD_CHOICES
+from selfcascade.models.vae import TILING_CHOICES
+from selfcascade.precision import DTYPE_CHOICES, FP16_FIX_VAE
+from selfcascade.request import MODES, PIVOT_UPSAMPLINGS
+from selfcascade.sampling import SCHEDULERS
+from selfcascade.upper_stage import DEFAULT_STRATEGY, STRATEGIES
+from selfcascade.ui import handlers, sessions
+from selfcascade.ui.train_handlers import add_uploaded_adapter, adapter_choices
 
 PROMPT_HINT = "a [small|large] <colour> <shape> [on a <background> background]"
 UPPER_HINT = ("hidiffusion-pyramid: frequency-pyramid whose full view runs the UNet's deep blocks at native size "

@@ -14,19 +14,19 @@ from pathlib import Path
 
 import gradio as gr
 
-from ..cascade import Finished, StageDone, StageStarted, StepDone, generate
-from ..estimate import estimate, folder_geometry, is_calibrated
-from ..media import load_user_image, read_png_metadata, save_png
-from ..memory import is_out_of_memory, out_of_memory_message, release_memory
-from ..models.loader import current_model, is_embedded, load_model, resolve
-from ..outputs import OUTPUTS
-from ..presets import load_presets, request_defaults, upper_guidance_of
-from ..preview import quick_preview
-from ..provenance import public_name, request_from_metadata
-from ..request import DEFAULT_MAX_SIDE, GenerationRequest
-from ..sampling import Cancelled
-from ..stages import InvalidRequest
-from . import sessions, visitor_files
+from selfcascade.cascade import Finished, StageDone, StageStarted, StepDone, generate
+from selfcascade.estimate import estimate, folder_geometry, is_calibrated
+from selfcascade.media import load_user_image, read_png_metadata, save_png
+from selfcascade.memory import is_out_of_memory, out_of_memory_message, release_memory
+from selfcascade.models.loader import current_model, is_embedded, load_model, resolve
+from selfcascade.outputs import OUTPUTS
+from selfcascade.presets import load_presets, request_defaults, upper_guidance_of
+from selfcascade.preview import quick_preview
+from selfcascade.provenance import public_name, request_from_metadata
+from selfcascade.request import DEFAULT_MAX_SIDE, GenerationRequest
+from selfcascade.sampling import Cancelled
+from selfcascade.stages import InvalidRequest
+from selfcascade.ui import sessions, visitor_files
 
 GPU_SECONDS = int(os.environ.get("SELFCASCADE_GPU_SECONDS", "120"))  # ZeroGPU time asked for one run
 

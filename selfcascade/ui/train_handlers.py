@@ -9,22 +9,22 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from ..adapter_designs import DEFAULT_DESIGN, DEFAULT_OBJECTIVE
-from ..adapters import check_usable, read_adapter_config
-from ..dataset import sidecar_caption
-from ..models.loader import is_embedded, is_embedded_video, load_model
-from ..outputs import OUTPUTS
-from ..provenance import SHIPPED_ADAPTERS
-from ..sampling import Cancelled
-from ..shapes.train_adapter import render_example_clips, render_examples
-from ..space_policy import check_source
-from ..stages import InvalidRequest
-from ..training import TrainingDone, TrainingRequest, TrainingStep
-from ..training_data import TrainingData, gather_training_clips, gather_training_images
-from ..training_samples import SampleSettings, TrainingSample, samples_left, train_with_samples
-from . import sessions, visitor_files
-from .handlers import number, on_gpu, whole_number
-from .video_handlers import VIDEO_MODEL_CHOICES
+from selfcascade.adapter_designs import DEFAULT_DESIGN, DEFAULT_OBJECTIVE
+from selfcascade.adapters import check_usable, read_adapter_config
+from selfcascade.dataset import sidecar_caption
+from selfcascade.models.loader import is_embedded, is_embedded_video, load_model
+from selfcascade.outputs import OUTPUTS
+from selfcascade.provenance import SHIPPED_ADAPTERS
+from selfcascade.sampling import Cancelled
+from selfcascade.shapes.train_adapter import render_example_clips, render_examples
+from selfcascade.space_policy import check_source
+from selfcascade.stages import InvalidRequest
+from selfcascade.training import TrainingDone, TrainingRequest, TrainingStep
+from selfcascade.training_data import TrainingData, gather_training_clips, gather_training_images
+from selfcascade.training_samples import SampleSettings, TrainingSample, samples_left, train_with_samples
+from selfcascade.ui import sessions, visitor_files
+from selfcascade.ui.handlers import number, on_gpu, whole_number
+from selfcascade.ui.video_handlers import VIDEO_MODEL_CHOICES
 
 TRAIN_GPU_SECONDS = int(os.environ.get("SELFCASCADE_TRAIN_GPU_SECONDS", "300"))  # ZeroGPU time for one training
 SHIPPED_ADAPTER = SHIPPED_ADAPTERS["shapes-adapter"]

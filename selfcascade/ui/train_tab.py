@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ..hosting import ON_SPACE
-from ..adapter_designs import DEFAULT_DESIGN, DEFAULT_OBJECTIVE
-from ..stages import InvalidRequest
-from . import handlers, sessions, visitor_files
-from .train_handlers import (NEW_ADAPTER, add_resume_adapter, adapter_choices, is_video_adapter, resume_choices,
+from selfcascade.hosting import ON_SPACE
+from selfcascade.adapter_designs import DEFAULT_DESIGN, DEFAULT_OBJECTIVE
+from selfcascade.stages import InvalidRequest
+from selfcascade.ui import handlers, sessions, visitor_files
+from selfcascade.ui.train_handlers import (NEW_ADAPTER, add_resume_adapter, adapter_choices, is_video_adapter, resume_choices,
                              train_stream)
-from .video_handlers import VIDEO_MODEL_CHOICES
+from selfcascade.ui.video_handlers import VIDEO_MODEL_CHOICES
 
 # (label, value): what each training objective and upsampler design does, in a user's words
 OBJECTIVE_CHOICES = [("restore what the small size lost (z_t from the up-sampled pivot)", "restore"),

@@ -10,19 +10,19 @@ import time
 
 import gradio as gr
 
-from ..cascade import Finished, StageDone, StageStarted, StepDone
-from ..models.loader import load_model
-from ..models.video import VideoModel
-from ..outputs import OUTPUTS
-from ..preview import quick_preview
-from ..motion_steering import DEFAULT_STEERED_FRACTION, DEFAULT_TRAVEL
-from ..request import DEFAULT_FREE_INIT, VideoRequest
-from ..sampling import Cancelled
-from ..stages import InvalidRequest
-from ..video import generate_video
-from ..video_io import write_video
-from . import sessions, visitor_files
-from .handlers import LIVE_PREVIEW_INTERVAL, model_field, number, on_gpu, optional_number, whole_number
+from selfcascade.cascade import Finished, StageDone, StageStarted, StepDone
+from selfcascade.models.loader import load_model
+from selfcascade.models.video import VideoModel
+from selfcascade.outputs import OUTPUTS
+from selfcascade.preview import quick_preview
+from selfcascade.motion_steering import DEFAULT_STEERED_FRACTION, DEFAULT_TRAVEL
+from selfcascade.request import DEFAULT_FREE_INIT, VideoRequest
+from selfcascade.sampling import Cancelled
+from selfcascade.stages import InvalidRequest
+from selfcascade.video import generate_video
+from selfcascade.video_io import write_video
+from selfcascade.ui import sessions, visitor_files
+from selfcascade.ui.handlers import LIVE_PREVIEW_INTERVAL, model_field, number, on_gpu, optional_number, whole_number
 
 VIDEO_MODEL_CHOICES = [
     ("Embedded shapes-video (64 px, AnimateDiff-style, offline)", "shapes-video"),

@@ -25,15 +25,15 @@ import shutil
 import time
 from pathlib import Path
 
-from .. import hosting
-from ..adapters import WEIGHTS, read_adapter_config
-from ..outputs import OUTPUTS
-from ..provenance import SHIPPED_ADAPTERS
-from ..space_policy import ADAPTER_REFUSAL, check_source
-from ..hosting import MAX_NAME_CHARS
-from ..request import check_text
-from ..stages import InvalidRequest
-from .sessions import session_key
+from selfcascade import hosting
+from selfcascade.adapters import WEIGHTS, read_adapter_config
+from selfcascade.outputs import OUTPUTS
+from selfcascade.provenance import SHIPPED_ADAPTERS
+from selfcascade.space_policy import ADAPTER_REFUSAL, check_source
+from selfcascade.hosting import MAX_NAME_CHARS
+from selfcascade.request import check_text
+from selfcascade.stages import InvalidRequest
+from selfcascade.ui.sessions import session_key
 
 SESSIONS = "sessions"  # the kind of entry in OUTPUTS: one folder per session, pruned as one entry
 SINGLE_FILE = "adapter.safetensors"  # the weights with their config, in every own adapter's folder
