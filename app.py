@@ -9,9 +9,9 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr  # noqa: E402
 from transformers.utils import logging as transformers_logging  # noqa: E402
 
-from selfcascade.hosting import MAX_UPLOAD_MB  # noqa: E402
+from selfcascade.files.hosting import MAX_UPLOAD_MB  # noqa: E402
+from selfcascade.files.outputs import OUTPUTS, start_janitor  # noqa: E402
 from selfcascade.models.loader import load_model  # noqa: E402
-from selfcascade.outputs import OUTPUTS, start_janitor  # noqa: E402
 from selfcascade.ui.generate_tab import build_generate_tab  # noqa: E402
 from selfcascade.ui.handlers import end_session  # noqa: E402
 from selfcascade.ui.train_tab import build_train_tab  # noqa: E402

@@ -29,14 +29,13 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
-from benchmarks.judging import (  # noqa: E402
-    TABLE_HEADER, Tally, contact_sheet, marked, prompt_seed_pairs, size_label, table_row)
-from selfcascade.cascade import run  # noqa: E402
+from benchmarks.judging import TABLE_HEADER, Tally, contact_sheet, marked, prompt_seed_pairs, size_label, table_row  # noqa: E402
+from selfcascade.cascade.pipeline import run  # noqa: E402
+from selfcascade.cascade.presets import request_defaults, upper_guidance_of  # noqa: E402
+from selfcascade.cascade.request import GenerationRequest  # noqa: E402
+from selfcascade.cascade.stages import parse_size  # noqa: E402
+from selfcascade.diffusion.upper_stage import canonical_strategy  # noqa: E402
 from selfcascade.models.loader import load_model  # noqa: E402
-from selfcascade.presets import request_defaults, upper_guidance_of  # noqa: E402
-from selfcascade.request import GenerationRequest  # noqa: E402
-from selfcascade.stages import parse_size  # noqa: E402
-from selfcascade.upper_stage import canonical_strategy  # noqa: E402
 
 ALL_MODES = ("direct", "hires-fix", "tuning-free", "tuned")
 ADAPTER = ROOT / "assets" / "shapes-adapter"
@@ -71,8 +70,8 @@ def baseline_settings(settings: dict, mode: str) -> dict:
 
 def mode_overrides(name: str) -> tuple[str, dict]:
     """'tuning-free@latent' -> ('tuning-free', {'pivot_up': 'latent'}); '@plain' names an upper-stage strategy."""
-    from selfcascade.request import PIVOT_UPSAMPLINGS
-    from selfcascade.upper_stage import STRATEGIES, canonical_strategy
+    from selfcascade.cascade.request import PIVOT_UPSAMPLINGS
+    from selfcascade.diffusion.upper_stage import STRATEGIES, canonical_strategy
 
     mode, _, variant = name.partition("@")
     if not variant:
@@ -119,7 +118,8 @@ def run_size(model, settings: dict, pairs, size: tuple[int, int], modes: tuple[s
     contact_sheet([(f"{shown_size}px {mode}", images) for mode, images in shown.items()],
                   sheet_folder / f"composition_{shown_size}.png")
     if "tuned" in tallies and "tuning-free" in tallies:
-        rows.append(f"| {width}x{height} | tuned / tuning-free time | | {tallies['tuned'].seconds / tallies['tuning-free'].seconds:.2f}x "
+        ratio = tallies['tuned'].seconds / tallies['tuning-free'].seconds
+        rows.append(f"| {width}x{height} | tuned / tuning-free time | | {ratio:.2f}x "
                     "| | | | | | |\n")
     return rows
 

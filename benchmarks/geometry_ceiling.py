@@ -35,11 +35,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.judging import prompt_seed_pairs  # noqa: E402
 from benchmarks.sweep import NUMBERS  # noqa: E402
-from selfcascade.cascade import run  # noqa: E402
+from selfcascade.cascade.pipeline import run  # noqa: E402
+from selfcascade.cascade.presets import request_defaults  # noqa: E402
+from selfcascade.cascade.request import GenerationRequest  # noqa: E402
 from selfcascade.models.loader import load_model  # noqa: E402
 from selfcascade.models.vae import decode_to_uint8, encode_mean  # noqa: E402
-from selfcascade.presets import request_defaults  # noqa: E402
-from selfcascade.request import GenerationRequest  # noqa: E402
 from selfcascade.shapes.detector import check, object_mask  # noqa: E402
 from selfcascade.shapes.world import PromptSpec, random_scene, render  # noqa: E402
 

@@ -27,7 +27,7 @@ from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import selfcascade.cascade as cascade  # noqa: E402
+import selfcascade.cascade.pipeline as cascade  # noqa: E402
 from benchmarks import sweep  # noqa: E402
 
 PLAIN_UPSAMPLE = cascade.upsample_pivot

@@ -12,7 +12,7 @@ size, stage 1 one size-multiple taller (so the pivot is up-sampled, re-noised, a
 upsamplers attach to the real skip layout). Images must come out finite (the NaN/Inf check is part of every
 run). Random weights make the pictures noise: this checks that the code runs on the real layer layout.
 
-Then selfcascade.memory's plan for 2048² and 4096² in float16 on a GPU (the VAE in float32, as its
+Then selfcascade.models.memory's plan for 2048² and 4096² in float16 on a GPU (the VAE in float32, as its
 force_upcast asks), with and without VAE tiling and with model CPU offload, for docs/gpu.md.
 Writes benchmarks/results/real_architectures.md.
 """
@@ -43,16 +43,16 @@ from diffusers import (  # noqa: E402
 )
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection  # noqa: E402
 
-from selfcascade.adapters import save_adapter  # noqa: E402
-from selfcascade.cascade import run  # noqa: E402
-from selfcascade.estimate import memory_plan  # noqa: E402
-from selfcascade.memory import GIB, module_bytes, plan_memory  # noqa: E402
+from selfcascade.adapters.files import save_adapter  # noqa: E402
+from selfcascade.adapters.upsampler import new_upsamplers  # noqa: E402
+from selfcascade.cascade.estimate import memory_plan  # noqa: E402
+from selfcascade.cascade.pipeline import run  # noqa: E402
+from selfcascade.cascade.request import MODES, GenerationRequest  # noqa: E402
+from selfcascade.models.memory import GIB, module_bytes, plan_memory  # noqa: E402
 from selfcascade.models.placement import attention_kinds, use_sdpa  # noqa: E402
 from selfcascade.models.sdxl import StableDiffusionXLModel  # noqa: E402
 from selfcascade.models.stable_diffusion import StableDiffusionModel  # noqa: E402
-from selfcascade.request import MODES, GenerationRequest  # noqa: E402
 from selfcascade.shapes.tokenizer import build_tokenizer  # noqa: E402
-from selfcascade.upsampler import new_upsamplers  # noqa: E402
 
 CONFIGS = ROOT / "configs"
 OUT = ROOT / "benchmarks" / "results" / "real_architectures.md"

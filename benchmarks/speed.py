@@ -28,10 +28,10 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from benchmarks.judging import prompt_seed_pairs  # noqa: E402
-from selfcascade.cascade import run  # noqa: E402
+from selfcascade.cascade.pipeline import run  # noqa: E402
+from selfcascade.cascade.presets import request_defaults  # noqa: E402
+from selfcascade.cascade.request import GenerationRequest  # noqa: E402
 from selfcascade.models.loader import load_model  # noqa: E402
-from selfcascade.presets import request_defaults  # noqa: E402
-from selfcascade.request import GenerationRequest  # noqa: E402
 
 ADAPTER = ROOT / "assets" / "shapes-adapter"
 

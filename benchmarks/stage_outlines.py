@@ -26,10 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.judging import prompt_seed_pairs  # noqa: E402
 from benchmarks.sweep import NUMBERS  # noqa: E402
-from selfcascade.cascade import StageDone, generate  # noqa: E402
+from selfcascade.cascade.pipeline import StageDone, generate  # noqa: E402
+from selfcascade.cascade.presets import request_defaults  # noqa: E402
+from selfcascade.cascade.request import GenerationRequest  # noqa: E402
 from selfcascade.models.loader import load_model  # noqa: E402
-from selfcascade.presets import request_defaults  # noqa: E402
-from selfcascade.request import GenerationRequest  # noqa: E402
 from selfcascade.shapes.detector import check  # noqa: E402
 
 

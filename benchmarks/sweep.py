@@ -35,13 +35,13 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.judging import marked, prompt_seed_pairs  # noqa: E402
-from selfcascade.cascade import run  # noqa: E402
+from selfcascade.cascade.pipeline import run  # noqa: E402
+from selfcascade.cascade.presets import request_defaults  # noqa: E402
+from selfcascade.cascade.request import GenerationRequest  # noqa: E402
+from selfcascade.cascade.stages import parse_size  # noqa: E402
 from selfcascade.models.loader import load_model  # noqa: E402
-from selfcascade.presets import request_defaults  # noqa: E402
-from selfcascade.request import GenerationRequest  # noqa: E402
 from selfcascade.shapes.detector import check  # noqa: E402
 from selfcascade.shapes.edges import measure  # noqa: E402
-from selfcascade.stages import parse_size  # noqa: E402
 
 NUMBERS = {"strength": float, "guidance": float, "anchor": float, "upper_guidance": float, "steps": int,
            "consensus": int}

@@ -13,11 +13,11 @@ after the model was built, and the peak (ru_maxrss: the kernel's record of the p
 size, weights included).
 
 Cases (the same rendered image and caption, t <= K = 0.5 T, v-prediction as SD 2.1):
-- upsamplers: selfcascade.training.train itself with nothing reused (SELFCASCADE_TRAIN_CACHE_MB=0): VAE
+- upsamplers: selfcascade.training.loop.train itself with nothing reused (SELFCASCADE_TRAIN_CACHE_MB=0): VAE
   encodes of the crop and its pivot, the caption, the pivot's encoder pass, the UNet with the residuals,
   backward into phi only, AdamW on phi's 6,460 parameters;
 - upsamplers-reused: the same trainer when the crop and caption were seen before (images at the stage size):
-  the frozen passes are skipped (selfcascade.training_features);
+  the frozen passes are skipped (selfcascade.training.features);
 - full: VAE encode, caption, UNet forward, backward into every UNet weight, AdamW on all of them;
 - full-reused: the same with the crop's latents and the caption's embeddings reused.
 Writes the table to benchmarks/results/training_cost.md (or --out).
@@ -63,7 +63,7 @@ def build_sd21(folder: Path):
 
 def upsampler_steps(model, image: str, size: int, batch: int, count: int) -> list[float]:
     """Seconds of each step of the project's trainer (its events' timestamps)."""
-    from selfcascade.training import TrainingRequest, TrainingStarted, TrainingStep, train
+    from selfcascade.training.loop import TrainingRequest, TrainingStarted, TrainingStep, train
 
     request = TrainingRequest(images=[image], size=(size, size), steps=count, batch=batch, strength=0.5,
                               out=str(Path(image).parent / "adapter"))
@@ -84,9 +84,9 @@ def full_steps(model, image: str, size: int, batch: int, count: int, reuse: bool
     import torch.nn.functional as F
     from diffusers import DDPMScheduler
 
-    from selfcascade.dataset import TrainingImages
     from selfcascade.models.vae import encode_mean
-    from selfcascade.training import diffusion_target
+    from selfcascade.training.data.images import TrainingImages
+    from selfcascade.training.loop import diffusion_target
 
     data = TrainingImages([image], (size, size), model.size_multiple)
     unet = model.unet.requires_grad_(True).train()
@@ -117,8 +117,8 @@ def measure(case: str, size: int, batch: int, steps: int, warmup: int, threads: 
     import psutil
     import torch
 
+    from selfcascade.adapters.upsampler import new_upsamplers
     from selfcascade.shapes.train_adapter import render_examples
-    from selfcascade.upsampler import new_upsamplers
 
     torch.set_num_threads(threads)
     with tempfile.TemporaryDirectory() as scratch:

@@ -29,11 +29,11 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from diffusers import DDPMScheduler  # noqa: E402
 
-from selfcascade.dataset import TrainingImages  # noqa: E402
+from selfcascade.adapters.upsampler import new_upsamplers  # noqa: E402
 from selfcascade.models.loader import load_model  # noqa: E402
 from selfcascade.shapes.train_adapter import render_examples  # noqa: E402
-from selfcascade.training import training_loss  # noqa: E402
-from selfcascade.upsampler import new_upsamplers  # noqa: E402
+from selfcascade.training.data.images import TrainingImages  # noqa: E402
+from selfcascade.training.loop import training_loss  # noqa: E402
 
 
 def full_finetune_loss(model, unet, scheduler, pixels, captions, max_timestep, generator):

@@ -25,11 +25,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import selfcascade.cascade as cascade  # noqa: E402
+import selfcascade.cascade.pipeline as cascade  # noqa: E402
 from benchmarks.video import direction_right, prompts  # noqa: E402
+from selfcascade.cascade.presets import request_defaults  # noqa: E402
+from selfcascade.cascade.request import VideoRequest  # noqa: E402
 from selfcascade.models.loader import load_model  # noqa: E402
-from selfcascade.presets import request_defaults  # noqa: E402
-from selfcascade.request import VideoRequest  # noqa: E402
 from selfcascade.shapes.detector import check, object_mask  # noqa: E402
 from selfcascade.shapes.motion import DIRECTIONS, centroid, clip_unsteady, parse_motion_prompt  # noqa: E402
 

@@ -25,9 +25,9 @@ import torch  # noqa: E402
 from diffusers import UNet2DConditionModel  # noqa: E402
 
 from benchmarks.judging import publish  # noqa: E402
-from selfcascade.adapter_designs import default_width  # noqa: E402
+from selfcascade.adapters.designs import default_width  # noqa: E402
+from selfcascade.adapters.upsampler import new_upsamplers  # noqa: E402
 from selfcascade.models.loader import load_model  # noqa: E402
-from selfcascade.upsampler import new_upsamplers  # noqa: E402
 
 CONFIGS = ROOT / "configs"
 

@@ -1,5 +1,5 @@
 """Peak RAM of the real SDXL VAE architecture decoding 1024², 2048² and 4096², with and without tiles,
-beside the estimate selfcascade.memory makes before a run.
+beside the estimate selfcascade.models.memory makes before a run.
 
     python benchmarks/vae_memory.py                 # all sizes, about an hour on 2 CPU cores
     python benchmarks/vae_memory.py --sizes 1024    # one size
@@ -12,7 +12,7 @@ through the app's own path (selfcascade.models.vae.decode_to_uint8, tiles of TIL
 Method: every case runs in a fresh Python process. It imports torch and diffusers, reads its resident set
 size (RSS) as the baseline, builds the VAE, decodes once, and reports ru_maxrss (the kernel's record of
 the process's peak RSS) minus that baseline: the weights plus everything the decode allocated at its peak.
-The estimate is selfcascade.memory's: weights + vae_decode_bytes. A case whose estimate exceeds this
+The estimate is selfcascade.models.memory's: weights + vae_decode_bytes. A case whose estimate exceeds this
 machine's available RAM is not run (the same refusal a real run gets) and is reported as such.
 Writes benchmarks/results/vae_memory.md, one row at a time, so an interrupted run keeps what it measured;
 rows of sizes not run this time are kept from the file (so sizes can be measured in separate sittings).
@@ -68,7 +68,7 @@ def estimate_one(side: int, tiled: bool) -> int:
     import torch
     from diffusers import AutoencoderKL
 
-    from selfcascade.memory import module_bytes, vae_decode_bytes
+    from selfcascade.models.memory import module_bytes, vae_decode_bytes
 
     with torch.device("meta"):
         vae = AutoencoderKL.from_config(sdxl_vae_config())
@@ -76,7 +76,7 @@ def estimate_one(side: int, tiled: bool) -> int:
 
 
 def run_case(side: int, tiled: bool, available: int, threads: int) -> str:
-    from selfcascade.memory import MARGIN
+    from selfcascade.models.memory import MARGIN
 
     estimate = estimate_one(side, tiled)
     label = f"| {side}x{side} | {'tiled' if tiled else 'untiled'} | {estimate / GIB:.2f} |"
@@ -103,7 +103,7 @@ def main() -> None:
     if args.one:
         print(json.dumps(measure_one(args.one[0], bool(args.one[1]), args.one[2])))
         return
-    from selfcascade.memory import free_memory
+    from selfcascade.models.memory import free_memory
 
     available = free_memory("cpu")
     sizes = [int(s) for s in args.sizes.split(",")]

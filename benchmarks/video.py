@@ -22,9 +22,8 @@ import argparse
 import random
 import sys
 import time
-from pathlib import Path
-
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -33,15 +32,15 @@ from PIL import Image, ImageDraw
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.judging import size_label  # noqa: E402
-from selfcascade.cascade import run  # noqa: E402
-from selfcascade.presets import request_defaults  # noqa: E402
+from selfcascade.cascade.pipeline import run  # noqa: E402
+from selfcascade.cascade.presets import request_defaults  # noqa: E402
+from selfcascade.cascade.request import DEFAULT_FREE_INIT, VideoRequest  # noqa: E402
+from selfcascade.cascade.stages import parse_size  # noqa: E402
+from selfcascade.diffusion.upper_stage import canonical_strategy  # noqa: E402
 from selfcascade.models.loader import load_model  # noqa: E402
-from selfcascade.request import DEFAULT_FREE_INIT, VideoRequest  # noqa: E402
 from selfcascade.shapes.detector import check, object_mask  # noqa: E402
 from selfcascade.shapes.motion import DIRECTIONS, centroid, clip_unsteady, track_follows  # noqa: E402
 from selfcascade.shapes.world import COLOURS, SHAPES  # noqa: E402
-from selfcascade.stages import parse_size  # noqa: E402
-from selfcascade.upper_stage import canonical_strategy  # noqa: E402
 
 ADAPTER = Path(__file__).resolve().parents[1] / "assets" / "shapes-video-adapter"
 
@@ -112,7 +111,7 @@ def main(argv=None) -> None:
                         help="width (latent px) of the anchored band (default: the model's)")
     parser.add_argument("--motion", default=None,
                         help="first-stage motion steering: auto (the prompt's direction; the default), none, or a "
-                             "direction (selfcascade.motion_steering)")
+                             "direction (selfcascade.diffusion.motion_steering)")
     parser.add_argument("--travel", type=float, default=None, help="steered travel, fraction of the side")
     parser.add_argument("--steer", type=float, default=None, help="share of the first stage's steps steered")
     parser.add_argument("--out", default=None, help="also write the table to this .md file")

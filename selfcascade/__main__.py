@@ -2,6 +2,6 @@
 
 import sys
 
-from selfcascade.cli import main
+from selfcascade.ui.cli import main
 
 sys.exit(main())

@@ -8,13 +8,13 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from selfcascade import adapter_checks
-from selfcascade.adapter_checks import expected_tensors
-from selfcascade.adapters import read_adapter_config, save_adapter
-from selfcascade.provenance import SHIPPED_ADAPTERS
-from selfcascade.stages import InvalidRequest
+from selfcascade.adapters import checks as adapter_checks
+from selfcascade.adapters.checks import expected_tensors
+from selfcascade.adapters.files import read_adapter_config, save_adapter
+from selfcascade.adapters.upsampler import FeatureUpsamplers
+from selfcascade.errors import InvalidRequest
+from selfcascade.models.names import SHIPPED_ADAPTERS
 from selfcascade.ui import train_handlers
-from selfcascade.upsampler import FeatureUpsamplers
 
 SHIPPED = SHIPPED_ADAPTERS["shapes-adapter"]
 CONFIG = {k: v for k, v in json.loads((SHIPPED / "config.json").read_text()).items() if not k.startswith("_")}
@@ -74,7 +74,8 @@ def test_hostile_configs_are_refused_before_building(tmp_path, case, monkeypatch
 def test_weights_must_be_what_the_config_builds(tmp_path):
     """A valid config (the shipped one's) with other weights: names, shapes and dtypes come from the header."""
     real = load_file(str(SHIPPED / "adapter.safetensors"))
-    assert "builds 45 weights; the file lacks 44 of them and holds 0 others" in refused(write(tmp_path / "a.safetensors", TINY, CONFIG))
+    message = refused(write(tmp_path / "a.safetensors", TINY, CONFIG))
+    assert "builds 45 weights; the file lacks 44 of them and holds 0 others" in message
     wide = {**real, "levels.0.lift.weight": torch.zeros(8, 32, 5, 5)}
     assert ("levels.0.lift.weight is [8, 32, 5, 5] where its config builds [8, 32, 3, 3]"
             in refused(write(tmp_path / "b.safetensors", wide, CONFIG)))
@@ -143,7 +144,7 @@ def test_the_shipped_adapters_pass():
 
 def test_messages_name_adapters_never_by_server_path(embedded_model, tmp_path):
     """A resume choice pruned meanwhile, or a folder that is no adapter, was reported by its absolute path."""
-    from selfcascade.adapters import load_adapter
+    from selfcascade.adapters.files import load_adapter
 
     (tmp_path / "not-an-adapter").mkdir()
     for path, message in ((tmp_path / "adapter-1", "adapter-1: no such adapter"),

@@ -3,7 +3,7 @@
 import pytest
 from PIL import Image
 
-from selfcascade.media import read_png_metadata
+from selfcascade.files.images import read_png_metadata
 from selfcascade.ui import handlers
 
 from .bad_files import make_bad_image

@@ -1,6 +1,5 @@
 """The launched app, driven through gradio_client as a remote user would."""
 
-import threading
 import time
 
 import pytest

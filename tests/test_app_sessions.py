@@ -8,7 +8,7 @@ import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from selfcascade.media import read_png_metadata
+from selfcascade.files.images import read_png_metadata
 from selfcascade.ui import sessions
 
 from .test_app_server import ARGS
@@ -72,7 +72,7 @@ def test_a_closed_session_stops_its_run_and_frees_its_state(app_url):
 
 
 def test_an_upload_over_the_size_cap_is_refused(app_url, tmp_path):
-    from selfcascade.hosting import MAX_UPLOAD_MB
+    from selfcascade.files.hosting import MAX_UPLOAD_MB
 
     big = tmp_path / "big.png"
     big.write_bytes(b"\0" * (MAX_UPLOAD_MB * 2**20 + 1024))

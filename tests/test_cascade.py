@@ -3,12 +3,11 @@ import threading
 import numpy as np
 import pytest
 
-from selfcascade.cascade import Finished, StageDone, StageStarted, StepDone, generate, run
-from selfcascade.request import GenerationRequest
-from selfcascade.sampling import Cancelled
+from selfcascade.cascade.pipeline import StageDone, StageStarted, StepDone, generate, run
+from selfcascade.cascade.request import GenerationRequest
+from selfcascade.errors import Cancelled, InvalidRequest
 from selfcascade.shapes.detector import check
 from selfcascade.shapes.world import parse_prompt
-from selfcascade.stages import InvalidRequest
 
 
 def request(**overrides):

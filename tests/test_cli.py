@@ -5,7 +5,7 @@ import sys
 import pytest
 from PIL import Image
 
-from selfcascade.media import read_png_metadata
+from selfcascade.files.images import read_png_metadata
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
 
@@ -95,9 +95,9 @@ def test_direct_is_the_papers_plain_baseline_unless_a_strategy_is_asked_for(tmp_
 
 
 def test_direct_requests_leave_the_presets_cascade_settings_out():
-    from selfcascade.cli import _request, build_parser
-    from selfcascade.presets import CASCADE_KEYS, request_defaults
-    from selfcascade.request import GenerationRequest, VideoRequest
+    from selfcascade.cascade.presets import CASCADE_KEYS, request_defaults
+    from selfcascade.cascade.request import GenerationRequest, VideoRequest
+    from selfcascade.ui.cli import _request, build_parser
 
     assert not set(CASCADE_KEYS) & set(request_defaults(None, "direct"))
     assert request_defaults(None, "tuning-free")["upper"] == "hidiffusion-pyramid"  # the cascade keeps them

@@ -22,8 +22,8 @@ def test_weights_are_safetensors_and_small():
 
 
 def test_generates_the_prompt_at_base_size(embedded_model):
-    from selfcascade.cascade import run
-    from selfcascade.request import GenerationRequest
+    from selfcascade.cascade.pipeline import run
+    from selfcascade.cascade.request import GenerationRequest
     from selfcascade.shapes.detector import check
     from selfcascade.shapes.world import parse_prompt
 
@@ -80,9 +80,9 @@ def test_training_script_builds_a_finer_latent_with_a_shifted_schedule(tmp_path)
     scheduler whose SNR is a quarter of Stable Diffusion's at every t, saved so that the folder's samplers use it."""
     import pytest
 
-    from selfcascade.cascade import run
+    from selfcascade.cascade.pipeline import run
+    from selfcascade.cascade.request import GenerationRequest
     from selfcascade.models.loader import load_model
-    from selfcascade.request import GenerationRequest
     from selfcascade.shapes.train_default import main, noise_schedule
 
     plain, shifted = (noise_schedule(shift).alphas_cumprod.double() for shift in (1.0, 4.0))

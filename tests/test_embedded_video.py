@@ -2,13 +2,13 @@
 
 import json
 
+from selfcascade.cascade.request import VideoRequest
+from selfcascade.cascade.video import make_video
+from selfcascade.files.video import describe
 from selfcascade.models.loader import load_model
 from selfcascade.models.video import AnimateDiffModel
-from selfcascade.request import VideoRequest
 from selfcascade.shapes.detector import check
 from selfcascade.shapes.motion import parse_motion_prompt
-from selfcascade.video import make_video
-from selfcascade.video_io import describe
 
 
 def test_embedded_video_model_makes_a_judged_mp4(tmp_path):
@@ -26,8 +26,8 @@ def test_embedded_video_model_makes_a_judged_mp4(tmp_path):
 
 
 def test_tuned_without_an_adapter_uses_the_shipped_video_adapter(tmp_path):
-    from selfcascade.cascade import Finished
-    from selfcascade.video import generate_video
+    from selfcascade.cascade.pipeline import Finished
+    from selfcascade.cascade.video import generate_video
 
     request = VideoRequest("a red circle moving right", 128, 128, frames=2, steps=2, mode="tuned", seed=1)
     assert request.tuned_adapter() == "shapes-video-adapter"

@@ -5,11 +5,11 @@ import pytest
 import torch
 from diffusers import DDIMScheduler
 
-from selfcascade.cascade import StageStarted, StepDone, generate
-from selfcascade.free_init import reinitialised
+from selfcascade.cascade.pipeline import StageStarted, StepDone, generate
+from selfcascade.cascade.request import VideoRequest
+from selfcascade.diffusion.free_init import reinitialised
+from selfcascade.errors import InvalidRequest
 from selfcascade.models.loader import load_model
-from selfcascade.request import VideoRequest
-from selfcascade.stages import InvalidRequest
 from selfcascade.ui import video_handlers
 
 from .tiny_components import save_tiny_animatediff, save_tiny_text_to_video

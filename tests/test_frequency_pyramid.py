@@ -1,10 +1,10 @@
-"""The frequency pyramid (selfcascade.upper_stage.frequency_pyramid): its views and its band algebra."""
+"""The frequency pyramid (selfcascade.diffusion.upper_stage.frequency_pyramid): its views and its band algebra."""
 
 from __future__ import annotations
 
 import torch
 
-from selfcascade.upper_stage import (
+from selfcascade.diffusion.upper_stage import (
     PYRAMID_SIGMA,
     StageContext,
     frequency_pyramid,

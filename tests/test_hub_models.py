@@ -2,9 +2,9 @@
 
 import pytest
 
-from selfcascade.cascade import run
+from selfcascade.cascade.pipeline import run
+from selfcascade.cascade.request import GenerationRequest
 from selfcascade.models.loader import ModelUnavailable, load_model
-from selfcascade.request import GenerationRequest
 
 from .tiny_components import save_tiny_sdxl, save_tiny_stable_diffusion
 

@@ -10,14 +10,23 @@ import torch
 from diffusers import AutoencoderKL
 from diffusers.models.attention_processor import AttnProcessor
 
-from selfcascade import cascade, estimate
-from selfcascade.cascade import StageStarted, generate, run
-from selfcascade.memory import (GIB, MemoryPlan, NotEnoughMemory, OutOfMemory, check_fits, free_memory,
-                                is_out_of_memory, vae_decode_bytes)
+from selfcascade.cascade import estimate
+from selfcascade.cascade import pipeline as cascade
+from selfcascade.cascade.pipeline import generate, run
+from selfcascade.cascade.request import GenerationRequest
 from selfcascade.models.loader import load_model
+from selfcascade.models.memory import (
+    GIB,
+    MemoryPlan,
+    NotEnoughMemory,
+    OutOfMemory,
+    check_fits,
+    free_memory,
+    is_out_of_memory,
+    vae_decode_bytes,
+)
 from selfcascade.models.placement import attention_kinds, use_sdpa, wants_offload
 from selfcascade.models.vae import wants_tiles
-from selfcascade.request import GenerationRequest
 from selfcascade.ui import handlers
 
 from .tiny_components import save_tiny_sdxl

@@ -1,18 +1,23 @@
-"""Motion steering: a video's first stage travels the prompted way (selfcascade.motion_steering)."""
+"""Motion steering: a video's first stage travels the prompted way (selfcascade.diffusion.motion_steering)."""
 
 import pytest
 import torch
 
-from selfcascade.cascade import run
-from selfcascade.cli import main as cli_main
-from selfcascade.motion_steering import (frame_offsets, prompted_direction, track_anchor, translate,
-                                         travelling_copy)
-from selfcascade.presets import request_defaults
-from selfcascade.request import VideoRequest
+from selfcascade.cascade.pipeline import run
+from selfcascade.cascade.presets import request_defaults
+from selfcascade.cascade.request import VideoRequest
+from selfcascade.diffusion.motion_steering import (
+    frame_offsets,
+    prompted_direction,
+    track_anchor,
+    translate,
+    travelling_copy,
+)
+from selfcascade.errors import InvalidRequest
 from selfcascade.shapes.detector import check, object_mask
 from selfcascade.shapes.motion import centroid, parse_motion_prompt, track_follows
-from selfcascade.stages import InvalidRequest
 from selfcascade.ui import video_handlers
+from selfcascade.ui.cli import main as cli_main
 
 
 def _blob(x, y, size=16):

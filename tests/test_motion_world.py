@@ -7,8 +7,16 @@ import numpy as np
 import pytest
 
 from selfcascade.shapes.detector import check, object_mask
-from selfcascade.shapes.motion import (DIRECTIONS, centroid, clip_unsteady, motion_caption, parse_motion_prompt,
-                                       random_clip_scene, render_clip, track_follows)
+from selfcascade.shapes.motion import (
+    DIRECTIONS,
+    centroid,
+    clip_unsteady,
+    motion_caption,
+    parse_motion_prompt,
+    random_clip_scene,
+    render_clip,
+    track_follows,
+)
 from selfcascade.shapes.world import render
 
 

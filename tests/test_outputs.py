@@ -4,7 +4,7 @@ import os
 import time
 from pathlib import Path
 
-from selfcascade.outputs import BoundedFolder
+from selfcascade.files.outputs import BoundedFolder
 
 
 def make(path: Path, size: int, age: float, now: float) -> Path:

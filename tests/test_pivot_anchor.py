@@ -3,14 +3,14 @@
 import pytest
 import torch
 
-from selfcascade import cascade
-from selfcascade.cascade import StageDone, generate, run
-from selfcascade.cli import main as cli_main
-from selfcascade.media import read_png_metadata
-from selfcascade.pivot_anchor import ANCHOR_SIGMA, anchored, clean_estimate, output_for
-from selfcascade.request import GenerationRequest
-from selfcascade.stages import InvalidRequest
-from selfcascade.upper_stage import gaussian_blur
+from selfcascade.cascade import pipeline as cascade
+from selfcascade.cascade.pipeline import StageDone, generate, run
+from selfcascade.cascade.request import GenerationRequest
+from selfcascade.diffusion.anchor import ANCHOR_SIGMA, anchored, clean_estimate, output_for
+from selfcascade.diffusion.upper_stage import gaussian_blur
+from selfcascade.errors import InvalidRequest
+from selfcascade.files.images import read_png_metadata
+from selfcascade.ui.cli import main as cli_main
 
 
 @pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction", "sample"])
@@ -104,7 +104,7 @@ def test_a_narrower_band_keeps_more_of_the_pivot():
 
 
 def test_the_embedded_model_anchors_a_narrower_band_and_records_it(embedded_model):
-    from selfcascade.pivot_anchor import EMBEDDED_ANCHOR_SIGMA
+    from selfcascade.diffusion.anchor import EMBEDDED_ANCHOR_SIGMA
 
     assert embedded_model.default_anchor_sigma == EMBEDDED_ANCHOR_SIGMA < ANCHOR_SIGMA
     pixel = run(GenerationRequest("a red circle", 128, 128, steps=4, pivot_up="pixel"), embedded_model,
@@ -121,10 +121,10 @@ def test_a_copy_of_the_embedded_model_keeps_its_band_and_a_bad_settings_file_is_
     loaded by --model DIR was once measured with the hub models' 2.0 px band."""
     import shutil
 
+    from selfcascade.diffusion.anchor import EMBEDDED_ANCHOR_SIGMA
+    from selfcascade.errors import InvalidRequest
     from selfcascade.models.folder_settings import SETTINGS_FILE, read_folder_settings
     from selfcascade.models.loader import EMBEDDED_MODEL, load_model
-    from selfcascade.pivot_anchor import EMBEDDED_ANCHOR_SIGMA
-    from selfcascade.stages import InvalidRequest
 
     copy = tmp_path / "my-shapes-copy"
     shutil.copytree(EMBEDDED_MODEL, copy)
@@ -140,9 +140,9 @@ def test_a_copy_of_the_embedded_model_keeps_its_band_and_a_bad_settings_file_is_
 
 
 def test_embedded_image_and_video_models_anchor_at_their_measured_weights():
-    from selfcascade.cli import _request, build_parser
-    from selfcascade.presets import EMBEDDED_VIDEO_ANCHOR, request_defaults
-    from selfcascade.request import VideoRequest
+    from selfcascade.cascade.presets import EMBEDDED_VIDEO_ANCHOR, request_defaults
+    from selfcascade.cascade.request import VideoRequest
+    from selfcascade.ui.cli import _request, build_parser
 
     assert request_defaults(None)["anchor"] == 0.5  # the image presets' (docs/method.md, Pivot anchoring)
     assert request_defaults("shapes-video")["anchor"] == EMBEDDED_VIDEO_ANCHOR == 0.75
@@ -158,8 +158,8 @@ def test_embedded_image_and_video_models_anchor_at_their_measured_weights():
 
 
 def test_training_samples_of_the_embedded_video_model_anchor_like_its_videos():
-    from selfcascade.presets import EMBEDDED_VIDEO_ANCHOR
-    from selfcascade.training_samples import SampleSettings
+    from selfcascade.cascade.presets import EMBEDDED_VIDEO_ANCHOR
+    from selfcascade.training.samples import SampleSettings
 
     assert SampleSettings("a red circle moving up", (128, 128), frames=4).request(None).anchor == EMBEDDED_VIDEO_ANCHOR
     assert SampleSettings("a red circle", (128, 128)).request(None).anchor == 0.5

@@ -4,10 +4,10 @@ import pytest
 import torch
 from diffusers import DDPMScheduler
 
-from selfcascade.cascade import StageDone, generate, run
-from selfcascade.pivot_consensus import EMBEDDED_CONSENSUS, MAX_CONSENSUS, consensus_latents
-from selfcascade.request import GenerationRequest, VideoRequest
-from selfcascade.stages import InvalidRequest
+from selfcascade.cascade.pipeline import StageDone, generate, run
+from selfcascade.cascade.request import GenerationRequest, VideoRequest
+from selfcascade.diffusion.consensus import EMBEDDED_CONSENSUS, MAX_CONSENSUS, consensus_latents
+from selfcascade.errors import InvalidRequest
 
 
 def constant_estimate_predictor(clean: torch.Tensor, scheduler):
@@ -67,8 +67,8 @@ def test_the_embedded_model_averages_its_first_stage_and_records_it(embedded_mod
 
 
 def test_videos_hand_on_their_first_stage_as_sampled(capsys):
-    from selfcascade.cli import main
     from selfcascade.models.loader import load_model
+    from selfcascade.ui.cli import main
 
     request = VideoRequest("a red circle moving right", 128, 128, frames=2, steps=2, consensus=4)
     assert run(request, load_model("shapes-video"), previews=False).metadata["pivot_consensus"] == 0
@@ -84,8 +84,8 @@ def test_a_bad_consensus_is_refused_with_its_range(value):
 
 
 def test_cli_and_presets_set_the_consensus(capsys):
-    from selfcascade.cli import _request, build_parser, main
-    from selfcascade.presets import request_defaults
+    from selfcascade.cascade.presets import request_defaults
+    from selfcascade.ui.cli import _request, build_parser, main
 
     assert request_defaults(None)["consensus"] == EMBEDDED_CONSENSUS  # the embedded model's presets
     assert request_defaults("some-org/some-hub-model")["consensus"] == 0  # unmeasured on hub models: off

@@ -6,12 +6,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from selfcascade.cascade import run, upsample_pivot
-from selfcascade.cli import _request, build_parser
-from selfcascade.presets import request_defaults
-from selfcascade.request import GenerationRequest, VideoRequest
-from selfcascade.stages import InvalidRequest
+from selfcascade.cascade.pipeline import run, upsample_pivot
+from selfcascade.cascade.presets import request_defaults
+from selfcascade.cascade.request import GenerationRequest, VideoRequest
+from selfcascade.errors import InvalidRequest
 from selfcascade.ui import handlers, video_handlers
+from selfcascade.ui.cli import _request, build_parser
 
 
 def request(**overrides):

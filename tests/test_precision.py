@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from selfcascade.adapters import save_adapter
-from selfcascade.cascade import run
+from selfcascade.adapters.files import save_adapter
+from selfcascade.adapters.upsampler import new_upsamplers
+from selfcascade.cascade.pipeline import run
+from selfcascade.cascade.request import GenerationRequest
+from selfcascade.errors import InvalidRequest
 from selfcascade.models.loader import load_model
-from selfcascade.precision import NonFiniteResult, resolve_dtype
-from selfcascade.request import GenerationRequest
-from selfcascade.stages import InvalidRequest
-from selfcascade.upsampler import new_upsamplers
+from selfcascade.models.precision import NonFiniteResult, resolve_dtype
 
 from .tiny_components import make_vae_overflow_in_float16, save_tiny_sdxl, save_tiny_stable_diffusion
 

@@ -9,9 +9,9 @@ import sys
 
 import torch
 
-from selfcascade.cascade import StageDone, StageStarted, StepDone
-from selfcascade.progress import StageProgress, TrainProgress, progress_mode
-from selfcascade.training import TrainingStep
+from selfcascade.cascade.pipeline import StageDone, StageStarted, StepDone
+from selfcascade.training.loop import TrainingStep
+from selfcascade.ui.progress import StageProgress, TrainProgress, progress_mode
 
 
 class Terminal(io.StringIO):

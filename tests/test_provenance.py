@@ -5,11 +5,12 @@ from pathlib import Path
 
 from PIL import Image
 
-from selfcascade.cascade import run
-from selfcascade.media import read_png_metadata, save_png
+from selfcascade.cascade.pipeline import run
+from selfcascade.cascade.record import request_from_metadata
+from selfcascade.cascade.request import GenerationRequest
+from selfcascade.files.images import read_png_metadata, save_png
 from selfcascade.models.loader import ASSETS, EMBEDDED_MODEL
-from selfcascade.provenance import SHIPPED_ADAPTER, public_name, request_from_metadata
-from selfcascade.request import GenerationRequest
+from selfcascade.models.names import SHIPPED_ADAPTER, public_name
 from selfcascade.ui.handlers import FORM, generate_stream, reuse_settings
 
 

@@ -3,7 +3,7 @@ the base latent size. Slow (minutes per architecture on 2 CPU cores): `python -m
 
 import pytest
 
-from selfcascade.request import MODES
+from selfcascade.cascade.request import MODES
 
 pytestmark = pytest.mark.slow
 

@@ -1,14 +1,15 @@
-"""RAU-Net calls (selfcascade.resolution_aware): deep blocks at native size, hooks removed, tuned residuals fit."""
+"""RAU-Net calls (selfcascade.diffusion.resolution_aware): deep blocks at native size, hooks removed, tuned
+residuals fit."""
 
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from selfcascade.cascade import run
-from selfcascade.request import GenerationRequest
-from selfcascade.resolution_aware import resolution_aware, resolution_aware_call
-from selfcascade.upper_stage import StageContext
+from selfcascade.cascade.pipeline import run
+from selfcascade.cascade.request import GenerationRequest
+from selfcascade.diffusion.resolution_aware import resolution_aware, resolution_aware_call
+from selfcascade.diffusion.upper_stage import StageContext
 
 ADAPTER = Path(__file__).resolve().parents[1] / "assets" / "shapes-adapter"
 

@@ -7,15 +7,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from selfcascade.adapters import load_adapter
-from selfcascade.cascade import run, upsample_pivot
-from selfcascade.dataset import TrainingImages
+from selfcascade.adapters.files import load_adapter
+from selfcascade.cascade.pipeline import run, upsample_pivot
+from selfcascade.cascade.request import GenerationRequest
+from selfcascade.errors import InvalidRequest
 from selfcascade.models.vae import encode_mean
-from selfcascade.request import GenerationRequest
 from selfcascade.shapes.train_adapter import render_examples
-from selfcascade.stages import InvalidRequest
-from selfcascade.training import TrainingDone, TrainingRequest, restored_with, train
-from selfcascade.training_features import FrozenFeatures
+from selfcascade.training.data.images import TrainingImages
+from selfcascade.training.features import FrozenFeatures
+from selfcascade.training.loop import TrainingDone, TrainingRequest, restored_with, train
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 import torch
 
-from selfcascade.sampling import make_scheduler, renoise, schedule
+from selfcascade.diffusion.sampling import make_scheduler, renoise, schedule
 
 
 def test_renoise_is_the_forward_process(embedded_model):
@@ -24,7 +24,7 @@ def test_strength_picks_the_paper_k(embedded_model):
 
 
 def test_every_listed_scheduler_runs_a_strength_schedule(embedded_model):
-    from selfcascade.sampling import SCHEDULERS
+    from selfcascade.diffusion.sampling import SCHEDULERS
 
     for name in SCHEDULERS:
         scheduler = make_scheduler(embedded_model, name)

@@ -10,7 +10,7 @@ SCRIPT = """
 import json, os
 os.chdir({root!r})  # where a Space runs the app: its relative folders are the checkout's
 from selfcascade.models.loader import EMBEDDED_MODEL
-from selfcascade.provenance import SHIPPED_ADAPTERS
+from selfcascade.models.names import SHIPPED_ADAPTERS
 from selfcascade.ui import train_handlers
 from selfcascade.ui.handlers import compare, generate_stream
 from selfcascade.ui.video_handlers import video_stream

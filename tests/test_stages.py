@@ -1,6 +1,7 @@
 import pytest
 
-from selfcascade.stages import InvalidRequest, parse_size, parse_stage_list, plan_stages
+from selfcascade.cascade.stages import parse_size, parse_stage_list, plan_stages
+from selfcascade.errors import InvalidRequest
 
 
 def chain(base, target, multiple=16, stages=None):

@@ -9,12 +9,12 @@ import torch
 from diffusers import UNet2DConditionModel
 from safetensors.torch import save_file
 
-from selfcascade.adapters import load_adapter, save_adapter
-from selfcascade.cascade import run as run_cascade
-from selfcascade.request import GenerationRequest
-from selfcascade.training import TrainingRequest, train
+from selfcascade.adapters.files import load_adapter, save_adapter
+from selfcascade.adapters.upsampler import new_upsamplers
+from selfcascade.cascade.pipeline import run as run_cascade
+from selfcascade.cascade.request import GenerationRequest
+from selfcascade.training.loop import TrainingRequest, train
 from selfcascade.ui import sessions, train_handlers
-from selfcascade.upsampler import new_upsamplers
 
 from .bad_files import make_bad_image, png_bytes, write_zip
 

@@ -12,12 +12,12 @@ import torch
 from PIL import Image
 from safetensors import safe_open
 
-from selfcascade.adapters import load_adapter
-from selfcascade.dataset import TrainingImages
+from selfcascade.adapters.files import load_adapter
+from selfcascade.errors import InvalidRequest
 from selfcascade.shapes.train_adapter import render_examples
-from selfcascade.stages import InvalidRequest
-from selfcascade.training import TrainingDone, TrainingRequest, TrainingStarted, TrainingStep, train
-from selfcascade.training_features import FrozenFeatures
+from selfcascade.training.data.images import TrainingImages
+from selfcascade.training.features import FrozenFeatures
+from selfcascade.training.loop import TrainingDone, TrainingRequest, TrainingStarted, TrainingStep, train
 
 
 @pytest.fixture(scope="module")

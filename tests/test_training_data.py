@@ -6,10 +6,11 @@ import zipfile
 import pytest
 from PIL import Image
 
-from selfcascade import archive, training_data
-from selfcascade.dataset import sidecar_caption
-from selfcascade.stages import InvalidRequest
-from selfcascade.training_data import gather_training_images
+from selfcascade.errors import InvalidRequest
+from selfcascade.training.data import archive
+from selfcascade.training.data import uploads as training_data
+from selfcascade.training.data.images import sidecar_caption
+from selfcascade.training.data.uploads import gather_training_images
 
 from .bad_files import png_bytes, write_zip
 

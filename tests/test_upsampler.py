@@ -8,15 +8,15 @@ import pytest
 import torch
 from diffusers import UNet2DConditionModel
 
-from selfcascade.adapters import load_adapter, save_adapter
-from selfcascade.cascade import run
+from selfcascade.adapters.designs import default_width
+from selfcascade.adapters.files import load_adapter, save_adapter
+from selfcascade.adapters.upsampler import new_upsamplers, skip_layout
+from selfcascade.cascade.pipeline import run
+from selfcascade.cascade.request import GenerationRequest
+from selfcascade.errors import InvalidRequest
 from selfcascade.models.loader import load_pipeline
 from selfcascade.models.sdxl import StableDiffusionXLModel
 from selfcascade.models.stable_diffusion import StableDiffusionModel
-from selfcascade.request import GenerationRequest
-from selfcascade.stages import InvalidRequest
-from selfcascade.adapter_designs import default_width
-from selfcascade.upsampler import new_upsamplers, skip_layout
 
 from .tiny_components import save_tiny_sdxl, save_tiny_stable_diffusion
 
@@ -45,13 +45,13 @@ def test_tiny_on_the_real_architectures(name, levels):
 def test_skip_layout_matches_the_unet(embedded_model):
     channels, levels, indices = skip_layout(embedded_model.unet)
     latents = torch.zeros(1, 4, 32, 32)
-    from selfcascade.upsampler import encoder_skips
+    from selfcascade.adapters.upsampler import encoder_skips
 
     conditioning = embedded_model.encode_prompt("a red circle", "", guided=False)
     skips = encoder_skips(embedded_model, latents, torch.tensor(500), conditioning)
     assert [s.shape[1] for s in skips] == channels
     assert [s.shape[-1] for s in skips] == [32 // 2**level for level in levels]
-    assert indices == [max(i for i, l in enumerate(levels) if l == n) for n in range(max(levels) + 1)]
+    assert indices == [max(i for i, level in enumerate(levels) if level == n) for n in range(max(levels) + 1)]
 
 
 def test_untrained_adapter_reproduces_tuning_free_exactly(embedded_model, tmp_path):
@@ -99,7 +99,8 @@ def test_adapter_round_trip_and_refusals(embedded_model, tmp_path):
 
 def test_adapters_of_another_family_or_latent_layout_are_refused(embedded_model, tmp_path):
     """Each mismatch is one message naming both sides by their public names; nothing crashes later."""
-    sdxl = StableDiffusionXLModel(load_pipeline(str(save_tiny_sdxl(tmp_path)), torch.float32), str(tmp_path / "tiny-sdxl"))
+    pipeline = load_pipeline(str(save_tiny_sdxl(tmp_path)), torch.float32)
+    sdxl = StableDiffusionXLModel(pipeline, str(tmp_path / "tiny-sdxl"))
     sd = StableDiffusionModel(load_pipeline(str(save_tiny_stable_diffusion(tmp_path)), torch.float32),
                               str(tmp_path / "tiny-sd"))
     folders = {model: save_adapter(new_upsamplers(model.unet, model.name), tmp_path / f"for-{index}", (128, 128),
@@ -109,7 +110,8 @@ def test_adapters_of_another_family_or_latent_layout_are_refused(embedded_model,
     relabelled.register_to_config(latent_channels=16)  # as trained on a 16-channel latent space (SD3, Flux)
     sixteen = save_adapter(relabelled, tmp_path / "sixteen", (128, 128))
     cases = [
-        (folders[sdxl], embedded_model, r"trained for tiny-sdxl \(SDXL\), not for embedded \(Stable Diffusion 1.x/2.x\)"),
+        (folders[sdxl], embedded_model,
+         r"trained for tiny-sdxl \(SDXL\), not for embedded \(Stable Diffusion 1.x/2.x\)"),
         (folders[embedded_model] / "adapter.safetensors", sdxl, r"trained for embedded \(Stable Diffusion 1.x/2.x\), "
                                                                 r"not for tiny-sdxl \(SDXL\)"),
         (folders[sd], embedded_model, r"trained for tiny-sd, whose UNet skip channels are \[32, 32, 32, 64\]; "
@@ -128,7 +130,7 @@ def test_adapters_of_another_family_or_latent_layout_are_refused(embedded_model,
 
 def test_tuned_runs_the_pivot_encoder_once_per_upper_stage(embedded_model, tmp_path, monkeypatch):
     """Eq. 6 takes the clean pivot's features h_{n,0}: one encoder pass per stage, not one per step."""
-    import selfcascade.cascade as cascade
+    import selfcascade.cascade.pipeline as cascade
 
     calls = []
     real = cascade.encoder_skips

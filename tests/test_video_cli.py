@@ -8,7 +8,7 @@ import sys
 import pytest
 from PIL import Image
 
-from selfcascade.video_io import describe
+from selfcascade.files.video import describe
 
 from .tiny_components import save_tiny_animatediff
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from selfcascade.stages import InvalidRequest
-from selfcascade.video_io import describe, write_video
+from selfcascade.errors import InvalidRequest
+from selfcascade.files.video import describe, write_video
 
 
 def moving_square(frames=5, size=(64, 48)):

@@ -5,14 +5,14 @@ import numpy as np
 import pytest
 import torch
 
-from selfcascade.adapters import save_adapter
-from selfcascade.cascade import StageDone, generate, run
+from selfcascade.adapters.files import save_adapter
+from selfcascade.adapters.upsampler import new_upsamplers
+from selfcascade.cascade.pipeline import StageDone, generate, run
+from selfcascade.cascade.request import GenerationRequest, VideoRequest
+from selfcascade.diffusion.upper_stage import STRATEGIES, from_sublattices, to_sublattices
+from selfcascade.errors import InvalidRequest
 from selfcascade.models.loader import load_model
 from selfcascade.models.video import AnimateDiffModel, TextToVideoModel, VideoModel
-from selfcascade.request import GenerationRequest, VideoRequest
-from selfcascade.stages import InvalidRequest
-from selfcascade.upper_stage import STRATEGIES, from_sublattices, to_sublattices
-from selfcascade.upsampler import new_upsamplers
 
 from .tiny_components import save_tiny_animatediff, save_tiny_stable_diffusion, save_tiny_text_to_video
 

@@ -1,13 +1,12 @@
 """The Video tab's handler without a browser: stage strips stream, the mp4 plays, bad input is one line, Stop works."""
 
-import threading
 
 import pytest
 
+from selfcascade.files.video import describe
 from selfcascade.models.loader import EMBEDDED_MODEL
 from selfcascade.ui import sessions
 from selfcascade.ui.video_handlers import video_stream
-from selfcascade.video_io import describe
 
 from .tiny_components import save_tiny_text_to_video
 
@@ -36,7 +35,8 @@ def test_stream_shows_stage_strips_then_a_playable_mp4(tiny_video):
 
 
 @pytest.mark.parametrize("overrides, message", [({"frames": 0}, "frames"), ({"fps": 0}, "fps"),
-                                                ({"width": 127}, "even"), ({"model": str(EMBEDDED_MODEL)}, "image model")])
+                                                ({"width": 127}, "even"),
+                                                ({"model": str(EMBEDDED_MODEL)}, "image model")])
 def test_bad_input_is_one_message(tiny_video, overrides, message):
     status = list(video_stream(*values(tiny_video, **overrides)))[-1][0]
     assert status.startswith("**Not run:**") and message in status

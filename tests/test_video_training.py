@@ -8,19 +8,19 @@ import pytest
 import torch
 from PIL import Image
 
-from selfcascade.adapters import read_adapter_config
-from selfcascade.cli import main as cli_main
+from selfcascade.adapters.files import read_adapter_config
+from selfcascade.cascade.request import VideoRequest
+from selfcascade.cascade.video import make_video
+from selfcascade.errors import InvalidRequest
+from selfcascade.files.video import write_video
 from selfcascade.models.loader import load_model
-from selfcascade.request import VideoRequest
 from selfcascade.shapes.motion import random_clip_scene, render_clip
 from selfcascade.shapes.train_adapter import render_example_clips
-from selfcascade.stages import InvalidRequest
-from selfcascade.training import TrainingRequest, train
-from selfcascade.training_clips import TrainingClips, as_clip_sources, read_clip
-from selfcascade.training_features import FrozenFeatures
+from selfcascade.training.data.clips import TrainingClips, as_clip_sources, read_clip
+from selfcascade.training.features import FrozenFeatures
+from selfcascade.training.loop import TrainingRequest, train
 from selfcascade.ui import train_handlers
-from selfcascade.video import make_video
-from selfcascade.video_io import write_video
+from selfcascade.ui.cli import main as cli_main
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 

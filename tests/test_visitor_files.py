@@ -8,12 +8,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from selfcascade import hosting
-from selfcascade.outputs import OUTPUTS
-from selfcascade.provenance import SHIPPED_ADAPTERS
-from selfcascade.space_policy import ADAPTER_REFUSAL
-from selfcascade.stages import InvalidRequest
+from selfcascade.errors import InvalidRequest
+from selfcascade.files import hosting
+from selfcascade.files.outputs import OUTPUTS
+from selfcascade.models.names import SHIPPED_ADAPTERS
 from selfcascade.ui import handlers, train_handlers, visitor_files
+from selfcascade.ui.space_policy import ADAPTER_REFUSAL
 from selfcascade.ui.train_tab import use_adapter
 
 ROOT = Path(__file__).resolve().parents[1]

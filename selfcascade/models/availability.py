@@ -24,7 +24,7 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
-from selfcascade.stages import InvalidRequest
+from selfcascade.errors import InvalidRequest
 
 INDEX = "model_index.json"
 SUPPORTED_TEXT = ("Stable Diffusion 1.x/2.x, SDXL, AnimateDiff, ModelScope text-to-video and the embedded "

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 import torch
 from PIL import Image
 
-from selfcascade.stages import Size
 from selfcascade.models.vae import decode_to_uint8, encode_mean, wants_tiles
 
 
@@ -44,15 +43,15 @@ class Conditioning:
 class DiffusionModel(ABC):
     """A loaded base model (a diffusers pipeline), frozen, ready for the cascade."""
 
-    # How stages above the training size predict noise (selfcascade.upper_stage); chosen per family by
+    # How stages above the training size predict noise (selfcascade.diffusion.upper_stage); chosen per family by
     # benchmarks/upper_stage.py where it can be measured (the embedded model), else by analogy.
     default_upper_stage = "frequency-pyramid"
-    # Weight of the pivot's low band at upper stages (selfcascade.pivot_anchor), measured the same way.
+    # Weight of the pivot's low band at upper stages (selfcascade.diffusion.anchor), measured the same way.
     default_anchor = 1.0
     # Width (latent px) of that low band; None: pivot_anchor.ANCHOR_SIGMA. The loader narrows it for the
     # embedded models, where it was measured (pivot_anchor.EMBEDDED_ANCHOR_SIGMA).
     default_anchor_sigma: float | None = None
-    # Clean estimates of the first stage averaged into its pivot (selfcascade.pivot_consensus); 0: off. Set
+    # Clean estimates of the first stage averaged into its pivot (selfcascade.diffusion.consensus); 0: off. Set
     # from the folder's selfcascade.json, where it was measured (the embedded image model: 4).
     default_consensus = 0
     is_video = False  # video families (models/video.py) fold frames into the batch
@@ -71,7 +70,7 @@ class DiffusionModel(ABC):
         self.scheduler_config = dict(pipeline.scheduler.config)
 
     @property
-    def base_size(self) -> Size:
+    def base_size(self) -> tuple[int, int]:
         """The (width, height) the model was trained at (its UNet's sample size in pixels)."""
         side = self.unet.config.sample_size * self.vae_scale_factor
         return side, side
@@ -106,7 +105,7 @@ class DiffusionModel(ABC):
     def dtype(self) -> torch.dtype:
         return next(self.unet.parameters()).dtype
 
-    def latent_shape(self, size: Size, batch: int = 1) -> tuple[int, ...]:
+    def latent_shape(self, size: tuple[int, int], batch: int = 1) -> tuple[int, ...]:
         return (batch, self.unet.config.in_channels, size[1] // self.vae_scale_factor,
                 size[0] // self.vae_scale_factor)
 

@@ -1,7 +1,7 @@
 """Cascade settings a model folder carries for itself: `selfcascade.json` beside its `model_index.json`.
 
 Some settings were measured on a particular model, not on its family: the embedded shapes model anchors a
-band of 0.7 latent pixels, where hub models need 2.0 (selfcascade.pivot_anchor). Tying such a setting to the
+band of 0.7 latent pixels, where hub models need 2.0 (selfcascade.diffusion.anchor). Tying such a setting to the
 shipped folder's path gave every retrained copy (`train_default --out DIR`, then `--model DIR`) the hub band
 without a word, and measured the copy wrong (docs/experiments.md, "Where the refined model's lumps come
 from"). The folder says it instead, and the trainers write it into every model they save.

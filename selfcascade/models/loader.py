@@ -1,7 +1,7 @@
 """Load a base model by hub id or local path into the right family; the embedded default by default.
 
 One model is held in memory at a time (a second load replaces the first): hub models are gigabytes. How it
-is held is part of its identity: dtype (selfcascade.precision), an optional replacement VAE (e.g. the
+is held is part of its identity: dtype (selfcascade.models.precision), an optional replacement VAE (e.g. the
 fp16-fix one) and model CPU offload (selfcascade.models.placement).
 """
 
@@ -20,45 +20,38 @@ from diffusers import (
     TextToVideoSDPipeline,
 )
 
-from selfcascade import hosting
-from selfcascade.memory import OutOfMemory, is_out_of_memory, out_of_memory_message, release_memory
-from selfcascade.precision import dtype_name, resolve_dtype, vae_dtype
-from selfcascade.stages import InvalidRequest
-from selfcascade.models.availability import SUPPORTED_TEXT, ModelUnavailable, check_folder, check_hub_model, explain, looks_like_hub_id
+from selfcascade.errors import InvalidRequest
+from selfcascade.files import hosting
+from selfcascade.models.availability import (
+    SUPPORTED_TEXT,
+    ModelUnavailable,
+    check_folder,
+    check_hub_model,
+    explain,
+    looks_like_hub_id,
+)
 from selfcascade.models.base import DiffusionModel
 from selfcascade.models.folder_settings import BadFolderSettings, read_folder_settings
+from selfcascade.models.memory import OutOfMemory, is_out_of_memory, out_of_memory_message, release_memory
+from selfcascade.models.names import (  # noqa: F401 (is_embedded_video, EMBEDDED_*: part of the loader's API)
+    ASSETS,
+    EMBEDDED_MODEL,
+    EMBEDDED_VIDEO_MODEL,
+    is_embedded,
+    is_embedded_video,
+    resolve,
+)
 from selfcascade.models.placement import OFFLOAD_CHOICES, place, use_sdpa
+from selfcascade.models.precision import dtype_name, resolve_dtype, vae_dtype
 from selfcascade.models.sdxl import StableDiffusionXLModel
 from selfcascade.models.stable_diffusion import StableDiffusionModel
 from selfcascade.models.video import AnimateDiffModel, TextToVideoModel
-
-ASSETS = Path(__file__).resolve().parents[2] / "assets"
-EMBEDDED_MODEL = ASSETS / "shapes-model"
-EMBEDDED_NAMES = {"", "shapes", "embedded", "default"}
-EMBEDDED_VIDEO_MODEL = ASSETS / "shapes-video"
-EMBEDDED_VIDEO_NAMES = {"shapes-video", "embedded-video"}
 
 _lock = threading.Lock()
 _loaded: DiffusionModel | None = None
 
 SUPPORTED_PIPELINES = ("StableDiffusionPipeline", "StableDiffusionXLPipeline",  # model_index.json _class_name
                        "AnimateDiffPipeline", "TextToVideoSDPipeline")
-
-
-def is_embedded(model_id: str | None) -> bool:
-    return model_id is None or model_id.strip().lower() in EMBEDDED_NAMES
-
-
-def is_embedded_video(model_id: str | None) -> bool:
-    return model_id is not None and model_id.strip().lower() in EMBEDDED_VIDEO_NAMES
-
-
-def resolve(model_id: str | None) -> str:
-    """The id or path to load: None and the embedded aliases mean the shipped shapes model (image), the
-    video aliases the shipped shapes-video model."""
-    if is_embedded_video(model_id):
-        return str(EMBEDDED_VIDEO_MODEL)
-    return str(EMBEDDED_MODEL) if is_embedded(model_id) else model_id.strip()
 
 
 def current_model(model_id: str | None) -> DiffusionModel | None:
@@ -90,7 +83,7 @@ def _apply_folder_settings(model: DiffusionModel, settings: dict) -> None:
 def _is_hub_id(name: str) -> bool:
     """Whether to load `name` from the hub. Locally an existing folder wins (owner/name may be a relative folder);
     on a Space the text alone decides, so a visitor's owner/name never reads a relative folder of that name
-    (selfcascade.space_policy)."""
+    (selfcascade.ui.space_policy)."""
     if hosting.ON_SPACE:
         return looks_like_hub_id(name)
     return not Path(name).expanduser().exists() and name.count("/") == 1 and not name.startswith((".", "/", "~"))

@@ -12,8 +12,8 @@ from __future__ import annotations
 import torch
 from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
 
-from selfcascade.memory import free_memory, module_bytes
-from selfcascade.precision import accelerator
+from selfcascade.models.memory import free_memory, module_bytes
+from selfcascade.models.precision import accelerator
 
 OFFLOAD_CHOICES = ("auto", "on", "off")
 OFFLOAD_ABOVE = 0.6

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import torch
 
-from selfcascade.precision import check_finite, vae_overflow_hint
-from selfcascade.stages import InvalidRequest
+from selfcascade.errors import InvalidRequest
+from selfcascade.models.precision import check_finite, vae_overflow_hint
 
 TILING_CHOICES = ("auto", "on", "off")
 TILE_SIDE = 512  # px; diffusers' default would be the config's sample_size

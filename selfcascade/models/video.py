@@ -8,7 +8,8 @@ written for images applies per frame unchanged. Only the UNet call unfolds them 
 temporal layers need, and folds the result back. The frame count is a property of one request: `for_frames`
 returns a light copy of the loaded model that knows it, so the model in memory is shared and never mutated.
 
-Batch-changing wrappers keep frames fastest: sub-lattices and windows are view-major (selfcascade.upper_stage),
+Batch-changing wrappers keep frames fastest: sub-lattices and windows are view-major
+(selfcascade.diffusion.upper_stage),
 classifier-free guidance concatenates whole batches, so any batch the UNet gets is a whole number of videos.
 """
 
@@ -19,9 +20,10 @@ import copy
 import torch
 from PIL import Image
 
-from selfcascade.stages import InvalidRequest
+from selfcascade.errors import InvalidRequest
 from selfcascade.models.base import Conditioning, DiffusionModel
 from selfcascade.models.motion_text import attach_saved, motion_modules
+from selfcascade.models.names import public_name
 
 
 class VideoModel(DiffusionModel):
@@ -138,8 +140,6 @@ class TextToVideoModel(VideoModel):
 
 def check_video_model(model: DiffusionModel, wanted_video: bool) -> None:
     """Refuse an image model for a video request and the reverse, in one sentence."""
-    from selfcascade.provenance import public_name
-
     is_video = getattr(model, "is_video", False)
     if wanted_video and not is_video:
         raise InvalidRequest(f"{public_name(model.name)} is an image model: a video needs a text-to-video model "

@@ -13,7 +13,9 @@ from dataclasses import replace
 
 from PIL import Image
 
-from selfcascade.motion_steering import DIRECTIONS  # one table of directions for the sampler and the shapes world
+from selfcascade.diffusion.motion_steering import (
+    DIRECTIONS,  # one table of directions for the sampler and the shapes world
+)
 from selfcascade.shapes.world import PromptSpec, Scene, caption, parse_prompt, random_scene, render
 
 MOTION_WORDS = ("moving", *DIRECTIONS)

@@ -5,7 +5,7 @@
 
 Renders captioned scenes (with --video: clips of shapes in motion, folders of frames) at the 128 px stage size
 (the 64 -> 128 step; the same 2x upsamplers serve every later 2x stage), then runs Algorithm 1
-(selfcascade.training) with the embedded model (or the embedded shapes-video model) frozen.
+(selfcascade.training.loop) with the embedded model (or the embedded shapes-video model) frozen.
 """
 
 from __future__ import annotations
@@ -15,10 +15,17 @@ import random
 import tempfile
 from pathlib import Path
 
-from selfcascade.adapter_designs import DEFAULT_DESIGN, DEFAULT_OBJECTIVE, DESIGNS, OBJECTIVES
-from selfcascade.stages import InvalidRequest
-from selfcascade.training import MAX_TRAIN_FRAMES, MAX_TRAIN_SIDE, TrainingDone, TrainingRequest, TrainingStep, train
+from selfcascade.adapters.designs import DEFAULT_DESIGN, DEFAULT_OBJECTIVE, DESIGNS, OBJECTIVES
+from selfcascade.errors import InvalidRequest
 from selfcascade.shapes.world import caption, random_scene, render
+from selfcascade.training.loop import (
+    MAX_TRAIN_FRAMES,
+    MAX_TRAIN_SIDE,
+    TrainingDone,
+    TrainingRequest,
+    TrainingStep,
+    train,
+)
 
 
 def _check_render(size: int, frames: int = 1) -> None:
@@ -101,7 +108,8 @@ def main(argv: list[str] | None = None) -> None:
         request = TrainingRequest(images=paths, size=(args.size, args.size), steps=args.steps, learning_rate=args.lr,
                                   batch=args.batch, out=args.out, seed=args.seed, frames=args.frames,
                                   model=args.model or ("shapes-video" if args.video else None),
-                                  objective=args.objective, strength=args.strength, width=args.width, design=args.design)
+                                  objective=args.objective, strength=args.strength, width=args.width,
+                                  design=args.design)
         for event in train(request):
             if isinstance(event, TrainingStep) and event.step % 20 == 0:
                 print(f"step {event.step}/{event.steps} loss {event.loss:.4f} "

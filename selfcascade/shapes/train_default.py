@@ -40,9 +40,9 @@ from diffusers.training_utils import EMAModel, compute_snr
 from tqdm.auto import tqdm
 from transformers import CLIPTextConfig, CLIPTextModel
 
+from selfcascade.diffusion.anchor import EMBEDDED_ANCHOR_SIGMA
+from selfcascade.diffusion.consensus import EMBEDDED_CONSENSUS
 from selfcascade.models.folder_settings import write_folder_settings
-from selfcascade.pivot_consensus import EMBEDDED_CONSENSUS
-from selfcascade.pivot_anchor import EMBEDDED_ANCHOR_SIGMA
 from selfcascade.shapes.tokenizer import build_tokenizer
 from selfcascade.shapes.vae_loss import reconstruction_loss
 from selfcascade.shapes.world import caption, random_scene, render

@@ -17,7 +17,7 @@ text can decide the track (`--high-noise-fraction 0.5`), 1200 steps each, did no
 giving the motion modules the prompt directly (`--text-conditioning`, selfcascade.models.motion_text) with the
 motion words spread apart, the text encoder trainable, x0-weighted noisy steps and an auxiliary loss of naming
 the direction (2000 steps; docs/video-model.md). The sampler supplies the direction instead:
-selfcascade.motion_steering steers the first stage's noisiest steps along it.
+selfcascade.diffusion.motion_steering steers the first stage's noisiest steps along it.
 The shipped weights are the plain recipe (2400 steps) continued for 1500 steps with half of the samples from
 the noisier timesteps and those weighted as x0 errors up to 5x (`--resume assets/shapes-video
 --high-noise-fraction 0.5 --x0-weight-max 5`, 15.6 min on 2 threads): the noisy steps decide the background,
@@ -42,8 +42,8 @@ from diffusers import AnimateDiffPipeline, MotionAdapter, StableDiffusionPipelin
 from diffusers.optimization import get_cosine_schedule_with_warmup
 from diffusers.training_utils import compute_snr
 
+from selfcascade.diffusion.anchor import EMBEDDED_ANCHOR_SIGMA
 from selfcascade.models.folder_settings import write_folder_settings
-from selfcascade.pivot_anchor import EMBEDDED_ANCHOR_SIGMA
 from selfcascade.models.motion_text import MotionTextConditioning, attach, attach_saved, detach_for_saving
 from selfcascade.models.video import contiguous_motion_inputs
 from selfcascade.shapes.motion import DIRECTIONS, MOTION_WORDS, motion_caption, random_clip_scene, render_clip

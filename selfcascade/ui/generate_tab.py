@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import gradio as gr
 
-from selfcascade.pivot_anchor import DEFAULT_ANCHOR
-from selfcascade.pivot_consensus import MAX_CONSENSUS
+from selfcascade.cascade.request import MODES, PIVOT_UPSAMPLINGS
+from selfcascade.diffusion.anchor import DEFAULT_ANCHOR
+from selfcascade.diffusion.consensus import MAX_CONSENSUS
+from selfcascade.diffusion.sampling import SCHEDULERS
+from selfcascade.diffusion.upper_stage import DEFAULT_STRATEGY, STRATEGIES
 from selfcascade.models.placement import OFFLOAD_CHOICES
+from selfcascade.models.precision import DTYPE_CHOICES, FP16_FIX_VAE
 from selfcascade.models.vae import TILING_CHOICES
-from selfcascade.precision import DTYPE_CHOICES, FP16_FIX_VAE
-from selfcascade.request import MODES, PIVOT_UPSAMPLINGS
-from selfcascade.sampling import SCHEDULERS
-from selfcascade.upper_stage import DEFAULT_STRATEGY, STRATEGIES
 from selfcascade.ui import handlers, sessions
-from selfcascade.ui.train_handlers import add_uploaded_adapter, adapter_choices
+from selfcascade.ui.train_handlers import adapter_choices, add_uploaded_adapter
 
 PROMPT_HINT = "a [small|large] <colour> <shape> [on a <background> background]"
 UPPER_HINT = ("hidiffusion-pyramid: frequency-pyramid whose full view runs the UNet's deep blocks at native size "

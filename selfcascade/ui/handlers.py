@@ -14,18 +14,18 @@ from pathlib import Path
 
 import gradio as gr
 
-from selfcascade.cascade import Finished, StageDone, StageStarted, StepDone, generate
-from selfcascade.estimate import estimate, folder_geometry, is_calibrated
-from selfcascade.media import load_user_image, read_png_metadata, save_png
-from selfcascade.memory import is_out_of_memory, out_of_memory_message, release_memory
+from selfcascade.cascade.estimate import estimate, folder_geometry, is_calibrated
+from selfcascade.cascade.pipeline import Finished, StageDone, StageStarted, StepDone, generate
+from selfcascade.cascade.presets import load_presets, request_defaults, upper_guidance_of
+from selfcascade.cascade.record import request_from_metadata
+from selfcascade.cascade.request import DEFAULT_MAX_SIDE, GenerationRequest
+from selfcascade.errors import Cancelled, InvalidRequest
+from selfcascade.files.images import load_user_image, read_png_metadata, save_png
+from selfcascade.files.outputs import OUTPUTS
 from selfcascade.models.loader import current_model, is_embedded, load_model, resolve
-from selfcascade.outputs import OUTPUTS
-from selfcascade.presets import load_presets, request_defaults, upper_guidance_of
-from selfcascade.preview import quick_preview
-from selfcascade.provenance import public_name, request_from_metadata
-from selfcascade.request import DEFAULT_MAX_SIDE, GenerationRequest
-from selfcascade.sampling import Cancelled
-from selfcascade.stages import InvalidRequest
+from selfcascade.models.memory import is_out_of_memory, out_of_memory_message, release_memory
+from selfcascade.models.names import public_name
+from selfcascade.models.preview import quick_preview
 from selfcascade.ui import sessions, visitor_files
 
 GPU_SECONDS = int(os.environ.get("SELFCASCADE_GPU_SECONDS", "120"))  # ZeroGPU time asked for one run

@@ -20,7 +20,7 @@ import threading
 
 import gradio as gr
 
-from selfcascade.sampling import Cancelled
+from selfcascade.errors import Cancelled
 
 _flags: dict[str, threading.Event] = {}
 _tickets: dict[str, list[threading.Event]] = {}  # per session, the cancel flags of its queued jobs, oldest first

@@ -9,21 +9,20 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from selfcascade.adapter_designs import DEFAULT_DESIGN, DEFAULT_OBJECTIVE
-from selfcascade.adapters import check_usable, read_adapter_config
-from selfcascade.dataset import sidecar_caption
+from selfcascade.adapters.designs import DEFAULT_DESIGN, DEFAULT_OBJECTIVE
+from selfcascade.adapters.files import check_usable, read_adapter_config
+from selfcascade.errors import Cancelled, InvalidRequest
+from selfcascade.files.outputs import OUTPUTS
 from selfcascade.models.loader import is_embedded, is_embedded_video, load_model
-from selfcascade.outputs import OUTPUTS
-from selfcascade.provenance import SHIPPED_ADAPTERS
-from selfcascade.sampling import Cancelled
+from selfcascade.models.names import SHIPPED_ADAPTERS
 from selfcascade.shapes.train_adapter import render_example_clips, render_examples
-from selfcascade.space_policy import check_source
-from selfcascade.stages import InvalidRequest
-from selfcascade.training import TrainingDone, TrainingRequest, TrainingStep
-from selfcascade.training_data import TrainingData, gather_training_clips, gather_training_images
-from selfcascade.training_samples import SampleSettings, TrainingSample, samples_left, train_with_samples
+from selfcascade.training.data.images import sidecar_caption
+from selfcascade.training.data.uploads import TrainingData, gather_training_clips, gather_training_images
+from selfcascade.training.loop import TrainingDone, TrainingRequest, TrainingStep
+from selfcascade.training.samples import SampleSettings, TrainingSample, samples_left, train_with_samples
 from selfcascade.ui import sessions, visitor_files
 from selfcascade.ui.handlers import number, on_gpu, whole_number
+from selfcascade.ui.space_policy import check_source
 from selfcascade.ui.video_handlers import VIDEO_MODEL_CHOICES
 
 TRAIN_GPU_SECONDS = int(os.environ.get("SELFCASCADE_TRAIN_GPU_SECONDS", "300"))  # ZeroGPU time for one training
@@ -148,7 +147,8 @@ def train_stream(model, uploads, folder, use_examples, width, height, steps, lea
             raise InvalidRequest(f"sample every N steps must be 0 (only at the end) or more, not {every}")
         out = visitor_files.new_adapter_folder(request)
         training = TrainingRequest(images=[], size=size, steps=whole_number(steps, "steps"),
-                                   learning_rate=number(learning_rate, "learning rate"), batch=whole_number(batch, "batch"),
+                                   learning_rate=number(learning_rate, "learning rate"),
+                                   batch=whole_number(batch, "batch"),
                                    caption=caption or "", model=model_id, out=str(out), resume=resume,
                                    checkpoint_every=every, frames=whole_number(frames, "frames per clip"),
                                    objective=objective or DEFAULT_OBJECTIVE, design=design or DEFAULT_DESIGN)

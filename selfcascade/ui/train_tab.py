@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import gradio as gr
 
-from selfcascade.hosting import ON_SPACE
-from selfcascade.adapter_designs import DEFAULT_DESIGN, DEFAULT_OBJECTIVE
-from selfcascade.stages import InvalidRequest
+from selfcascade.adapters.designs import DEFAULT_DESIGN, DEFAULT_OBJECTIVE
+from selfcascade.errors import InvalidRequest
+from selfcascade.files.hosting import ON_SPACE
 from selfcascade.ui import handlers, sessions, visitor_files
-from selfcascade.ui.train_handlers import (NEW_ADAPTER, add_resume_adapter, adapter_choices, is_video_adapter, resume_choices,
-                             train_stream)
+from selfcascade.ui.train_handlers import (
+    NEW_ADAPTER,
+    adapter_choices,
+    add_resume_adapter,
+    is_video_adapter,
+    resume_choices,
+    train_stream,
+)
 from selfcascade.ui.video_handlers import VIDEO_MODEL_CHOICES
 
 # (label, value): what each training objective and upsampler design does, in a user's words

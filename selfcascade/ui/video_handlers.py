@@ -10,17 +10,16 @@ import time
 
 import gradio as gr
 
-from selfcascade.cascade import Finished, StageDone, StageStarted, StepDone
+from selfcascade.cascade.pipeline import Finished, StageDone, StageStarted, StepDone
+from selfcascade.cascade.request import DEFAULT_FREE_INIT, VideoRequest
+from selfcascade.cascade.video import generate_video
+from selfcascade.diffusion.motion_steering import DEFAULT_STEERED_FRACTION, DEFAULT_TRAVEL
+from selfcascade.errors import Cancelled, InvalidRequest
+from selfcascade.files.outputs import OUTPUTS
+from selfcascade.files.video import write_video
 from selfcascade.models.loader import load_model
+from selfcascade.models.preview import quick_preview
 from selfcascade.models.video import VideoModel
-from selfcascade.outputs import OUTPUTS
-from selfcascade.preview import quick_preview
-from selfcascade.motion_steering import DEFAULT_STEERED_FRACTION, DEFAULT_TRAVEL
-from selfcascade.request import DEFAULT_FREE_INIT, VideoRequest
-from selfcascade.sampling import Cancelled
-from selfcascade.stages import InvalidRequest
-from selfcascade.video import generate_video
-from selfcascade.video_io import write_video
 from selfcascade.ui import sessions, visitor_files
 from selfcascade.ui.handlers import LIVE_PREVIEW_INTERVAL, model_field, number, on_gpu, optional_number, whole_number
 

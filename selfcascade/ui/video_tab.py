@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import gradio as gr
 
-from selfcascade.motion_steering import DEFAULT_STEERED_FRACTION, DEFAULT_TRAVEL, MOTION_CHOICES
-from selfcascade.pivot_anchor import DEFAULT_ANCHOR
-from selfcascade.presets import request_defaults, upper_guidance_of
-from selfcascade.request import DEFAULT_FREE_INIT, MAX_FPS, MAX_FRAMES, MODES, PIVOT_UPSAMPLINGS
-from selfcascade.sampling import SCHEDULERS
-from selfcascade.upper_stage import DEFAULT_STRATEGY, STRATEGIES
+from selfcascade.cascade.presets import request_defaults, upper_guidance_of
+from selfcascade.cascade.request import DEFAULT_FREE_INIT, MAX_FPS, MAX_FRAMES, MODES, PIVOT_UPSAMPLINGS
+from selfcascade.diffusion.anchor import DEFAULT_ANCHOR
+from selfcascade.diffusion.motion_steering import DEFAULT_STEERED_FRACTION, DEFAULT_TRAVEL, MOTION_CHOICES
+from selfcascade.diffusion.sampling import SCHEDULERS
+from selfcascade.diffusion.upper_stage import DEFAULT_STRATEGY, STRATEGIES
 from selfcascade.ui import handlers, sessions, video_handlers
-from selfcascade.ui.train_handlers import adapter_choices
 from selfcascade.ui.generate_tab import ANCHOR_HINT, PIVOT_UP_HINT, UPPER_GUIDANCE_HINT, UPPER_HINT
+from selfcascade.ui.train_handlers import adapter_choices
 
 FREE_INIT_HINT = ("each pass samples the first stage again from the last one's diffused low frequencies: one "
                   "background and layout for all frames, at the cost of one more first stage")

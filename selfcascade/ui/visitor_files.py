@@ -4,7 +4,7 @@ On a Space (hosting.ON_SPACE) an adapter belongs to the gradio session that uplo
 (request.session_hash, sessions.session_key): it lives in that session's folder under the bounded outputs
 folder, `<OUTPUTS>/sessions/<sha256 of the key>/<name>/` (the key itself, which addresses the session's events,
 is never written down), and no other session can list or use it. The folder goes when its session ends
-(`forget_session`, from Blocks.unload) or, like every output, when it ages out (selfcascade.outputs). Locally
+(`forget_session`, from Blocks.unload) or, like every output, when it ages out (selfcascade.files.outputs). Locally
 the app has one user: every tab is the same owner ("local"), and a closed tab keeps the adapters.
 
 The page never holds a server path: adapter lists are (label, token) pairs, the token "shapes-adapter" or
@@ -25,15 +25,15 @@ import shutil
 import time
 from pathlib import Path
 
-from selfcascade import hosting
-from selfcascade.adapters import WEIGHTS, read_adapter_config
-from selfcascade.outputs import OUTPUTS
-from selfcascade.provenance import SHIPPED_ADAPTERS
-from selfcascade.space_policy import ADAPTER_REFUSAL, check_source
-from selfcascade.hosting import MAX_NAME_CHARS
-from selfcascade.request import check_text
-from selfcascade.stages import InvalidRequest
+from selfcascade.adapters.files import WEIGHTS, read_adapter_config
+from selfcascade.cascade.request import check_text
+from selfcascade.errors import InvalidRequest
+from selfcascade.files import hosting
+from selfcascade.files.hosting import MAX_NAME_CHARS
+from selfcascade.files.outputs import OUTPUTS
+from selfcascade.models.names import SHIPPED_ADAPTERS
 from selfcascade.ui.sessions import session_key
+from selfcascade.ui.space_policy import ADAPTER_REFUSAL, check_source
 
 SESSIONS = "sessions"  # the kind of entry in OUTPUTS: one folder per session, pruned as one entry
 SINGLE_FILE = "adapter.safetensors"  # the weights with their config, in every own adapter's folder
@@ -127,7 +127,7 @@ def new_adapter_folder(request) -> Path:
 
 def adopt_adapter(path: str | Path, request) -> str:
     """Make an adapter file a visitor handed in (an upload, or the trained adapter's download sent back) one of
-    the owner's: checked as a readable adapter first (selfcascade.adapter_checks, bounded), then the token of
+    the owner's: checked as a readable adapter first (selfcascade.adapters.checks, bounded), then the token of
     an own adapter with the same bytes, or of a new folder holding a copy. InvalidRequest, one line, otherwise."""
     source = Path(path)
     if not source.is_file():

@@ -1,0 +1,322 @@
+"""Algorithm 2 of the paper (Self-Cascade, tuning-free or tuned) and two baselines, as one generator of events.
+
+    stage 0:       z^0 = denoise(noise) at the first stage size, over the full schedule
+    stage r >= 1:  z_K = sqrt(a_bar_K) * up(z^{r-1}) + sqrt(1 - a_bar_K) * eps,  K = strength * T
+                   z^r = denoise(z_K) from K to 0 with the same frozen model at the new size
+
+`up` is bilinear resize of the clean latent pivot (the paper's), or with `pivot_up="pixel"` decode -> Lanczos
+in pixel space -> encode (always so in the hires-fix baseline). `tuned` is tuning-free plus the trained feature
+upsamplers, which add phi(pivot skip features, t) to the UNet's skips at every step. `direct` is one stage at
+the target size. A video's stage 0 runs `free_init` more passes, each started from the last one's diffused
+low frequencies (FreeInit, selfcascade.diffusion.free_init), so its frames share one background and layout. An
+image's stage 0 hands on the mean of a few clean estimates of its sample when the model asks for it
+(pivot consensus, selfcascade.diffusion.consensus): the outline the upper stages magnify is where they agree.
+
+Around the stages: a run that the memory plan says cannot fit is refused before it starts
+(NotEnoughMemory), latents holding NaN/Inf after a stage stop it (NonFiniteResult), and an out-of-memory
+error that still happens frees the memory and becomes OutOfMemory: all InvalidRequest, with a message.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps
+
+from selfcascade.adapters.files import load_adapter
+from selfcascade.adapters.upsampler import encoder_skips
+from selfcascade.cascade.estimate import memory_plan
+from selfcascade.cascade.request import GenerationRequest, VideoRequest
+from selfcascade.cascade.stages import Size
+from selfcascade.diffusion import anchor as pivot_anchor
+from selfcascade.diffusion.anchor import anchored
+from selfcascade.diffusion.consensus import consensus_latents, views_that_run
+from selfcascade.diffusion.free_init import reinitialised
+from selfcascade.diffusion.motion_steering import steered
+from selfcascade.diffusion.sampling import denoise, guided_predictor, initial_noise, make_scheduler, renoise, schedule
+from selfcascade.diffusion.upper_stage import (
+    Predictor,
+    StageContext,
+    stage_scale,
+    strategy_that_runs,
+    target_scale,
+    upper_stage_predictor,
+)
+from selfcascade.models.base import DiffusionModel
+from selfcascade.models.loader import load_model
+from selfcascade.models.memory import OutOfMemory, check_fits, is_out_of_memory, out_of_memory_message, release_memory
+from selfcascade.models.names import public_name
+from selfcascade.models.precision import check_finite, dtype_name, unet_overflow_hint
+from selfcascade.models.video import check_video_model
+
+
+@dataclass
+class StageStarted:
+    stage: int
+    stages: int
+    size: Size
+    steps: int  # denoising steps this stage will run
+    strategy: str = "-"  # upper-stage denoising strategy ("-": native size, the plain call)
+
+
+@dataclass
+class StepDone:
+    stage: int
+    step: int  # 1-based within the stage
+    steps: int
+    latents: torch.Tensor  # the current (noisy) latents: for a cheap live preview
+
+
+@dataclass
+class StageDone:
+    stage: int
+    stages: int
+    size: Size
+    seconds: float
+    pivot: torch.Tensor  # this stage's clean latents: the next stage's pivot
+    preview: Image.Image | None  # the pivot decoded (None when previews are off); a video's: a strip of frames
+    frames: list[Image.Image] | None = None  # a video's pivot decoded, every frame (None for images)
+
+
+@dataclass
+class Finished:
+    image: Image.Image  # the result (a video's first frame)
+    seconds: float
+    metadata: dict = field(default_factory=dict)
+    frames: list[Image.Image] | None = None  # a video's frames (None for images)
+
+
+Event = StageStarted | StepDone | StageDone | Finished
+
+
+def upsample_pivot(model: DiffusionModel, pivot: torch.Tensor, size: Size, how: str = "latent",
+                   tiling: str = "auto") -> torch.Tensor:
+    """The pivot brought to the next stage's latent size: `how` = "latent", bilinear on the latents (the `up`
+    of Algorithm 2), or "pixel": decode, Lanczos, encode (request.PIVOT_UPSAMPLINGS says why).
+
+    Per image of the batch: a video's frames are folded into it (models/video.py), so space is resized per frame."""
+    latent_size = (size[1] // model.vae_scale_factor, size[0] // model.vae_scale_factor)
+    if how == "pixel":
+        images = model.decode(pivot, tiling)
+        return model.encode([image.resize(size, Image.Resampling.LANCZOS) for image in images], tiling)
+    return F.interpolate(pivot, size=latent_size, mode="bilinear", align_corners=False)
+
+
+def pivot_from_image(model: DiffusionModel, image: Image.Image, size: Size, messages: list[str],
+                     tiling: str = "auto") -> torch.Tensor:
+    """A user's image as the stage-0 pivot: resized (centre-cropped to the aspect) to `size`, encoded."""
+    image = image.convert("RGB")
+    if image.size != size:
+        messages.append(f"your image ({image.width}x{image.height}) was resized to {size[0]}x{size[1]}, "
+                        "the first stage")
+        image = ImageOps.fit(image, size, Image.Resampling.LANCZOS)
+    return model.encode([image], tiling)
+
+
+def tuned_unet_inputs(model: DiffusionModel, upsamplers, pivot: torch.Tensor, conditioning):
+    """UNet inputs of the tuned mode (paper Eq. 6): phi_n(h_{n,0}^{r-1}, t) added to the skips at every step.
+
+    h_{n,0}^{r-1} are the frozen encoder's skip features of the clean pivot at t = 0, so they and the
+    t-independent trunk of phi are computed once per stage; each step adds only phi's timestep modulation.
+    """
+    pivot_batch = torch.cat([pivot, pivot]) if conditioning.guided else pivot
+    skips = encoder_skips(model, pivot_batch, torch.zeros((), dtype=torch.long), conditioning.expand(pivot.shape[0]))
+    trunks: dict = {}  # per latent size: the t-independent part of phi, once per stage
+
+    def unet_inputs(latents: torch.Tensor, timestep: torch.Tensor) -> dict:
+        if int(timestep) < upsamplers.config.stop_below_timestep:
+            return {}
+        size = tuple(latents.shape[-2:])
+        if size not in trunks:
+            trunks[size] = upsamplers.prepare(skips, size)
+        residuals, mid = upsamplers.residuals_from(trunks[size], timestep, size)
+        return {"down_block_additional_residuals": residuals, "mid_block_additional_residual": mid}
+
+    return unet_inputs
+
+
+def stage_predictor(model: DiffusionModel, request: GenerationRequest, conditioning, latents: torch.Tensor,
+                    timesteps: torch.Tensor, unet_inputs, scheduler, pivot_up: torch.Tensor | None
+                    ) -> tuple[Predictor, str]:
+    """The noise predictor of one stage and the name of its upper-stage strategy ("-" at native size).
+
+    A stage with a pivot keeps the pivot's low band (pivot anchoring, ILVR) when the request's weight > 0,
+    and is guided with the request's upper-stage guidance (`conditioning` must match: see Prompts)."""
+    guidance = request.stage_guidance(pivot_up is not None)
+    full = guided_predictor(model, conditioning, guidance, unet_inputs)
+    native_latent = model.native_latent_size
+    scale = stage_scale(tuple(latents.shape[-2:]), native_latent)
+    predict, name = full, "-"
+    if scale != (1, 1):
+        native = guided_predictor(model, conditioning, guidance)
+        name = request.upper_stage(model.default_upper_stage)
+        target = target_scale((request.height // model.vae_scale_factor, request.width // model.vae_scale_factor),
+                              native_latent)
+        context = StageContext(scale, native_latent, model.latent_multiple, int(timesteps[0]), model.unet, target)
+        predict = upper_stage_predictor(name, full, native, context)
+        name = strategy_that_runs(name, context)
+    if pivot_up is not None:
+        predict = anchored(predict, pivot_up, scheduler.alphas_cumprod, scheduler.config.prediction_type,
+                           request.anchor_weight(model.default_anchor), anchor_sigma(request, model))
+    return predict, name
+
+
+def steered_first_stage(predict: Predictor, request: VideoRequest, model: DiffusionModel, scheduler) -> Predictor:
+    """A video's first stage, steered along the request's direction in its noisiest steps (motion_steering)."""
+    direction = request.motion_direction()
+    if direction is None:
+        return predict
+    from_timestep = round(scheduler.config.num_train_timesteps * (1 - request.steer))
+    return steered(predict, scheduler.alphas_cumprod, scheduler.config.prediction_type, model.frames, direction,
+                   request.travel, from_timestep=from_timestep)
+
+
+def anchor_sigma(request, model) -> float:
+    """Width (latent px) of the pivot's anchored band: the model's own narrower one only for pixel pivots.
+
+    It was measured with pixel pivot up-sampling (decode, Lanczos, encode); a bilinear latent pivot carries
+    blocky up-sampling artefacts in that fine band, and anchoring them painted off-colour patches on the
+    objects (5 of 6 prompts at 256 px against 2 with the 2-pixel band)."""
+    if model.default_anchor_sigma is None or request.pivot_upsampling() != "pixel":
+        return pivot_anchor.ANCHOR_SIGMA  # looked up per run, so benchmarks/sweep.py can vary it
+    return model.default_anchor_sigma
+
+
+class Prompts:
+    """The request's prompt encoded once per kind: with the negative prompt for stages guided above 1,
+    without it for unguided ones (one UNet pass per step instead of two)."""
+
+    def __init__(self, model: DiffusionModel, request: GenerationRequest):
+        self.model, self.request, self.encoded = model, request, {}
+
+    def for_stage(self, has_pivot: bool):
+        guided = self.request.stage_guidance(has_pivot) > 1
+        if guided not in self.encoded:
+            self.encoded[guided] = self.model.encode_prompt(self.request.prompt, self.request.negative_prompt, guided)
+        return self.encoded[guided]
+
+
+def generate(request: GenerationRequest, model: DiffusionModel | None = None,
+             cancel: threading.Event | None = None, previews: bool = True,
+             pivot_image: Image.Image | None = None) -> Iterator[Event]:
+    """Run `request`, yielding StageStarted, StepDone..., StageDone per stage, then Finished.
+
+    With `pivot_image`, that image replaces stage 0 ("upscale my image") and the cascade continues from it.
+    A VideoRequest runs the same stages on a video model (frames folded into the batch, kept at every stage);
+    its StageDone and Finished events carry every frame.
+    Raises InvalidRequest (bad settings, an image model for a video or the reverse, before any model work;
+    NotEnoughMemory, NonFiniteResult, OutOfMemory) and Cancelled (when `cancel` is set).
+    """
+    video = isinstance(request, VideoRequest)
+    request.check()  # before loading a model: bad numbers fail fast
+    model = model or load_model(request.model or request.default_model, request.dtype, request.vae, request.offload)
+    check_video_model(model, video)
+    if video:
+        model = model.for_frames(request.frames)
+    check_fits(memory_plan(model, request), model.dtype)
+    stages = _stages(request, model, video, cancel, previews, pivot_image)
+    try:
+        yield from stages
+        return
+    except Exception as error:  # noqa: BLE001 - only out-of-memory is handled; the rest is re-raised
+        if not is_out_of_memory(error):
+            raise
+    # Outside the except block, so the traceback (and the tensors its frames hold) is gone.
+    stages.close()
+    del stages
+    release_memory()
+    raise OutOfMemory(out_of_memory_message(f"at {request.width}x{request.height}"))
+
+
+def _stages(request: GenerationRequest, model: DiffusionModel, video: bool, cancel: threading.Event | None,
+            previews: bool, pivot_image: Image.Image | None) -> Iterator[Event]:
+    """The stage loop of Algorithm 2 (see the module docstring)."""
+    plan = request.plan(model.base_size, model.size_multiple)
+    started = time.perf_counter()
+    generator = torch.Generator().manual_seed(int(request.seed))
+    prompts = Prompts(model, request)
+    upsamplers = load_adapter(request.tuned_adapter(), model) if request.mode == "tuned" else None
+    pivot, stage_seconds, strategies, sizes = None, [], [], list(plan.sizes)
+    consensus = views_that_run(request.consensus_views(model.default_consensus), len(sizes), video,
+                               pivot_image is not None)
+    if pivot_image is not None:
+        pivot = pivot_from_image(model, pivot_image, sizes[0], plan.messages, request.vae_tiling)
+        if len(sizes) > 1:  # the image is stage 0; a one-stage plan becomes img2img at that size
+            sizes.pop(0)
+    for index, size in enumerate(sizes):
+        stage_started = time.perf_counter()
+        scheduler = make_scheduler(model, request.scheduler)
+        pivot_up = None
+        passes = 1
+        if pivot is None:
+            timesteps = schedule(scheduler, request.steps, 1.0)
+            latents = start = initial_noise(model, scheduler, model.latent_shape(size), generator)
+            passes += request.free_init_passes() if video else 0
+        else:
+            timesteps = schedule(scheduler, request.steps, request.strength)
+            pivot_up = upsample_pivot(model, pivot, size, request.pivot_upsampling(), request.vae_tiling)
+            latents = renoise(scheduler, pivot_up, timesteps[:1], generator)
+        conditioning = prompts.for_stage(pivot is not None)
+        unet_inputs = tuned_unet_inputs(model, upsamplers, pivot, conditioning) if (
+            upsamplers is not None and pivot is not None) else None
+        predict, strategy = stage_predictor(model, request, conditioning, latents, timesteps, unet_inputs,
+                                            scheduler, pivot_up)
+        if video and pivot is None:
+            predict = steered_first_stage(predict, request, model, scheduler)
+        strategies.append(strategy)
+        total = len(timesteps) * passes
+        yield StageStarted(index, len(sizes), size, total, strategy)
+        for again in range(passes):
+            if again:  # FreeInit: the next pass starts from this one's diffused low frequencies
+                latents = reinitialised(latents, start / scheduler.init_noise_sigma, scheduler, model.frames,
+                                        generator)
+                timesteps = schedule(scheduler, request.steps, 1.0)
+            for info in denoise(scheduler, latents, timesteps, predict, generator, cancel):
+                latents = info.latents
+                yield StepDone(index, again * len(timesteps) + info.index + 1, total, latents)
+        check_finite(latents, f"the latents after stage {index + 1} ({size[0]}x{size[1]})",
+                     unet_overflow_hint(model.dtype))
+        last = index == len(sizes) - 1
+        pivot = latents
+        if pivot_up is None and not last and not video:  # the native first stage of a cascade
+            pivot = consensus_latents(latents, predict, scheduler, generator, consensus)
+        frames = model.decode(pivot, request.vae_tiling) if (previews or last) else None
+        image = frames and (model.strip(frames) if video else frames[0])
+        stage_seconds.append(round(time.perf_counter() - stage_started, 3))
+        yield StageDone(index, len(sizes), size, stage_seconds[-1], pivot, image, frames if video else None)
+    seconds = time.perf_counter() - started
+    metadata = {
+        **request.to_metadata(),
+        "model": public_name(model.name if request.model is None else request.model),  # never a server path
+        "adapter": public_name(request.tuned_adapter() if request.mode == "tuned" else request.adapter),
+        "vae": public_name(request.vae),  # a hub id or folder name, never a server path
+        "stage_sizes": [f"{w}x{h}" for w, h in sizes],
+        "stage_seconds": stage_seconds,
+        "upper_stage": strategies,  # per stage: the upper-stage denoising strategy ("-" at native size)
+        "pivot_upsampling": request.pivot_upsampling() if len(sizes) > 1 else "-",
+        "pivot_anchor": (request.anchor_weight(model.default_anchor)
+                         if len(sizes) > 1 or pivot_image is not None else 0.0),
+        "pivot_anchor_sigma": anchor_sigma(request, model),  # latent px of the anchored band
+        "pivot_consensus": consensus,  # clean estimates averaged into the first stage's pivot (0: none)
+        "dtype_used": dtype_name(model.dtype),  # what "auto" became on this device
+        "vae_dtype": dtype_name(model.vae.dtype),  # float32 when the VAE's config sets force_upcast
+        "seconds": round(seconds, 3),
+        "messages": plan.messages,
+        "pivot_image": pivot_image is not None,
+        **({"motion_direction": request.motion_direction() or "-"} if video else {}),
+        "method": "Self-Cascade (arXiv 2402.10491)",
+    }
+    yield Finished(frames[0], seconds, metadata, frames if video else None)
+
+
+def run(request: GenerationRequest, model: DiffusionModel | None = None, **kwargs) -> Finished:
+    """Run to the end without streaming; returns the Finished event."""
+    for event in generate(request, model, **kwargs):
+        if isinstance(event, Finished):
+            return event
+    raise RuntimeError("the cascade ended without a result")

@@ -1,0 +1,92 @@
+"""Names of models and adapters: the shipped ones, hub ids, and what a record (a PNG, an adapter) shows.
+
+Files leave the server (downloads, shared PNGs), so they name a model the way a user would type it: the
+embedded model as "embedded", a hub id as is, a local folder or file by its name, never by this machine's
+absolute path. PNGs written before this rule recorded the embedded model's full path: reading one back
+still finds the embedded model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ASSETS = Path(__file__).resolve().parents[2] / "assets"
+EMBEDDED_MODEL = ASSETS / "shapes-model"
+EMBEDDED_NAMES = {"", "shapes", "embedded", "default"}
+EMBEDDED_VIDEO_MODEL = ASSETS / "shapes-video"
+EMBEDDED_VIDEO_NAMES = {"shapes-video", "embedded-video"}
+EMBEDDED = "embedded"
+SHIPPED_ADAPTER = ASSETS / "shapes-adapter"
+# The adapters shipped in assets/, by the name a user, a record or the app's adapter lists use for them.
+SHIPPED_ADAPTERS = {"shapes-adapter": SHIPPED_ADAPTER, "shapes-video-adapter": ASSETS / "shapes-video-adapter"}
+# The model each shipped adapter was trained for: the tuned mode uses it when a request names no adapter.
+SHIPPED_FOR = {EMBEDDED_MODEL: "shapes-adapter", EMBEDDED_VIDEO_MODEL: "shapes-video-adapter"}
+
+
+def is_embedded(model_id: str | None) -> bool:
+    return model_id is None or model_id.strip().lower() in EMBEDDED_NAMES
+
+
+def is_embedded_video(model_id: str | None) -> bool:
+    return model_id is not None and model_id.strip().lower() in EMBEDDED_VIDEO_NAMES
+
+
+def resolve(model_id: str | None) -> str:
+    """The id or path to load: None and the embedded aliases mean the shipped shapes model (image), the
+    video aliases the shipped shapes-video model."""
+    if is_embedded_video(model_id):
+        return str(EMBEDDED_VIDEO_MODEL)
+    return str(EMBEDDED_MODEL) if is_embedded(model_id) else model_id.strip()
+
+
+def _is_hub_id(name: str) -> bool:
+    return name.count("/") == 1 and not name.startswith((".", "/", "~")) and not Path(name).exists()
+
+
+def public_name(name: str | Path | None) -> str | None:
+    """The model or adapter as a record may show it: "embedded", a hub id, or a folder/file name."""
+    if name is None:
+        return None
+    text = str(name).strip()
+    if is_embedded(text) or Path(text).expanduser().resolve() == EMBEDDED_MODEL:
+        return EMBEDDED
+    if _is_hub_id(text):
+        return text
+    path = Path(text)
+    if path.suffix and path.parent.name:  # a file: its folder says which one (adapter-.../adapter.safetensors)
+        return f"{path.parent.name}/{path.name}"
+    return path.name
+
+
+def shipped_adapter_for(model: str | None) -> str | None:
+    """The name of the adapter shipped for a model as a request names it (None, "embedded", "shapes-video", or
+    their folders in assets/): "shapes-adapter" or "shapes-video-adapter"; None for any other model, and when
+    the shipped folder is missing."""
+    try:
+        folder = Path(resolve(model)).expanduser().resolve()
+    except (OSError, ValueError):  # e.g. a NUL byte in a visitor's text: not a shipped model
+        return None
+    name = SHIPPED_FOR.get(folder)
+    return name if name is not None and SHIPPED_ADAPTERS[name].is_dir() else None
+
+
+def model_from_record(recorded: str | None) -> str | None:
+    """The `model` of a request re-made from a record (None: the embedded model, also for old full paths)."""
+    if recorded is None or is_embedded(recorded):
+        return None
+    path = Path(recorded)
+    if path.is_absolute() and path.name == EMBEDDED_MODEL.name and path.parent.name == ASSETS.name:
+        return None  # an older PNG that named the embedded model by its path on the machine that made it
+    return recorded
+
+
+def adapter_from_record(recorded: str | None) -> str | None:
+    """The adapter of a record: a shipped one by its name (what selfcascade.adapters.files.adapter_location and the
+    app's adapter lists take, never this machine's path to it, also for records that held a full path);
+    others as recorded (the user may have it)."""
+    if not recorded:
+        return None
+    for name in SHIPPED_ADAPTERS:
+        if name in (Path(recorded).name, Path(recorded).parent.name):
+            return name
+    return recorded

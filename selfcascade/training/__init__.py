@@ -1,0 +1,3 @@
+"""Algorithm 1 of the paper: train the feature upsamplers on a few images with the base model frozen (loop),
+its frozen features (features), live samples (samples), several processes (distributed), and the training
+data (data/)."""

@@ -1,0 +1,386 @@
+"""Algorithm 1 of the paper: fine-tune only the time-aware feature upsamplers on a few high-resolution images.
+
+    x0 ~ data at the stage size (random crops), c its caption (10% dropped to "")
+    z0 = E(x0);  pivot = E(downsample_2x(x0))        (downsampled ground truth as the pivot, as in the paper)
+    t ~ U{1..K};  z_t = sqrt(a_t) z0 + sqrt(1 - a_t) eps
+    loss = || eps_theta(z_t, t, c; skips + phi(skips(pivot, 0), t)) - eps ||^2   (or the v-target)
+
+With objective "restore" (the default, measured better on the embedded model: README "Tuned mode") z_t is noised
+from the pivot up-sampled as an upper stage starts from it, up(pivot), and the loss is on the clean estimate:
+    z_t = sqrt(a_t) up(pivot) + sqrt(1 - a_t) eps;   loss = || x0_theta(z_t, t, ...) - z0 ||^2
+so the upsamplers learn what the cascade needs at inference, where z_t never holds the true image: to redraw
+what the small size lost (lumpy outlines, soft edges). "keep" is the paper's loss above.
+
+Everything but phi is frozen: the frozen terms (z0, the pivot's skips, c) are computed once per distinct
+crop and caption (selfcascade.training.features). A generator of progress events (start, step, loss,
+speed, ETA, the saved adapter); a checkpoint every N steps; resume from a saved adapter. Cancel
+(cooperative) keeps what was learned: the weights of the last finished step are saved and TrainingDone
+says it stopped. Data-parallel under torchrun or `accelerate launch` (selfcascade.training.distributed), with
+accelerate's mixed precision and gradient accumulation; the main process alone writes the adapter, its
+model card and its training log.
+
+Limits, checked by TrainingRequest.check before any example is rendered or file copied (one line each):
+each side of the stage size from MIN_TRAIN_SIDE (16) to MAX_TRAIN_SIDE px (env SELFCASCADE_MAX_TRAIN_SIDE:
+2048 on your own machine, 512 on a shared Space, where a 100000 px request once rendered the examples at that
+size until the server ran out of memory); whole numbers for steps, batch, frames, widths and the seed, finite
+numbers for the learning rate and strength.
+
+The record an adapter carries (config.json's `training`, its metadata and model card) counts the steps
+actually trained: a run stopped at step 166 of 400 records 166 (and `planned_steps` 400, `ended` "stopped"),
+and a periodic checkpoint at step 100 records 100 (`ended` "checkpoint"; a killed run leaves that one).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+import random
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from accelerate.utils import broadcast_object_list
+from diffusers import DDPMScheduler
+
+from selfcascade.adapters.designs import DEFAULT_DESIGN, DEFAULT_OBJECTIVE, DESIGNS, OBJECTIVES, default_width
+from selfcascade.adapters.files import load_adapter, save_adapter
+from selfcascade.adapters.upsampler import new_upsamplers
+from selfcascade.cascade.presets import request_defaults
+from selfcascade.cascade.stages import Size
+from selfcascade.diffusion.anchor import clean_estimate
+from selfcascade.errors import Cancelled, InvalidRequest
+from selfcascade.files.hosting import cap
+from selfcascade.models.base import DiffusionModel
+from selfcascade.models.loader import load_model
+from selfcascade.models.names import public_name
+from selfcascade.training.data.clips import TrainingClips, as_clip_sources, refuse_clips
+from selfcascade.training.data.images import TrainingImages
+from selfcascade.training.distributed import (
+    FROZEN_DTYPE,
+    MAX_GRAD_ACCUM,
+    MIXED_PRECISION_CHOICES,
+    layout,
+    rank_seed,
+    start_run,
+)
+from selfcascade.training.features import FrozenFeatures, freeze_base_model
+
+CAPTION_DROP = 0.1
+MAX_TRAIN_FRAMES = 64  # frames per training clip (AnimateDiff's motion modules were trained on 16-32)
+MIN_TRAIN_SIDE = 16  # px per side of the stage size: its pivot is half of it
+# px per side of the stage size trained for: the example renders, the crops and every activation grow with its
+# square, and 512 is the largest stage of the models a Space serves (SD 1.5's native size).
+MAX_TRAIN_SIDE = cap("SELFCASCADE_MAX_TRAIN_SIDE", 2048, 512)
+FINAL_LOSS_STEPS = 10  # the recorded final loss is the mean of the last steps' losses (one step is noisy)
+
+
+@dataclass
+class TrainingRequest:
+    images: list[str]  # image files, or for a video model clips (videos, folders of frames; training_clips)
+    size: Size  # the stage size trained for (the pivot is half of it per side)
+    steps: int = 200
+    learning_rate: float = 1e-3
+    batch: int = 4
+    caption: str = ""  # used for images without a .txt beside them
+    strength: float = 0.5  # K / T: the largest timestep trained, as used at inference
+    model: str | None = None
+    out: str = ""
+    resume: str | None = None
+    seed: int = 0
+    checkpoint_every: int = 0  # save the adapter to `out` every N steps (0: only at the end)
+    mixed_precision: str | None = None  # no, fp16 (CUDA), bf16; None: the launcher's (accelerate config), else no
+    grad_accum: int | None = None  # micro-batches per optimizer step; None: the launcher's, else 1
+    frames: int = 8  # a video model's clip length (the batch counts clips); ignored for image models
+    objective: str = DEFAULT_OBJECTIVE  # OBJECTIVES: what the upsamplers learn
+    design: str = DEFAULT_DESIGN  # upsampler.DESIGNS: mixing channels, or channel-shared filters (the paper's size)
+    width: int | None = None  # filters per upsampler convolution (None: the design's default); resume keeps its own
+
+    def check(self) -> None:
+        """InvalidRequest with one line naming the field, its limits and the value, for any value out of range or
+        of the wrong kind (NaN, infinity, a fraction where a whole number is needed). Runs before any example is
+        rendered or file copied: the stage size bounds all of that work."""
+        _check_size(self.size)
+        _whole(self.steps, "steps", 1, 100_000)
+        _real(self.learning_rate, "learning rate", 0.1)
+        _whole(self.batch, "batch", 1, 64)
+        _real(self.strength, "strength", 1)
+        _whole(self.checkpoint_every, "checkpoint every", 0, 100_000, " (0: only at the end)")
+        _whole(self.seed, "seed", -2**63, 2**64 - 1)  # what torch.manual_seed takes
+        if self.mixed_precision is not None and self.mixed_precision not in MIXED_PRECISION_CHOICES:
+            raise InvalidRequest(f"unknown mixed precision {self.mixed_precision!r}; choose one of "
+                                 f"{', '.join(MIXED_PRECISION_CHOICES)}")
+        if self.objective not in OBJECTIVES:
+            raise InvalidRequest(f"unknown training objective {self.objective!r}; choose one of "
+                                 f"{', '.join(OBJECTIVES)}")
+        if self.design not in DESIGNS:
+            raise InvalidRequest(f"unknown upsampler design {self.design!r}; choose one of {', '.join(DESIGNS)}")
+        if self.width is not None:
+            _whole(self.width, "upsampler width", 1, 64, " filters")
+        _whole(self.frames, "frames", 1, MAX_TRAIN_FRAMES)
+        if self.grad_accum is not None:
+            _whole(self.grad_accum, "gradient accumulation", 1, MAX_GRAD_ACCUM, " steps")
+
+
+def _is_whole(value) -> bool:
+    """An int (numpy's too), not a bool: True would train for one step."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _whole(value, name: str, low: int, high: int, unit: str = "") -> None:
+    """InvalidRequest unless `value` is a whole number from `low` to `high`."""
+    if not _is_whole(value) or not low <= value <= high:
+        raise InvalidRequest(f"{name} must be a whole number from {low} to {high}{unit}, not {value!r}")
+
+
+def _real(value, name: str, high: float) -> None:
+    """InvalidRequest unless `value` is a finite number in (0, high]; `not 0 < nan <= high` alone would pass NaN."""
+    finite = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    if not finite or not 0 < value <= high:
+        raise InvalidRequest(f"{name} must be a number in (0, {high:g}], not {value!r}")
+
+
+def _check_size(size) -> None:
+    """The stage size: two whole numbers from MIN_TRAIN_SIDE to MAX_TRAIN_SIDE px."""
+    if not isinstance(size, (tuple, list)) or len(size) != 2:
+        raise InvalidRequest(f"the stage size must be WIDTHxHEIGHT (two whole numbers), not {size!r}")
+    for side, name in zip(size, ("width", "height")):
+        _whole(side, f"stage {name}", MIN_TRAIN_SIDE, MAX_TRAIN_SIDE, " px")
+
+
+@dataclass
+class TrainingStarted:
+    """First event: how the run is spread (the CLI prints it on the main process)."""
+
+    steps: int
+    batch: int  # per process and micro-batch
+    processes: int
+    grad_accum: int
+    mixed_precision: str
+    distributed: str  # accelerate's DistributedType: NO, MULTI_CPU, MULTI_GPU, ...
+    backend: str  # gloo, nccl, or "-" for one process
+    device: str
+    main_process: bool = True
+    frames: int = 1  # a video model's clip length: the batch counts clips of this many frames
+
+    @property
+    def effective_batch(self) -> int:
+        """Images per optimizer step: per-process batch x processes x gradient accumulation."""
+        return self.batch * self.processes * self.grad_accum
+
+    def describe(self) -> str:
+        spread = (f"{self.processes} processes ({self.distributed}, {self.backend})" if self.processes > 1
+                  else "1 process")
+        return (f"training on {spread}, {self.device}: effective batch {self.effective_batch} = batch "
+                f"{self.batch} x {self.processes} process{'es' if self.processes > 1 else ''} x "
+                f"{self.grad_accum} accumulation step{'s' if self.grad_accum > 1 else ''}"
+                f"{f' (clips of {self.frames} frames)' if self.frames > 1 else ''}; "
+                f"mixed precision {self.mixed_precision}; {self.steps} steps")
+
+
+@dataclass
+class TrainingStep:
+    step: int
+    steps: int
+    loss: float
+    steps_per_second: float
+    eta_seconds: float
+    checkpoint: Path | None = None  # the adapter folder when this step saved one (live samples load it)
+
+
+@dataclass
+class TrainingDone:
+    path: Path
+    steps: int
+    seconds: float
+    losses: list[float] = field(default_factory=list)
+    stopped: bool = False  # cancelled: `path` holds the weights after `steps` finished steps
+
+
+def diffusion_target(scheduler, z0, noise, t):
+    """epsilon, or the v-target for v-prediction models (Salimans & Ho 2022)."""
+    if scheduler.config.prediction_type == "v_prediction":
+        return scheduler.get_velocity(z0, noise, t)
+    return noise
+
+
+def training_loss(model: DiffusionModel, upsamplers, scheduler, pixels: torch.Tensor, captions: list[str],
+                  max_timestep: int, generator: torch.Generator,
+                  features: FrozenFeatures | None = None) -> torch.Tensor:
+    """One Algorithm-1 loss on a batch of images (B, 3, H, W) in [-1, 1] (a video model's: clips, frames
+    fastest, `features.group` frames each; one timestep per clip, as the video UNet takes it).
+
+    `features` reuses the frozen terms of crops seen before; None computes them all for this batch.
+    `upsamplers` is called (not a method of it): under DistributedDataParallel only a forward call
+    all-reduces the gradients.
+    """
+    features = features or FrozenFeatures(model, budget_mb=0)
+    frozen = features(pixels.cpu(), captions)
+    z0 = frozen.z0
+    t = torch.randint(1, max_timestep + 1, (len(pixels) // features.group,), generator=generator)
+    t = t.repeat_interleave(features.group)
+    noise = torch.randn(z0.shape, generator=generator)  # drawn on the CPU: the same numbers on any device
+    t, noise = t.to(z0.device), noise.to(z0.device)
+    start = z0 if frozen.pivot_up is None else frozen.pivot_up
+    zt = scheduler.add_noise(start, noise, t).to(model.dtype)
+    residuals, mid = upsamplers(frozen.skips, t, tuple(z0.shape[-2:]), model.dtype)
+    prediction = model.predict_noise(zt, t, frozen.conditioning, down_block_additional_residuals=residuals,
+                                     mid_block_additional_residual=mid)
+    if frozen.pivot_up is None:
+        return F.mse_loss(prediction.float(), diffusion_target(scheduler, z0, noise, t).float())
+    alpha_bar = scheduler.alphas_cumprod.to(z0.device)[t].reshape(-1, *[1] * (z0.dim() - 1))
+    x0 = clean_estimate(prediction.float(), zt.float(), alpha_bar, scheduler.config.prediction_type)
+    return F.mse_loss(x0, z0.float())
+
+
+def restored_with(request: TrainingRequest) -> str | None:
+    """The restore objective's pivot up-sampling: the one the model's default settings generate with (so that
+    training sees what inference does); None for the keep objective."""
+    if request.objective != "restore":
+        return None
+    return request_defaults(request.model).get("pivot_up") or "latent"
+
+
+def drop_captions(captions: list[str], group: int, rng: random.Random) -> list[str]:
+    """CAPTION_DROP of the units (images, or whole clips of `group` frames) get "" (classifier-free guidance)."""
+    kept = []
+    for start in range(0, len(captions), group):
+        dropped = rng.random() < CAPTION_DROP
+        kept += ["" if dropped else c for c in captions[start:start + group]]
+    return kept
+
+
+def _adapter_folder(request: TrainingRequest, accelerator) -> Path:
+    """request.out, or a timestamped name that every process agrees on (the main process's)."""
+    names = [request.out or f"adapter-{int(time.time())}"]
+    if accelerator.num_processes > 1 and not request.out:
+        broadcast_object_list(names)
+    return Path(names[0])
+
+
+def _progress(request: TrainingRequest, done: int, previous: dict | None, checkpoint: bool) -> dict:
+    """The steps trained so far (a resumed adapter's earlier ones included), and, for a run that has not
+    finished them all, the steps planned and how this record ended: "checkpoint" (saved on the way; what a
+    killed run leaves) or "stopped" (cancelled)."""
+    earlier = int((previous or {}).get("steps", 0))
+    record = {"steps": earlier + done}
+    if done < request.steps:
+        record |= {"planned_steps": earlier + request.steps, "ended": "checkpoint" if checkpoint else "stopped"}
+    return record
+
+
+def _record(request: TrainingRequest, started: TrainingStarted, losses: list[float], max_timestep: int,
+            previous: dict | None, checkpoint: bool = False) -> dict:
+    """What the adapter was trained for, stored in its metadata and model card: `losses` holds one loss per
+    step done, so its length is what the record counts, never the steps asked for."""
+    tail = losses[-FINAL_LOSS_STEPS:]
+    return {**_progress(request, len(losses), previous, checkpoint), "final_loss": round(sum(tail) / len(tail), 6),
+            "final_loss_steps": len(tail), "strength": request.strength, "timesteps": [1, max_timestep],
+            "stage_size": list(request.size), "pivot_size": [request.size[0] // 2, request.size[1] // 2],
+            "objective": request.objective, "design": request.design, "learning_rate": request.learning_rate,
+            "batch": started.batch, "processes": started.processes,
+            "grad_accum": started.grad_accum, "effective_batch": started.effective_batch,
+            "mixed_precision": started.mixed_precision, "images": len(request.images),
+            **({"frames": started.frames} if started.frames > 1 else {}),
+            "resumed_from": public_name(request.resume) if request.resume else None,
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
+def _write_log(folder: Path, started: TrainingStarted, losses: list[float], seconds: list[float],
+               hit_rate: float) -> None:
+    log = {**{k: v for k, v in vars(started).items() if k != "main_process"},
+           "effective_batch": started.effective_batch, "losses": losses, "seconds": seconds,
+           "frozen_features_reused": round(hit_rate, 4)}
+    (folder / "training_log.json").write_text(json.dumps(log, indent=1))
+
+
+def train(request: TrainingRequest, model: DiffusionModel | None = None,
+          cancel: threading.Event | None = None) -> Iterator[TrainingStarted | TrainingStep | TrainingDone]:
+    """Train upsamplers for `request`: TrainingStarted, a TrainingStep per optimizer step (its loss averaged
+    over micro-batches and processes), then TrainingDone with the saved adapter."""
+    request.check()
+    accelerator = start_run(request.mixed_precision, request.grad_accum)  # first: it picks this rank's GPU
+    model = model or load_model(request.model, FROZEN_DTYPE[accelerator.mixed_precision])
+    freeze_base_model(model)
+    group = request.frames if getattr(model, "is_video", False) else 1
+    if getattr(model, "is_video", False):
+        model = model.for_frames(group)
+        data = TrainingClips(as_clip_sources(request.images), request.size, model.size_multiple, group,
+                             request.caption)
+    else:
+        refuse_clips(request.images, public_name(model.name))
+        data = TrainingImages(request.images, request.size, model.size_multiple, request.caption)
+    with torch.random.fork_rng(devices=[]):  # the request's seed makes the random start (and so the run) repeatable
+        torch.manual_seed(request.seed)
+        upsamplers = (load_adapter(request.resume, model) if request.resume else
+                      new_upsamplers(model.unet, model.name, request.width or default_width(request.design),
+                                     request.design))
+    previous = dict(upsamplers.config.get("training") or {})
+    upsamplers = upsamplers.float().train()  # trainable weights stay float32 whatever the frozen model's dtype
+    optimizer = torch.optim.AdamW(upsamplers.parameters(), lr=request.learning_rate, weight_decay=0.0)
+    upsamplers, optimizer = accelerator.prepare(upsamplers, optimizer)
+    scheduler = DDPMScheduler.from_config(model.scheduler_config)
+    max_timestep = max(1, int(request.strength * scheduler.config.num_train_timesteps) - 1)
+    seed = rank_seed(request.seed, accelerator.process_index)  # each process draws its own crops and noise
+    rng, generator = random.Random(seed), torch.Generator().manual_seed(seed)
+    features = FrozenFeatures(model, keep=tuple(accelerator.unwrap_model(upsamplers).config.skip_indices),
+                              group=group, restore=restored_with(request))
+    spread = layout(accelerator)
+    started_event = TrainingStarted(request.steps, request.batch, spread["processes"], spread["grad_accum"],
+                                    spread["mixed_precision"], spread["distributed"], spread["backend"],
+                                    spread["device"], spread["main_process"], group)
+    yield started_event
+    folder = _adapter_folder(request, accelerator)
+    losses, seconds, started = [], [], time.perf_counter()
+    try:
+        for step in range(1, request.steps + 1):
+            if cancel is not None and cancel.is_set():
+                if not losses:  # nothing learned yet: nothing worth saving
+                    raise Cancelled()
+                break  # keep the weights of the last finished step
+            total = torch.zeros((), device=accelerator.device)
+            for _ in range(started_event.grad_accum):
+                pixels, captions = data.batch(request.batch, rng)
+                captions = drop_captions(captions, group, rng)
+                # accumulate() skips the all-reduce and the optimizer step until the last micro-batch.
+                with accelerator.accumulate(upsamplers):
+                    with accelerator.autocast():
+                        loss = training_loss(model, upsamplers, scheduler, pixels, captions, max_timestep,
+                                             generator, features)
+                    accelerator.backward(loss)
+                    optimizer.step()
+                    optimizer.zero_grad(set_to_none=True)
+                total += loss.detach().float().to(total.device)
+            losses.append(accelerator.reduce(total / started_event.grad_accum, "mean").item())
+            seconds.append(time.perf_counter() - started)
+            speed = step / seconds[-1]
+            checkpoint = None
+            if request.checkpoint_every and step % request.checkpoint_every == 0 and step < request.steps:
+                # Saving reads the weights only: the training state (train mode, optimizer) is untouched.
+                checkpoint = _save(request, accelerator, upsamplers, folder, model, started_event, losses,
+                                   max_timestep, previous, checkpoint=True)
+            paused = time.perf_counter()
+            yield TrainingStep(step, request.steps, losses[-1], speed, (request.steps - step) / speed, checkpoint)
+            started += time.perf_counter() - paused  # the consumer's time (e.g. a live sample) is not training time
+        _save(request, accelerator, upsamplers, folder, model, started_event, losses, max_timestep, previous)
+        if accelerator.is_main_process:
+            _write_log(folder, started_event, losses, seconds, features.hit_rate())
+        accelerator.wait_for_everyone()  # no process reports the adapter before it is written
+    finally:
+        accelerator.free_memory()  # drop the accelerator's references to this run's model and optimizer
+    yield TrainingDone(folder, len(losses), time.perf_counter() - started, losses, len(losses) < request.steps)
+
+
+def _save(request: TrainingRequest, accelerator, upsamplers, folder: Path, model: DiffusionModel,
+          started: TrainingStarted, losses: list[float], max_timestep: int, previous: dict,
+          checkpoint: bool = False) -> Path:
+    """The adapter as it is now, written by the main process (with what it was trained for so far)."""
+    if accelerator.is_main_process:
+        save_adapter(accelerator.unwrap_model(upsamplers), folder, size=request.size, model=model,
+                     training=_record(request, started, losses, max_timestep, previous, checkpoint))
+    return folder

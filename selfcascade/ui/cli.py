@@ -1,0 +1,300 @@
+"""Command line: python -m selfcascade {generate,video,train} ... (exit 2 with one line on stderr for bad arguments)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from selfcascade.cascade.request import DEFAULT_FREE_INIT, VideoRequest
+from selfcascade.cascade.stages import parse_size
+from selfcascade.diffusion.motion_steering import DEFAULT_STEERED_FRACTION, DEFAULT_TRAVEL, MOTION_CHOICES
+from selfcascade.errors import InvalidRequest
+
+EXIT_BAD_INPUT = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, no usage dump: scripts read stderr
+        print(f"selfcascade: error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_INPUT)
+
+
+def _add_sampling(command, image: bool) -> None:
+    """Options `generate` and `video` share: model, mode, stages, the sampling and the device settings."""
+    from selfcascade.cascade.request import MODES, PIVOT_UPSAMPLINGS
+    from selfcascade.diffusion.upper_stage import STRATEGIES, STRATEGY_ALIASES, canonical_strategy
+    from selfcascade.models.placement import OFFLOAD_CHOICES
+    from selfcascade.models.precision import DTYPE_CHOICES
+    from selfcascade.models.vae import TILING_CHOICES
+
+    command.add_argument("--prompt", required=True)
+    command.add_argument("--size", required=True, help="WIDTHxHEIGHT of the result, e.g. 256x256")
+    default_model = "embedded" if image else "shapes-video (embedded)"
+    command.add_argument("--model", default=None, help=f"hub id or local diffusers folder (default: {default_model})")
+    command.add_argument("--mode", default="tuning-free", choices=MODES)
+    command.add_argument("--stages", default="", help="stage sizes, e.g. 64,128,256 (default: automatic)")
+    command.add_argument("--steps", type=int, default=None)
+    command.add_argument("--strength", type=float, default=None, help="re-noise level K/T of stages >= 1")
+    command.add_argument("--guidance", type=float, default=None)
+    command.add_argument("--upper-guidance", type=float, default=None,
+                         help="guidance of the stages after the first (default: the preset's, else --guidance)")
+    command.add_argument("--negative", default="", help="negative prompt")
+    command.add_argument("--seed", type=int, default=0)
+    command.add_argument("--scheduler", default=None, help="ddpm, ddim, euler, euler-a or dpm++")
+    command.add_argument("--upper", default=None, choices=STRATEGIES, type=canonical_strategy,
+                         help="upper-stage denoising strategy (default: the model's measured best; plain with "
+                              "--mode direct, the paper's baseline); earlier "
+                              "names are accepted: "
+                              + ", ".join(f"{old} = {new}" for old, new in STRATEGY_ALIASES.items()))
+    command.add_argument("--anchor", type=float, default=None,
+                         help="pivot anchoring: weight 0..1 of the pivot's low band at upper stages (0: off)")
+    command.add_argument("--pivot-up", default=None, choices=PIVOT_UPSAMPLINGS,
+                         help="how a pivot reaches the next stage: latent (bilinear, the paper's) or pixel "
+                              "(decode, Lanczos, encode); default: the preset's, else latent")
+    command.add_argument("--consensus", type=int, default=None, metavar="K",
+                         help="pivot consensus: K clean estimates of the first stage averaged into its pivot "
+                              "(images; 0: off; default: the preset's, else the model folder's)")
+    command.add_argument("--max-side", type=int, default=None, help="refuse sizes above this many px per side")
+    command.add_argument("--adapter", default=None, help="trained upsamplers (folder or .safetensors) for --mode tuned "
+                         "(default: the one shipped for the embedded model, shapes-adapter or shapes-video-adapter)")
+    command.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES,
+                         help="auto: float16 on a GPU, float32 on the CPU (a VAE with force_upcast runs in float32)")
+    command.add_argument("--vae", default=None, metavar="ID_OR_PATH",
+                         help="VAE to use instead of the model's own, e.g. madebyollin/sdxl-vae-fp16-fix")
+    command.add_argument("--vae-tiling", default="auto", choices=TILING_CHOICES,
+                         help="decode in tiles (auto: above 1024x1024)")
+    command.add_argument("--offload", default="auto", choices=OFFLOAD_CHOICES,
+                         help="model CPU offload on a GPU (auto: when the weights leave too little room)")
+    command.add_argument("--quiet", action="store_true",
+                         help="no progress (bars on a terminal, else a line per stage)")
+
+
+def _add_generate(commands) -> None:
+    command = commands.add_parser("generate", help="make an image several times the model's training size")
+    _add_sampling(command, image=True)
+    command.add_argument("--out", required=True, help="PNG file to write (parameters in its metadata)")
+    command.add_argument("--previews", default=None, help="folder for each stage's decoded pivot")
+
+
+def _add_video(commands) -> None:
+    command = commands.add_parser("video", help="make a video several times the video model's training size")
+    _add_sampling(command, image=False)
+    command.add_argument("--frames", type=int, default=16, help="frame count (kept at every stage)")
+    command.add_argument("--fps", type=float, default=8, help="frames per second of the written file")
+    command.add_argument("--out", required=True, help=".mp4 (H.264), .gif or .webp to write (parameters inside)")
+    command.add_argument("--previews", default=None, help="folder for each stage's strip of frames")
+    command.add_argument("--free-init", type=int, default=DEFAULT_FREE_INIT,
+                         help="extra first-stage passes, each re-initialised from the last one's low frequencies "
+                              f"(FreeInit: steadier frames, one more first stage each; default {DEFAULT_FREE_INIT})")
+    command.add_argument("--motion", default="auto", choices=MOTION_CHOICES,
+                         help="steer the first stage's layout along a direction: auto (the prompt's "
+                              "'moving right/left/up/down'; the default), none, or a direction")
+    command.add_argument("--travel", type=float, default=DEFAULT_TRAVEL,
+                         help=f"how far the steered layout travels over the clip, fraction of the side "
+                              f"(default {DEFAULT_TRAVEL})")
+    command.add_argument("--steer", type=float, default=DEFAULT_STEERED_FRACTION,
+                         help="share of the first stage's steps, from the noisiest, that are steered (0: off; "
+                              f"default {DEFAULT_STEERED_FRACTION})")
+
+
+def _add_train(commands) -> None:
+    from selfcascade.adapters.designs import DEFAULT_DESIGN, DEFAULT_OBJECTIVE, DESIGNS, OBJECTIVES
+    from selfcascade.training.distributed import MIXED_PRECISION_CHOICES
+
+    command = commands.add_parser("train", help="train the time-aware feature upsamplers (an adapter)")
+    command.add_argument("--images", required=True,
+                         help="folder of training images (captions: .txt beside); for a video model, of short "
+                              "videos (mp4, gif, ...) or sub-folders of frames, or one folder of frames")
+    command.add_argument("--frames", type=int, default=8, help="video models: frames per training clip")
+    command.add_argument("--size", required=True, help="stage size trained for, e.g. 128x128 (pivot: half)")
+    command.add_argument("--steps", type=int, default=200)
+    command.add_argument("--out", required=True, help="adapter folder to write")
+    command.add_argument("--model", default=None)
+    command.add_argument("--lr", type=float, default=1e-3)
+    command.add_argument("--batch", type=int, default=4)
+    command.add_argument("--caption", default="", help="caption for images without a .txt")
+    command.add_argument("--strength", type=float, default=0.5, help="largest timestep trained, as K/T")
+    command.add_argument("--objective", default=DEFAULT_OBJECTIVE, choices=OBJECTIVES,
+                         help="restore: learn to redraw what the pivot lost, from z_t as an upper stage starts "
+                              "(default); keep: the paper's Algorithm 1, z_t from the image itself")
+    command.add_argument("--design", default=DEFAULT_DESIGN, choices=DESIGNS,
+                         help="mixed: convolutions across channels (default); shared: the paper's tiny "
+                              "channel-shared filters")
+    command.add_argument("--width", type=int, default=None, help="filters per upsampler convolution "
+                         "(default: 8 mixed, 4 shared)")
+    command.add_argument("--resume", default=None, help="adapter to continue training")
+    command.add_argument("--seed", type=int, default=0, help="seed of the main process (others derive theirs)")
+    command.add_argument("--mixed-precision", default=None, choices=MIXED_PRECISION_CHOICES,
+                         help="accelerate's mixed precision (fp16 needs a CUDA GPU; default: the accelerate "
+                              "launch config's, else no)")
+    command.add_argument("--grad-accum", type=int, default=None, metavar="N",
+                         help="micro-batches per optimizer step (effective batch = batch x processes x N)")
+    command.add_argument("--quiet", action="store_true", help="no progress (a bar on a terminal, else lines)")
+    command.add_argument("--log-every", type=int, default=10, metavar="N",
+                         help="off a terminal, print a progress line every N steps")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m selfcascade", description="Self-Cascade diffusion (arXiv 2402.10491)")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _add_generate(commands)
+    _add_video(commands)
+    _add_train(commands)
+    return parser
+
+
+def _request(args, request_class, **extra):
+    """The validated request of `generate` or `video` (before any model loads: bad numbers fail fast)."""
+    from selfcascade.cascade.presets import request_defaults
+
+    width, height = parse_size(args.size)
+    # The model the request will load: `video` without --model means the embedded video model. For --mode direct
+    # the preset's cascade settings are left out: the baseline is plain unless --upper (or --anchor ...) asks.
+    settings = request_defaults(args.model if args.model is not None else request_class.default_model, args.mode)
+    if issubclass(request_class, VideoRequest):  # images only (cascade.py): say so when asked for
+        if args.consensus is not None:
+            raise InvalidRequest("--consensus is for images; a video's first stage is handed on as sampled")
+        settings.pop("consensus", None)
+    for key in ("steps", "strength", "guidance", "upper_guidance", "scheduler", "upper", "anchor", "pivot_up",
+                "consensus", "max_side"):
+        if getattr(args, key) is not None:
+            settings[key] = getattr(args, key)
+    request = request_class(prompt=args.prompt, width=width, height=height, mode=args.mode,
+                            negative_prompt=args.negative, stages=args.stages, seed=args.seed,
+                            model=args.model, adapter=args.adapter, dtype=args.dtype, vae=args.vae,
+                            vae_tiling=args.vae_tiling, offload=args.offload, **settings, **extra)
+    request.check()
+    return request
+
+
+def _follow(events, args, prompt: str, write_result) -> None:
+    """Shared by `generate` and `video`: progress, each stage's preview PNG (--previews), the run's notes,
+    then `write_result(Finished)`, which writes the file and returns the line that reports it."""
+    from selfcascade.cascade.pipeline import Finished, StageDone
+    from selfcascade.files.images import save_png
+    from selfcascade.ui.progress import StageProgress, progress_mode
+
+    progress = StageProgress(progress_mode(args.quiet))
+    for event in events:
+        progress(event)
+        if isinstance(event, StageDone) and args.previews:
+            save_png(event.preview, Path(args.previews) / f"stage{event.stage}_{event.size[0]}x{event.size[1]}.png",
+                     {"stage": event.stage, "prompt": prompt})
+        elif isinstance(event, Finished):
+            progress.close()
+            for message in event.metadata["messages"]:
+                print(f"note: {message}", file=sys.stderr)
+            print(write_result(event))
+
+
+def _generate(args) -> int:
+    from selfcascade.cascade.estimate import memory_plan
+    from selfcascade.cascade.pipeline import generate
+    from selfcascade.cascade.request import GenerationRequest
+    from selfcascade.files.images import save_png
+    from selfcascade.models.loader import load_model
+    from selfcascade.models.video import check_video_model
+
+    request = _request(args, GenerationRequest)
+    out = Path(args.out)
+    if out.suffix.lower() != ".png":
+        raise InvalidRequest(f"--out {args.out}: the output must be a .png file")
+    out.parent.mkdir(parents=True, exist_ok=True)  # fail before sampling, not after
+    model = load_model(request.model, request.dtype, request.vae, request.offload)
+    check_video_model(model, wanted_video=False)  # before the memory line: a video model is a one-line error
+    print(f"memory: {memory_plan(model, request).describe()}", file=sys.stderr)
+
+    def write(result) -> str:
+        save_png(result.image, out, result.metadata)
+        return f"wrote {out} ({result.image.width}x{result.image.height}, {result.seconds:.1f} s)"
+
+    _follow(generate(request, model, previews=args.previews is not None), args, request.prompt, write)
+    return 0
+
+
+def _video(args) -> int:
+    from selfcascade.cascade.video import generate_video
+    from selfcascade.files.video import check_video_path, write_video
+
+    fps = int(args.fps) if float(args.fps).is_integer() else args.fps
+    request = _request(args, VideoRequest, frames=args.frames, fps=fps, free_init=args.free_init,
+                       motion=args.motion, travel=args.travel, steer=args.steer)
+    out = check_video_path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)  # fail before sampling, not after
+
+    def write(result) -> str:
+        write_video(result.frames, out, request.fps, result.metadata)
+        width, height = result.frames[0].size
+        return f"wrote {out} ({len(result.frames)} frames, {width}x{height}, {result.seconds:.1f} s)"
+
+    _follow(generate_video(request, previews=args.previews is not None), args, request.prompt, write)
+    return 0
+
+
+def _train(args) -> int:
+    """Algorithm 1. Under torchrun / accelerate launch every process runs this; only the main one prints
+    progress and the result (the adapter is written by it alone, in selfcascade.training.loop)."""
+    from selfcascade.training.data.clips import training_inputs
+    from selfcascade.training.loop import TrainingDone, TrainingRequest, TrainingStarted, TrainingStep, train
+    from selfcascade.ui.progress import TrainProgress, progress_mode
+
+    request = TrainingRequest(images=training_inputs(args.images), size=parse_size(args.size), steps=args.steps,
+                              learning_rate=args.lr, batch=args.batch, caption=args.caption,
+                              strength=args.strength, model=args.model, out=args.out, resume=args.resume,
+                              seed=args.seed, mixed_precision=args.mixed_precision, grad_accum=args.grad_accum,
+                              frames=args.frames, objective=args.objective, design=args.design,
+                              width=args.width)
+    request.check()
+    if args.log_every < 1:
+        raise InvalidRequest(f"--log-every must be 1 or more, not {args.log_every}")
+    progress, main = TrainProgress("quiet"), True
+    try:
+        for event in train(request):
+            if isinstance(event, TrainingStarted):
+                main = event.main_process
+                progress = TrainProgress(progress_mode(args.quiet or not main), args.log_every)
+                if main:
+                    print(event.describe(), file=sys.stderr, flush=True)
+            elif isinstance(event, TrainingStep):
+                progress.step(event)
+            elif isinstance(event, TrainingDone) and main:
+                progress.close()
+                print(f"wrote {event.path} ({event.steps} steps, {event.seconds:.0f} s)")
+    finally:
+        progress.close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.set_verbosity_error()  # its import-time notes (e.g. no torchvision) are not ours
+    transformers_logging.disable_progress_bar()
+    from diffusers.utils import logging as diffusers_logging
+
+    diffusers_logging.disable_progress_bar()  # loading bars would bury the one-line messages on stderr
+    diffusers_logging.set_verbosity_error()  # e.g. deprecation notes of TextToVideoSDPipeline
+    try:
+        if args.command == "generate":
+            return _generate(args)
+        if args.command == "video":
+            return _video(args)
+        if args.command == "train":
+            return _train(args)
+    except InvalidRequest as error:
+        print(f"selfcascade: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as error:  # e.g. the output folder cannot be written
+        print(f"selfcascade: error: {error.strerror or error}: {error.filename or ''}".rstrip(": "),
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except (RuntimeError, MemoryError) as error:  # out of memory outside the cascade's own handling
+        from selfcascade.models.memory import is_out_of_memory, out_of_memory_message, release_memory
+
+        if not is_out_of_memory(error):
+            raise
+        release_memory()
+        print(f"selfcascade: error: {out_of_memory_message('during this run')}", file=sys.stderr)
+    return 1
