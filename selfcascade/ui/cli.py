@@ -44,8 +44,7 @@ def _add_sampling(command, image: bool) -> None:
     command.add_argument("--scheduler", default=None, help="ddpm, ddim, euler, euler-a or dpm++")
     command.add_argument("--upper", default=None, choices=STRATEGIES, type=canonical_strategy,
                          help="upper-stage denoising strategy (default: the model's measured best; plain with "
-                              "--mode direct, the paper's baseline); earlier "
-                              "names are accepted: "
+                              "--mode direct, the paper's baseline); earlier names are accepted: "
                               + ", ".join(f"{old} = {new}" for old, new in STRATEGY_ALIASES.items()))
     command.add_argument("--anchor", type=float, default=None,
                          help="pivot anchoring: weight 0..1 of the pivot's low band at upper stages (0: off)")
