@@ -233,85 +233,142 @@ def generate(request: GenerationRequest, model: DiffusionModel | None = None,
     raise OutOfMemory(out_of_memory_message(f"at {request.width}x{request.height}"))
 
 
+@dataclass
+class _Run:
+    """What one cascade run carries from stage to stage (read by the loop and its helpers)."""
+
+    request: GenerationRequest
+    model: DiffusionModel
+    video: bool
+    generator: torch.Generator
+    prompts: Prompts
+    upsamplers: object | None  # the tuned mode's FeatureUpsamplers
+    consensus: int  # clean estimates averaged into the first stage's pivot (0: none)
+
+
+@dataclass
+class _StageStart:
+    """A stage ready to denoise: its schedule, its first latents and, above stage 0, its up-sampled pivot."""
+
+    scheduler: object
+    timesteps: torch.Tensor
+    latents: torch.Tensor
+    pivot_up: torch.Tensor | None
+    passes: int  # 1, or 1 + FreeInit's extra passes on a video's first stage
+
+
 def _stages(request: GenerationRequest, model: DiffusionModel, video: bool, cancel: threading.Event | None,
             previews: bool, pivot_image: Image.Image | None) -> Iterator[Event]:
-    """The stage loop of Algorithm 2 (see the module docstring)."""
-    plan = request.plan(model.base_size, model.size_multiple)
-    started = time.perf_counter()
-    generator = torch.Generator().manual_seed(int(request.seed))
-    prompts = Prompts(model, request)
-    upsamplers = load_adapter(request.tuned_adapter(), model) if request.mode == "tuned" else None
-    pivot, stage_seconds, strategies, sizes = None, [], [], list(plan.sizes)
-    consensus = views_that_run(request.consensus_views(model.default_consensus), len(sizes), video,
-                               pivot_image is not None)
-    if pivot_image is not None:
+    """The stage loop of the paper's Algorithm 2.
+
+        1. plan the stages (scale decomposition, Sec. 3.1): r = 0 .. R
+        2. stage 0 from noise: z^0_T ~ N(0, I), denoised by the frozen model (or the user's image is z^0_0)
+        3. stage r >= 1: z^r_K = sqrt(abar_K) up(z^{r-1}_0) + sqrt(1 - abar_K) eps   (re-noise the pivot to K)
+        4. denoise z^r_K -> z^r_0 with the stage's predictor (upper-stage strategy, anchoring, tuned phi_n)
+        5. record the stage (its pivot for the next, a preview), then the run's metadata
+    """
+    plan = request.plan(model.base_size, model.size_multiple)  # 1.
+    started, sizes, stage_seconds, strategies = time.perf_counter(), list(plan.sizes), [], []
+    run = _Run(request, model, video, torch.Generator().manual_seed(int(request.seed)), Prompts(model, request),
+               load_adapter(request.tuned_adapter(), model) if request.mode == "tuned" else None,
+               views_that_run(request.consensus_views(model.default_consensus), len(sizes), video,
+                              pivot_image is not None))
+    pivot = None
+    if pivot_image is not None:  # 2. "upscale my image": the image is stage 0's result
         pivot = pivot_from_image(model, pivot_image, sizes[0], plan.messages, request.vae_tiling)
-        if len(sizes) > 1:  # the image is stage 0; a one-stage plan becomes img2img at that size
+        if len(sizes) > 1:  # a one-stage plan becomes img2img at that size
             sizes.pop(0)
     for index, size in enumerate(sizes):
         stage_started = time.perf_counter()
-        scheduler = make_scheduler(model, request.scheduler)
-        pivot_up = None
-        passes = 1
-        if pivot is None:
-            timesteps = schedule(scheduler, request.steps, 1.0)
-            latents = start = initial_noise(model, scheduler, model.latent_shape(size), generator)
-            passes += request.free_init_passes() if video else 0
-        else:
-            timesteps = schedule(scheduler, request.steps, request.strength)
-            pivot_up = upsample_pivot(model, pivot, size, request.pivot_upsampling(), request.vae_tiling)
-            latents = renoise(scheduler, pivot_up, timesteps[:1], generator)
-        conditioning = prompts.for_stage(pivot is not None)
-        unet_inputs = tuned_unet_inputs(model, upsamplers, pivot, conditioning) if (
-            upsamplers is not None and pivot is not None) else None
-        predict, strategy = stage_predictor(model, request, conditioning, latents, timesteps, unet_inputs,
-                                            scheduler, pivot_up)
-        if video and pivot is None:
-            predict = steered_first_stage(predict, request, model, scheduler)
+        stage = _start_stage(run, size, pivot)  # 2. noise, or 3. up(pivot) re-noised to K
+        predict, strategy = _predictor_of(run, stage, pivot)
         strategies.append(strategy)
-        total = len(timesteps) * passes
-        yield StageStarted(index, len(sizes), size, total, strategy)
-        for again in range(passes):
-            if again:  # FreeInit: the next pass starts from this one's diffused low frequencies
-                latents = reinitialised(latents, start / scheduler.init_noise_sigma, scheduler, model.frames,
-                                        generator)
-                timesteps = schedule(scheduler, request.steps, 1.0)
-            for info in denoise(scheduler, latents, timesteps, predict, generator, cancel):
-                latents = info.latents
-                yield StepDone(index, again * len(timesteps) + info.index + 1, total, latents)
+        yield StageStarted(index, len(sizes), size, len(stage.timesteps) * stage.passes, strategy)
+        latents = yield from _denoise_stage(run, stage, predict, index, cancel)  # 4.
         check_finite(latents, f"the latents after stage {index + 1} ({size[0]}x{size[1]})",
                      unet_overflow_hint(model.dtype))
-        last = index == len(sizes) - 1
+        last = index == len(sizes) - 1  # 5.
         pivot = latents
-        if pivot_up is None and not last and not video:  # the native first stage of a cascade
-            pivot = consensus_latents(latents, predict, scheduler, generator, consensus)
+        if stage.pivot_up is None and not last and not video:  # the native first stage of a cascade
+            pivot = consensus_latents(latents, predict, stage.scheduler, run.generator, run.consensus)
         frames = model.decode(pivot, request.vae_tiling) if (previews or last) else None
         image = frames and (model.strip(frames) if video else frames[0])
         stage_seconds.append(round(time.perf_counter() - stage_started, 3))
         yield StageDone(index, len(sizes), size, stage_seconds[-1], pivot, image, frames if video else None)
     seconds = time.perf_counter() - started
-    metadata = {
+    metadata = run_metadata(run, sizes, stage_seconds, strategies, seconds, plan.messages, pivot_image is not None)
+    yield Finished(frames[0], seconds, metadata, frames if video else None)
+
+
+def _start_stage(run: _Run, size: Size, pivot: torch.Tensor | None) -> _StageStart:
+    """Stage 0 starts from noise (with FreeInit's extra passes on a video); a later stage from its pivot
+    up-sampled to `size` and re-noised to K = strength x T (Algorithm 2, line 3)."""
+    scheduler = make_scheduler(run.model, run.request.scheduler)
+    if pivot is None:
+        latents = initial_noise(run.model, scheduler, run.model.latent_shape(size), run.generator)
+        passes = 1 + (run.request.free_init_passes() if run.video else 0)
+        return _StageStart(scheduler, schedule(scheduler, run.request.steps, 1.0), latents, None, passes)
+    timesteps = schedule(scheduler, run.request.steps, run.request.strength)
+    pivot_up = upsample_pivot(run.model, pivot, size, run.request.pivot_upsampling(), run.request.vae_tiling)
+    return _StageStart(scheduler, timesteps, renoise(scheduler, pivot_up, timesteps[:1], run.generator), pivot_up, 1)
+
+
+def _predictor_of(run: _Run, stage: _StageStart, pivot: torch.Tensor | None) -> tuple[Predictor, str]:
+    """The stage's noise predictor and strategy name: tuned residuals from the pivot's features (Eq. 6) when an
+    adapter is loaded, the upper-stage strategy and anchoring (stage_predictor), a video's first-stage steering."""
+    conditioning = run.prompts.for_stage(pivot is not None)
+    unet_inputs = (tuned_unet_inputs(run.model, run.upsamplers, pivot, conditioning)
+                   if run.upsamplers is not None and pivot is not None else None)
+    predict, strategy = stage_predictor(run.model, run.request, conditioning, stage.latents, stage.timesteps,
+                                        unet_inputs, stage.scheduler, stage.pivot_up)
+    if run.video and pivot is None:
+        predict = steered_first_stage(predict, run.request, run.model, stage.scheduler)
+    return predict, strategy
+
+
+def _denoise_stage(run: _Run, stage: _StageStart, predict: Predictor, index: int,
+                   cancel: threading.Event | None) -> Iterator[Event]:
+    """Denoise the stage (yielding StepDone per step) and return its final latents. With FreeInit, each pass
+    after the first starts from the last pass's diffused low frequencies."""
+    latents, start, timesteps = stage.latents, stage.latents, stage.timesteps
+    total = len(timesteps) * stage.passes
+    for again in range(stage.passes):
+        if again:
+            latents = reinitialised(latents, start / stage.scheduler.init_noise_sigma, stage.scheduler,
+                                    run.model.frames, run.generator)
+            timesteps = schedule(stage.scheduler, run.request.steps, 1.0)
+        for info in denoise(stage.scheduler, latents, timesteps, predict, run.generator, cancel):
+            latents = info.latents
+            yield StepDone(index, again * len(timesteps) + info.index + 1, total, latents)
+    return latents
+
+
+def run_metadata(run: _Run, sizes: list[Size], stage_seconds: list[float], strategies: list[str], seconds: float,
+                 messages: list[str], pivot_image: bool) -> dict:
+    """The record of a run, written into its PNG or video: the request, and what each setting became. Models,
+    adapters and VAEs by their public names, never a server path."""
+    request, model = run.request, run.model
+    cascaded = len(sizes) > 1
+    return {
         **request.to_metadata(),
-        "model": public_name(model.name if request.model is None else request.model),  # never a server path
+        "model": public_name(model.name if request.model is None else request.model),
         "adapter": public_name(request.tuned_adapter() if request.mode == "tuned" else request.adapter),
-        "vae": public_name(request.vae),  # a hub id or folder name, never a server path
+        "vae": public_name(request.vae),
         "stage_sizes": [f"{w}x{h}" for w, h in sizes],
         "stage_seconds": stage_seconds,
         "upper_stage": strategies,  # per stage: the upper-stage denoising strategy ("-" at native size)
-        "pivot_upsampling": request.pivot_upsampling() if len(sizes) > 1 else "-",
-        "pivot_anchor": (request.anchor_weight(model.default_anchor)
-                         if len(sizes) > 1 or pivot_image is not None else 0.0),
+        "pivot_upsampling": request.pivot_upsampling() if cascaded else "-",
+        "pivot_anchor": request.anchor_weight(model.default_anchor) if cascaded or pivot_image else 0.0,
         "pivot_anchor_sigma": anchor_sigma(request, model),  # latent px of the anchored band
-        "pivot_consensus": consensus,  # clean estimates averaged into the first stage's pivot (0: none)
+        "pivot_consensus": run.consensus,  # clean estimates averaged into the first stage's pivot (0: none)
         "dtype_used": dtype_name(model.dtype),  # what "auto" became on this device
         "vae_dtype": dtype_name(model.vae.dtype),  # float32 when the VAE's config sets force_upcast
         "seconds": round(seconds, 3),
-        "messages": plan.messages,
-        "pivot_image": pivot_image is not None,
-        **({"motion_direction": request.motion_direction() or "-"} if video else {}),
+        "messages": messages,
+        "pivot_image": pivot_image,
+        **({"motion_direction": request.motion_direction() or "-"} if run.video else {}),
         "method": "Self-Cascade (arXiv 2402.10491)",
     }
-    yield Finished(frames[0], seconds, metadata, frames if video else None)
 
 
 def run(request: GenerationRequest, model: DiffusionModel | None = None, **kwargs) -> Finished:

@@ -299,6 +299,46 @@ def _write_log(folder: Path, started: TrainingStarted, losses: list[float], seco
     (folder / "training_log.json").write_text(json.dumps(log, indent=1))
 
 
+def _model_and_data(request: TrainingRequest, model: DiffusionModel):
+    """(model, data, group): a video model set to the clip length with its clips, or an image model with its
+    images (clips refused); `group` is the frames per clip (1 for images)."""
+    if not getattr(model, "is_video", False):
+        refuse_clips(request.images, public_name(model.name))
+        return model, TrainingImages(request.images, request.size, model.size_multiple, request.caption), 1
+    model = model.for_frames(request.frames)
+    clips = TrainingClips(as_clip_sources(request.images), request.size, model.size_multiple, request.frames,
+                          request.caption)
+    return model, clips, request.frames
+
+
+def _starting_upsamplers(request: TrainingRequest, model: DiffusionModel):
+    """The adapter to resume, or new upsamplers (zero output gain: they start as the tuning-free cascade)."""
+    with torch.random.fork_rng(devices=[]):  # the request's seed makes the random start (and so the run) repeatable
+        torch.manual_seed(request.seed)
+        if request.resume:
+            return load_adapter(request.resume, model)
+        return new_upsamplers(model.unet, model.name, request.width or default_width(request.design), request.design)
+
+
+def _optimizer_step(request: TrainingRequest, accelerator, model, upsamplers, optimizer, scheduler, data, rngs,
+                    features, max_timestep: int, group: int) -> float:
+    """One optimizer step over `grad_accum` micro-batches; the loss averaged over them and over processes."""
+    rng, generator = rngs
+    total = torch.zeros((), device=accelerator.device)
+    for _ in range(accelerator.gradient_accumulation_steps):
+        pixels, captions = data.batch(request.batch, rng)
+        captions = drop_captions(captions, group, rng)
+        # accumulate() skips the all-reduce and the optimizer step until the last micro-batch.
+        with accelerator.accumulate(upsamplers):
+            with accelerator.autocast():
+                loss = training_loss(model, upsamplers, scheduler, pixels, captions, max_timestep, generator, features)
+            accelerator.backward(loss)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        total += loss.detach().float().to(total.device)
+    return accelerator.reduce(total / accelerator.gradient_accumulation_steps, "mean").item()
+
+
 def train(request: TrainingRequest, model: DiffusionModel | None = None,
           cancel: threading.Event | None = None) -> Iterator[TrainingStarted | TrainingStep | TrainingDone]:
     """Train upsamplers for `request`: TrainingStarted, a TrainingStep per optimizer step (its loss averaged
@@ -307,19 +347,8 @@ def train(request: TrainingRequest, model: DiffusionModel | None = None,
     accelerator = start_run(request.mixed_precision, request.grad_accum)  # first: it picks this rank's GPU
     model = model or load_model(request.model, FROZEN_DTYPE[accelerator.mixed_precision])
     freeze_base_model(model)
-    group = request.frames if getattr(model, "is_video", False) else 1
-    if getattr(model, "is_video", False):
-        model = model.for_frames(group)
-        data = TrainingClips(as_clip_sources(request.images), request.size, model.size_multiple, group,
-                             request.caption)
-    else:
-        refuse_clips(request.images, public_name(model.name))
-        data = TrainingImages(request.images, request.size, model.size_multiple, request.caption)
-    with torch.random.fork_rng(devices=[]):  # the request's seed makes the random start (and so the run) repeatable
-        torch.manual_seed(request.seed)
-        upsamplers = (load_adapter(request.resume, model) if request.resume else
-                      new_upsamplers(model.unet, model.name, request.width or default_width(request.design),
-                                     request.design))
+    model, data, group = _model_and_data(request, model)
+    upsamplers = _starting_upsamplers(request, model)
     previous = dict(upsamplers.config.get("training") or {})
     upsamplers = upsamplers.float().train()  # trainable weights stay float32 whatever the frozen model's dtype
     optimizer = torch.optim.AdamW(upsamplers.parameters(), lr=request.learning_rate, weight_decay=0.0)
@@ -343,20 +372,8 @@ def train(request: TrainingRequest, model: DiffusionModel | None = None,
                 if not losses:  # nothing learned yet: nothing worth saving
                     raise Cancelled()
                 break  # keep the weights of the last finished step
-            total = torch.zeros((), device=accelerator.device)
-            for _ in range(started_event.grad_accum):
-                pixels, captions = data.batch(request.batch, rng)
-                captions = drop_captions(captions, group, rng)
-                # accumulate() skips the all-reduce and the optimizer step until the last micro-batch.
-                with accelerator.accumulate(upsamplers):
-                    with accelerator.autocast():
-                        loss = training_loss(model, upsamplers, scheduler, pixels, captions, max_timestep,
-                                             generator, features)
-                    accelerator.backward(loss)
-                    optimizer.step()
-                    optimizer.zero_grad(set_to_none=True)
-                total += loss.detach().float().to(total.device)
-            losses.append(accelerator.reduce(total / started_event.grad_accum, "mean").item())
+            losses.append(_optimizer_step(request, accelerator, model, upsamplers, optimizer, scheduler, data,
+                                          (rng, generator), features, max_timestep, group))
             seconds.append(time.perf_counter() - started)
             speed = step / seconds[-1]
             checkpoint = None
