@@ -15,12 +15,27 @@ Layers, lowest first (each imports only from those before it; tests/test_layers.
 models, diffusion, adapters, cascade, training, shapes, ui.
 """
 
-from selfcascade.cascade.pipeline import Finished, StageDone, StageStarted, StepDone, generate, run
-from selfcascade.cascade.request import GenerationRequest, VideoRequest
-from selfcascade.cascade.video import generate_video
-from selfcascade.errors import Cancelled, InvalidRequest
-from selfcascade.models.loader import load_model
-from selfcascade.training.loop import TrainingRequest, train
+from importlib import import_module
 
-__all__ = ["Cancelled", "Finished", "GenerationRequest", "InvalidRequest", "StageDone", "StageStarted", "StepDone",
-           "TrainingRequest", "VideoRequest", "generate", "generate_video", "load_model", "run", "train"]
+# Loaded on first use (PEP 562), so that `python -m selfcascade` and `import selfcascade.errors` stay light:
+# the command line quiets transformers and diffusers before anything imports them.
+_PUBLIC = {
+    "Finished": "selfcascade.cascade.pipeline", "StageDone": "selfcascade.cascade.pipeline",
+    "StageStarted": "selfcascade.cascade.pipeline", "StepDone": "selfcascade.cascade.pipeline",
+    "generate": "selfcascade.cascade.pipeline", "run": "selfcascade.cascade.pipeline",
+    "GenerationRequest": "selfcascade.cascade.request", "VideoRequest": "selfcascade.cascade.request",
+    "generate_video": "selfcascade.cascade.video", "Cancelled": "selfcascade.errors",
+    "InvalidRequest": "selfcascade.errors", "load_model": "selfcascade.models.loader",
+    "TrainingRequest": "selfcascade.training.loop", "train": "selfcascade.training.loop",
+}
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str):
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'selfcascade' has no attribute {name!r}")
+    return getattr(import_module(_PUBLIC[name]), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_PUBLIC))

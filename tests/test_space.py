@@ -27,7 +27,7 @@ def run_python(script: str, extra_path: Path | None = None, **env) -> str:
 
 
 def test_caps_are_tighter_on_a_space_and_env_overrides_them():
-    script = ("from selfcascade import media, outputs, hosting; "
+    script = ("from selfcascade.files import images as media, outputs, hosting; "
               "print(hosting.MAX_UPLOAD_MB, media.MAX_IMAGE_PIXELS // 2**20, outputs.OUTPUTS.max_age, "
               "outputs.OUTPUTS.max_bytes // 2**20)")
 

@@ -138,7 +138,7 @@ def test_train_tab_explains_a_bad_video_upload(tmp_path):
 
 
 def test_huge_frames_are_refused_before_training(tmp_path, monkeypatch):
-    from selfcascade import training_clips
+    from selfcascade.training.data import clips as training_clips
 
     monkeypatch.setattr(training_clips, "MAX_CLIP_PIXELS", 100 * 100)
     frames = moving_frames(4)
