@@ -3,7 +3,7 @@
     python benchmarks/sweep.py SIZE PAIRS FIRST_SEED 'name:key=value,key=value' ...
     python benchmarks/sweep.py 256 48 5000 'latent:pivot_up=latent' 'pixel:pivot_up=pixel'
     python benchmarks/sweep.py 256x128 16 9000 'base:' 'other:model=DIR'     # SIZE: a side, or WIDTHxHEIGHT
-    python benchmarks/sweep.py 256 24 3000 'h35:diffusion.upper_stage.PYRAMID_SIGMA=0.35' 'anchor0:anchor=0' 'one:stages=64;256'
+    python benchmarks/sweep.py 256 24 3000 'h35:diffusion.upper_stage.PYRAMID_SIGMA=0.35' 'anchor0:anchor=0'
 
 A key is a GenerationRequest field (mode, strength, guidance, upper_guidance, anchor, steps, upper, stages
 with ';' between sizes, pivot_up, ...), a module constant of selfcascade as module.NAME (restored after
