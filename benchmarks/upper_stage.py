@@ -30,10 +30,10 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from benchmarks.judging import TABLE_HEADER, Tally, contact_sheet, marked, prompt_seed_pairs, table_row  # noqa: E402
-from selfcascade.diffusion import upper_stage  # noqa: E402
 from selfcascade.cascade.pipeline import run  # noqa: E402
 from selfcascade.cascade.presets import request_defaults, upper_guidance_of  # noqa: E402
 from selfcascade.cascade.request import GenerationRequest  # noqa: E402
+from selfcascade.diffusion import upper_stage  # noqa: E402
 from selfcascade.diffusion.anchor import DEFAULT_ANCHOR  # noqa: E402
 from selfcascade.models.loader import load_model  # noqa: E402
 

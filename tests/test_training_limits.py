@@ -78,7 +78,8 @@ def test_the_stage_size_cap_follows_its_variable(monkeypatch):
 
 
 def test_caps_on_a_space_and_their_variables():
-    script = ("from selfcascade.training import loop as training; from selfcascade.training.data import uploads as training_data; "
+    script = ("from selfcascade.training import loop as training; "
+              "from selfcascade.training.data import uploads as training_data; "
               "print(training.MAX_TRAIN_SIDE, training_data.MAX_TRAIN_UPLOAD_MB)")
     assert run_python(script, SPACE_ID="someone/selfcascade", SELFCASCADE_MAX_TRAIN_UPLOAD_MB="100") == "512 100"
 
