@@ -20,7 +20,7 @@ from selfcascade.models.memory import (
     MemoryPlan,
     NotEnoughMemory,
     OutOfMemory,
-    check_fits,
+    check_memory_fits,
     free_memory,
     is_out_of_memory,
     vae_decode_bytes,
@@ -66,11 +66,11 @@ def test_tiled_decode_is_seamless_enough_and_the_same_size(embedded_model):
 def test_plan_refuses_with_the_estimate_and_what_to_change():
     plan = MemoryPlan("cuda:0", weights=5 * GIB, unet=3 * GIB, vae=20 * GIB, free=8 * GIB, tiled=False)
     with pytest.raises(NotEnoughMemory) as caught:
-        check_fits(plan, torch.float32)
+        check_memory_fits(plan, torch.float32)
     message = str(caught.value)
     for words in ("20.0 GiB", "8.0 GiB free", "smaller size", "--vae-tiling on", "--offload on", "float16"):
         assert words in message, message
-    check_fits(MemoryPlan("cpu", GIB, GIB, GIB, None, False), torch.float32)  # unknown free memory: runs
+    check_memory_fits(MemoryPlan("cpu", GIB, GIB, GIB, None, False), torch.float32)  # unknown free memory: runs
 
 
 def test_cascade_refuses_a_run_that_cannot_fit_before_sampling(embedded_model, monkeypatch):

@@ -106,7 +106,7 @@ def read_adapter_config(path: str | Path) -> dict:
     return dict(_read(adapter_location(path)).config)
 
 
-def check_fits(config, model: DiffusionModel, name: str) -> None:
+def check_adapter_fits(config, model: DiffusionModel, name: str) -> None:
     """InvalidRequest naming the difference when an adapter's record does not fit `model`: family, latent
     channels, skip layout, then UNet config. Records made before a field existed skip that check."""
     base, here = config.get("base_model") or "another model", public_name(model.name)
@@ -131,11 +131,11 @@ def check_fits(config, model: DiffusionModel, name: str) -> None:
 
 def check_usable(config, model: DiffusionModel, name: str) -> None:
     """InvalidRequest when an adapter of this config cannot drive `model`: an earlier, per-step design, or made
-    for another model (check_fits)."""
+    for another model (check_adapter_fits)."""
     if config.get("time_conditioning") != "output":
         raise InvalidRequest(f"{name} was made by an earlier version of Self-Cascade Studio (per-step "
                              "upsamplers); retrain it with this version")
-    check_fits(config, model, name)
+    check_adapter_fits(config, model, name)
 
 
 def load_adapter(path: str | Path, model: DiffusionModel) -> FeatureUpsamplers:

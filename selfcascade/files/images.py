@@ -7,6 +7,7 @@ from pathlib import Path
 
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
+from selfcascade.errors import InvalidRequest
 from selfcascade.files.hosting import cap
 
 METADATA_KEY = "selfcascade"
@@ -24,22 +25,27 @@ def save_png(image: Image.Image, path: str | Path, metadata: dict) -> Path:
     return path
 
 
+def _check_pixels(image: Image.Image, name: str) -> None:
+    """Refuse an image above the upload cap from its header alone (before any pixel is decoded)."""
+    width, height = image.size
+    if width * height > MAX_IMAGE_PIXELS:
+        raise InvalidRequest(f"{name} is {width}x{height}: larger than the {MAX_IMAGE_PIXELS / 2**20:.0f} "
+                             "megapixels accepted")
+
+
 def read_png_metadata(path: str | Path) -> dict:
     """The parameters a PNG written by `save_png` records ({} for images without them).
 
     Only the header and text chunks are read (no pixels are decoded). InvalidRequest, naming the file by its
     name and never by its server path, for a file that is not a readable image, an image above the upload
     cap, or a record that is not a JSON object."""
-    from selfcascade.errors import InvalidRequest
-
     name = Path(path).name
     try:
         with Image.open(path) as image:
-            width, height = image.size
-            if width * height > MAX_IMAGE_PIXELS:
-                raise InvalidRequest(f"{name} is {width}x{height}: larger than the "
-                                     f"{MAX_IMAGE_PIXELS / 2**20:.0f} megapixels accepted")
+            _check_pixels(image, name)
             text = image.info.get(METADATA_KEY)
+    except InvalidRequest:
+        raise
     except Image.DecompressionBombError:  # PIL's own guard, at twice its pixel limit
         raise InvalidRequest(f"{name} is larger than the {MAX_IMAGE_PIXELS / 2**20:.0f} megapixels accepted") from None
     except UnidentifiedImageError:
@@ -66,15 +72,11 @@ def load_user_image(path: str | Path) -> Image.Image:
 
     The header is read first, so a huge image is refused before its pixels are decoded.
     """
-    from selfcascade.errors import InvalidRequest
-
     name = Path(path).name
     try:
         with Image.open(path) as image:
+            _check_pixels(image, name)
             width, height = image.size
-            if width * height > MAX_IMAGE_PIXELS:
-                raise InvalidRequest(f"{name} is {width}x{height}: larger than the "
-                                     f"{MAX_IMAGE_PIXELS / 2**20:.0f} megapixels accepted")
             if min(width, height) < MIN_IMAGE_SIDE:
                 raise InvalidRequest(f"{name} is {width}x{height}: at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} "
                                      "is needed")

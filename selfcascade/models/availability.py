@@ -10,7 +10,6 @@ of huggingface_hub and diffusers into one ModelUnavailable message that says wha
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 from huggingface_hub import hf_hub_download
@@ -30,15 +29,6 @@ INDEX = "model_index.json"
 SUPPORTED_TEXT = ("Stable Diffusion 1.x/2.x, SDXL, AnimateDiff, ModelScope text-to-video and the embedded "
                   "models")
 OFFLINE_HINT = "the embedded model always works offline"
-
-
-# A hub repository id as the hub allows it: owner/name, letters, digits, "-", "_", ".", at most 96 per part.
-HUB_ID = re.compile(r"[A-Za-z0-9](?:[\w.-]{0,94}[A-Za-z0-9])?/[A-Za-z0-9](?:[\w.-]{0,94}[A-Za-z0-9])?", re.ASCII)
-
-
-def looks_like_hub_id(text: str) -> bool:
-    """Whether `text` has the shape of a hub id (owner/name), judged from the text alone: no disk is read."""
-    return bool(HUB_ID.fullmatch(text)) and ".." not in text
 
 
 class ModelUnavailable(InvalidRequest):

@@ -21,14 +21,12 @@ from diffusers import (
 )
 
 from selfcascade.errors import InvalidRequest
-from selfcascade.files import hosting
 from selfcascade.models.availability import (
     SUPPORTED_TEXT,
     ModelUnavailable,
     check_folder,
     check_hub_model,
     explain,
-    looks_like_hub_id,
 )
 from selfcascade.models.base import DiffusionModel
 from selfcascade.models.folder_settings import BadFolderSettings, read_folder_settings
@@ -39,6 +37,7 @@ from selfcascade.models.names import (  # noqa: F401 (is_embedded_video, EMBEDDE
     EMBEDDED_VIDEO_MODEL,
     is_embedded,
     is_embedded_video,
+    is_hub_id,
     resolve,
 )
 from selfcascade.models.placement import OFFLOAD_CHOICES, place, use_sdpa
@@ -80,28 +79,19 @@ def _apply_folder_settings(model: DiffusionModel, settings: dict) -> None:
     model.default_consensus = settings.get("pivot_consensus", 0)
 
 
-def _is_hub_id(name: str) -> bool:
-    """Whether to load `name` from the hub. Locally an existing folder wins (owner/name may be a relative folder);
-    on a Space the text alone decides, so a visitor's owner/name never reads a relative folder of that name
-    (selfcascade.ui.space_policy)."""
-    if hosting.ON_SPACE:
-        return looks_like_hub_id(name)
-    return not Path(name).expanduser().exists() and name.count("/") == 1 and not name.startswith((".", "/", "~"))
-
-
 def load_vae(source: str, run_dtype: torch.dtype, subfolder: str | None = None) -> AutoencoderKL:
     """A VAE (a VAE folder or hub id, or a pipeline's `vae` subfolder) in the dtype its config asks for:
     float32 when it sets `force_upcast` and the run is float16, else the run's dtype."""
-    location = source if _is_hub_id(source) else str(Path(source).expanduser())
-    if not _is_hub_id(source) and not Path(location).is_dir():
+    location = source if is_hub_id(source) else str(Path(source).expanduser())
+    if not is_hub_id(source) and not Path(location).is_dir():
         raise ModelUnavailable(f"VAE {source}: no such folder")
-    if subfolder is None and not _is_hub_id(source) and (Path(location) / "vae" / "config.json").is_file():
+    if subfolder is None and not is_hub_id(source) and (Path(location) / "vae" / "config.json").is_file():
         subfolder = "vae"  # a whole pipeline folder given as --vae: take its VAE
     try:
         try:
             config = AutoencoderKL.load_config(location, subfolder=subfolder)
         except OSError:
-            if subfolder is not None or not _is_hub_id(source):
+            if subfolder is not None or not is_hub_id(source):
                 raise
             subfolder = "vae"  # a pipeline's hub id given as --vae: take its VAE
             config = AutoencoderKL.load_config(location, subfolder=subfolder)
@@ -116,12 +106,12 @@ def load_pipeline(name: str, dtype: torch.dtype, vae: str | None = None) -> Diff
     The VAE is `vae` when given, else the folder's own, loaded in float32 when its config sets force_upcast
     and the run is float16 (see load_vae)."""
     local = Path(name).expanduser()
-    is_hub_id = _is_hub_id(name)
-    if is_hub_id:
+    from_hub = is_hub_id(name)
+    if from_hub:
         index = check_hub_model(name, SUPPORTED_PIPELINES)
     else:
         index = check_folder(local, name, SUPPORTED_PIPELINES)
-    source = name if is_hub_id else str(local)
+    source = name if from_hub else str(local)
     extra = {}
     if vae:
         extra["vae"] = load_vae(vae, dtype)
@@ -151,7 +141,7 @@ def load_model(model_id: str | None = None, dtype: str | torch.dtype | None = No
         raise InvalidRequest(f"unknown offload {offload!r}; choose one of {', '.join(OFFLOAD_CHOICES)}")
     settings = (dtype_name(dtype), (vae or "").strip() or None, offload)
     try:  # a hub model carries none; reading <owner>/<name>/ here would read a relative folder instead
-        folder_settings = {} if _is_hub_id(name) else read_folder_settings(name)
+        folder_settings = {} if is_hub_id(name) else read_folder_settings(name)
     except BadFolderSettings as error:
         raise InvalidRequest(str(error)) from None
     with _lock:

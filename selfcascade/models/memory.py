@@ -178,7 +178,7 @@ def plan_memory(unet_config, vae_config, size: tuple[int, int], *, weights: int,
     return MemoryPlan(device, weights, unet, vae, free, tiled)
 
 
-def check_fits(plan: MemoryPlan, dtype: torch.dtype) -> None:
+def check_memory_fits(plan: MemoryPlan, dtype: torch.dtype) -> None:
     if not plan.fits:
         raise NotEnoughMemory(plan.refusal(dtype))
 

@@ -8,7 +8,10 @@ still finds the embedded model.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+
+from selfcascade.files import hosting
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 EMBEDDED_MODEL = ASSETS / "shapes-model"
@@ -39,8 +42,22 @@ def resolve(model_id: str | None) -> str:
     return str(EMBEDDED_MODEL) if is_embedded(model_id) else model_id.strip()
 
 
-def _is_hub_id(name: str) -> bool:
-    return name.count("/") == 1 and not name.startswith((".", "/", "~")) and not Path(name).exists()
+# A hub repository id as the hub allows it: owner/name, letters, digits, "-", "_", ".", at most 96 per part.
+HUB_ID = re.compile(r"[A-Za-z0-9](?:[\w.-]{0,94}[A-Za-z0-9])?/[A-Za-z0-9](?:[\w.-]{0,94}[A-Za-z0-9])?", re.ASCII)
+
+
+def looks_like_hub_id(text: str) -> bool:
+    """Whether `text` has the shape of a hub id (owner/name), judged from the text alone: no disk is read."""
+    return bool(HUB_ID.fullmatch(text)) and ".." not in text
+
+
+def is_hub_id(name: str) -> bool:
+    """Whether `name` means a hub repository (the one rule, for loading and for records). Locally an existing
+    folder wins (owner/name may be a relative folder); on a Space the text alone decides, so a visitor's
+    owner/name never reads a relative folder of that name (selfcascade.ui.space_policy)."""
+    if hosting.ON_SPACE:
+        return looks_like_hub_id(name)
+    return looks_like_hub_id(name) and not Path(name).expanduser().exists()
 
 
 def public_name(name: str | Path | None) -> str | None:
@@ -50,7 +67,7 @@ def public_name(name: str | Path | None) -> str | None:
     text = str(name).strip()
     if is_embedded(text) or Path(text).expanduser().resolve() == EMBEDDED_MODEL:
         return EMBEDDED
-    if _is_hub_id(text):
+    if is_hub_id(text):
         return text
     path = Path(text)
     if path.suffix and path.parent.name:  # a file: its folder says which one (adapter-.../adapter.safetensors)

@@ -16,7 +16,7 @@ Anything else gets one message per field, the same whether the path exists or no
 Where it is checked: at the start of every UI handler that loads what a visitor typed (visitor_files.
 checked_sources), before any file is opened. The library and the CLI trust their caller: the CLI is the
 machine owner's tool, and keeps loading local folders even with SPACE_ID set. The loader does take one rule from
-here on a Space (models.loader._is_hub_id): text shaped like a hub id is looked up on the hub, never as a
+here on a Space (models.names.is_hub_id): text shaped like a hub id is looked up on the hub, never as a
 relative folder of the same name, so "assets/shapes-model" answers like any other unknown repository.
 """
 
@@ -24,8 +24,8 @@ from __future__ import annotations
 
 from selfcascade.errors import InvalidRequest
 from selfcascade.files import hosting
-from selfcascade.models.availability import looks_like_hub_id
 from selfcascade.models.loader import is_embedded, is_embedded_video
+from selfcascade.models.names import looks_like_hub_id
 
 REFUSALS = {
     "model": "on this Space the model field takes a hub id (owner/name) or a listed model such as 'embedded'; "
