@@ -49,7 +49,13 @@ from selfcascade.diffusion.upper_stage import (
 )
 from selfcascade.models.base import DiffusionModel
 from selfcascade.models.loader import load_model
-from selfcascade.models.memory import OutOfMemory, check_memory_fits, is_out_of_memory, out_of_memory_message, release_memory
+from selfcascade.models.memory import (
+    OutOfMemory,
+    check_memory_fits,
+    is_out_of_memory,
+    out_of_memory_message,
+    release_memory,
+)
 from selfcascade.models.names import public_name
 from selfcascade.models.precision import check_finite, dtype_name, unet_overflow_hint
 from selfcascade.models.video import check_video_model
