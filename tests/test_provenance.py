@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from selfcascade.cascade.pipeline import run
@@ -86,3 +87,15 @@ def test_a_png_of_the_earlier_strategy_names_reads_back_with_the_new_name_and_ru
     assert result.metadata["upper_stage"] == ["-", "hidiffusion-pyramid", "hidiffusion-pyramid"]
     values = dict(zip(FORM, reuse_settings(str(path))))  # the app's dropdown gets the new name
     assert values["upper"] == "hidiffusion-pyramid" and values["mode"] == "tuning-free"
+
+
+def test_a_png_record_above_the_pixel_cap_is_refused_as_too_large_not_as_damaged(tmp_path):
+    from selfcascade.errors import InvalidRequest
+    from selfcascade.files.images import MAX_IMAGE_PIXELS
+
+    from .test_hostile_visitors import GOOD_RECORD, png_with_record
+
+    side = int((MAX_IMAGE_PIXELS * 1.2) ** 0.5)  # above the cap, below PIL's own decompression-bomb guard
+    path = png_with_record(tmp_path / "big.png", GOOD_RECORD, size=(side, side))
+    with pytest.raises(InvalidRequest, match=r"^big.png is \d+x\d+: larger than the \d+ megapixels accepted$"):
+        read_png_metadata(path)
