@@ -3,11 +3,12 @@
     python benchmarks/sweep.py SIZE PAIRS FIRST_SEED 'name:key=value,key=value' ...
     python benchmarks/sweep.py 256 48 5000 'latent:pivot_up=latent' 'pixel:pivot_up=pixel'
     python benchmarks/sweep.py 256x128 16 9000 'base:' 'other:model=DIR'     # SIZE: a side, or WIDTHxHEIGHT
-    python benchmarks/sweep.py 256 24 3000 'h35:diffusion.upper_stage.PYRAMID_SIGMA=0.35' 'anchor0:anchor=0'
+    python benchmarks/sweep.py 256 24 3000 'h35:tuning.pyramid_sigma=0.35' 'anchor0:anchor=0'
 
 A key is a GenerationRequest field (mode, strength, guidance, upper_guidance, anchor, steps, upper, stages
-with ';' between sizes, pivot_up, ...), a module constant of selfcascade as module.NAME (restored after
-the variant), model=DIR (another model folder), or first=DIR ('embedded': the shipped model) to draw the
+with ';' between sizes, pivot_up, ...), an upper-stage tunable as tuning.NAME (UpperStageSettings: the
+request carries it; the module constants of earlier records, e.g. pivot_anchor.ANCHOR_SIGMA, name them too),
+model=DIR (another model folder), or first=DIR ('embedded': the shipped model) to draw the
 first stage with another model and hand its image to the variant's model as the pivot (`run(...,
 pivot_image=...)`, the "upscale my image" path). Every variant starts from the embedded preset's
 settings. Prints one line per variant: correct / pairs, mean edge sharpness, mean outline error per shape
@@ -19,7 +20,6 @@ composition.py, upper_stage.py and the other benchmarks.
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 import tempfile
@@ -43,28 +43,26 @@ from selfcascade.models.loader import load_model  # noqa: E402
 from selfcascade.shapes.detector import check  # noqa: E402
 from selfcascade.shapes.edges import measure  # noqa: E402
 
-# Module paths of earlier records (docs/experiments.md) -> where the module lives now.
-MOVED = {"upper_stage": "diffusion.upper_stage", "pivot_anchor": "diffusion.anchor",
-         "pivot_consensus": "diffusion.consensus", "resolution_aware": "diffusion.resolution_aware"}
+# The module constants earlier records set (docs/experiments.md) -> the UpperStageSettings field now.
+OLD_CONSTANTS = {"FREQUENCY_SPLIT_SIGMA": "frequency_split_sigma", "FREQUENCY_SPLIT_REFRESH": "frequency_split_refresh",
+                 "PYRAMID_SIGMA": "pyramid_sigma", "PYRAMID_REFRESH": "pyramid_refresh",
+                 "RAU_MIN_TARGET_SCALE": "rau_min_target_scale", "ANCHOR_SIGMA": "anchor_sigma"}
 NUMBERS = {"strength": float, "guidance": float, "anchor": float, "upper_guidance": float, "steps": int,
            "consensus": int}
 
 
-def variant_settings(spec: str) -> tuple[dict, list[tuple[object, str, object]]]:
-    """Request settings of one variant, and the module constants it set as (module, name, old value)."""
-    settings, saved = request_defaults(None), []
+def variant_settings(spec: str) -> dict:
+    """Request settings of one variant: the embedded preset's, with the variant's changes."""
+    settings = {**request_defaults(None), "tuning": {}}
     for item in filter(None, spec.split(",")):
         key, value = item.split("=", 1)
         value = value.replace(";", ",")
-        if "." in key:
-            module_name, constant = key.rsplit(".", 1)
-            module = importlib.import_module(f"selfcascade.{MOVED.get(module_name, module_name)}")
-            old = getattr(module, constant)
-            saved.append((module, constant, old))
-            setattr(module, constant, type(old)(value))
+        if "." in key:  # tuning.NAME, or an earlier record's module.CONSTANT
+            name = key.rsplit(".", 1)[1]
+            settings["tuning"][OLD_CONSTANTS.get(name, name)] = float(value)
         else:
             settings[key] = NUMBERS[key](value) if key in NUMBERS else value
-    return settings, saved
+    return settings
 
 
 def main(argv: list[str]) -> None:
@@ -78,7 +76,7 @@ def main(argv: list[str]) -> None:
     pairs = prompt_seed_pairs(count, first_seed=first)
     for variant in argv[3:]:
         name, _, spec = variant.partition(":")
-        settings, saved = variant_settings(spec)
+        settings = variant_settings(spec)
         # `model=DIR` measures another model folder (e.g. a retrained candidate) instead of the embedded one.
         variant_model = load_model(settings["model"]) if settings.get("model") else model
         first = settings.pop("first", None)
@@ -86,28 +84,24 @@ def main(argv: list[str]) -> None:
         correct, failures, sharpness, images = 0, Counter(), [], []
         deviations: dict[str, list[float]] = {}
         started = time.perf_counter()
-        try:
-            for prompt_spec, seed in pairs:
-                request = GenerationRequest(prompt_spec.to_prompt(), width, height, seed=seed, **settings)
-                pivot = None
-                if first_model is not None:  # stage 0 by the other model, at its own first-stage size
-                    first_size = request.plan(first_model.base_size, first_model.size_multiple).sizes[0]
-                    pivot = run(replace(request, width=first_size[0], height=first_size[1], mode="tuning-free",
-                                        adapter=None, model=None if first == "embedded" else first),
-                                first_model, previews=False).image
-                image = run(request, variant_model, previews=False, pivot_image=pivot).image
-                verdict = check(image, prompt_spec)
-                correct += verdict.correct
-                failures.update(verdict.failures)
-                if verdict.outline is not None:
-                    deviations.setdefault(prompt_spec.shape, []).append(verdict.outline)
-                edges = measure(image, prompt_spec)
-                if edges.sharpness is not None:
-                    sharpness.append(edges.sharpness)
-                images.append(marked(image, verdict.correct))
-        finally:
-            for module, constant, old in saved:
-                setattr(module, constant, old)
+        for prompt_spec, seed in pairs:
+            request = GenerationRequest(prompt_spec.to_prompt(), width, height, seed=seed, **settings)
+            pivot = None
+            if first_model is not None:  # stage 0 by the other model, at its own first-stage size
+                first_size = request.plan(first_model.base_size, first_model.size_multiple).sizes[0]
+                pivot = run(replace(request, width=first_size[0], height=first_size[1], mode="tuning-free",
+                                    adapter=None, model=None if first == "embedded" else first),
+                            first_model, previews=False).image
+            image = run(request, variant_model, previews=False, pivot_image=pivot).image
+            verdict = check(image, prompt_spec)
+            correct += verdict.correct
+            failures.update(verdict.failures)
+            if verdict.outline is not None:
+                deviations.setdefault(prompt_spec.shape, []).append(verdict.outline)
+            edges = measure(image, prompt_spec)
+            if edges.sharpness is not None:
+                sharpness.append(edges.sharpness)
+            images.append(marked(image, verdict.correct))
         outline = " ".join(f"{shape} {np.mean(values):.2f}" for shape, values in sorted(deviations.items()))
         print(f"{name:24s} {correct}/{count}  sharpness {np.mean(sharpness):.3f}  outline px {outline}  "
               f"{time.perf_counter() - started:.0f} s  {dict(failures)}", flush=True)

@@ -35,7 +35,10 @@ from selfcascade.cascade.presets import request_defaults, upper_guidance_of  # n
 from selfcascade.cascade.request import GenerationRequest  # noqa: E402
 from selfcascade.diffusion import upper_stage  # noqa: E402
 from selfcascade.diffusion.anchor import DEFAULT_ANCHOR  # noqa: E402
+from selfcascade.diffusion.upper_stage import UpperStageSettings  # noqa: E402
 from selfcascade.models.loader import load_model  # noqa: E402
+
+DEFAULTS = UpperStageSettings()
 
 
 @dataclass(frozen=True)
@@ -56,8 +59,8 @@ def variants(strategies: list[str], sigmas: list[float], refreshes: list[int], a
     out = []
     for name in strategies:
         split = list(itertools.product(sigmas, refreshes)) if name == "frequency-split" else [
-            (upper_stage.FREQUENCY_SPLIT_SIGMA, upper_stage.FREQUENCY_SPLIT_REFRESH)]
-        pyramid = pyramid_sigmas if name == "frequency-pyramid" else [upper_stage.PYRAMID_SIGMA]
+            (DEFAULTS.frequency_split_sigma, DEFAULTS.frequency_split_refresh)]
+        pyramid = pyramid_sigmas if name == "frequency-pyramid" else [DEFAULTS.pyramid_sigma]
         for (sigma, refresh), h, anchor, guidance in itertools.product(split, pyramid, anchors, guidances):
             out.append(Variant(name, sigma, refresh, anchor, guidance, h))
     return out
@@ -83,12 +86,12 @@ def main() -> None:
     parser.add_argument("--first-seed", type=int, default=1000)
     parser.add_argument("--sizes", default="256")
     parser.add_argument("--strategies", default=",".join(upper_stage.STRATEGIES))
-    parser.add_argument("--sigma", default=str(upper_stage.FREQUENCY_SPLIT_SIGMA))
-    parser.add_argument("--refresh", default=str(upper_stage.FREQUENCY_SPLIT_REFRESH))
+    parser.add_argument("--sigma", default=str(DEFAULTS.frequency_split_sigma))
+    parser.add_argument("--refresh", default=str(DEFAULTS.frequency_split_refresh))
     parser.add_argument("--anchor", default=str(DEFAULT_ANCHOR), help="pivot anchoring weights, e.g. 0,1")
     parser.add_argument("--upper-guidance", default="", help="upper-stage guidance values, e.g. 4,2,1 "
                         "(default: the preset's)")
-    parser.add_argument("--pyramid-sigma", default=str(upper_stage.PYRAMID_SIGMA),
+    parser.add_argument("--pyramid-sigma", default=str(DEFAULTS.pyramid_sigma),
                         help="frequency-pyramid band edges h, e.g. 0.35,0.5")
     parser.add_argument("--mode", default="tuning-free")
     parser.add_argument("--strength", type=float, default=None, help="override the embedded preset's strength")
@@ -123,9 +126,9 @@ def main() -> None:
         shown: dict = {run_: [] for run_ in runs}
         for index, (spec, seed) in enumerate(pairs):
             for run_ in runs:
-                upper_stage.FREQUENCY_SPLIT_SIGMA, upper_stage.FREQUENCY_SPLIT_REFRESH = run_.sigma, run_.refresh
-                upper_stage.PYRAMID_SIGMA = run_.pyramid_sigma
-                request = GenerationRequest(spec.to_prompt(), size, size, mode=args.mode, seed=seed,
+                tuning = {"frequency_split_sigma": run_.sigma, "frequency_split_refresh": run_.refresh,
+                          "pyramid_sigma": run_.pyramid_sigma}
+                request = GenerationRequest(spec.to_prompt(), size, size, mode=args.mode, seed=seed, tuning=tuning,
                                             upper=run_.name, anchor=run_.anchor,
                                             adapter=args.adapter if args.mode == "tuned" else None,
                                             **{**settings, "upper_guidance": run_.upper_guidance})

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
+from selfcascade.cascade.request import GenerationRequest
 from selfcascade.diffusion.upper_stage import (
-    PYRAMID_SIGMA,
     StageContext,
+    UpperStageSettings,
     frequency_pyramid,
     gaussian_blur,
     pyramid_scales,
 )
+from selfcascade.errors import InvalidRequest
+
+PYRAMID_SIGMA = UpperStageSettings().pyramid_sigma
 
 
 def test_views_are_octaves_below_the_stage_scale_then_the_stage_scale():
@@ -43,3 +48,22 @@ def test_each_band_comes_from_its_own_view():
     assert torch.allclose(high, latents - gaussian_blur(latents, 2 * PYRAMID_SIGMA), atol=1e-5)
     low = frequency_pyramid(silent, full, _stage((4, 4)))(latents, torch.tensor([300]))
     assert torch.allclose(low + high, latents, atol=1e-5)  # the dilated views hold everything else
+
+
+def test_the_band_edge_comes_with_the_stage_settings_not_a_module_global():
+    """A request's tuning reaches the strategy through StageContext.settings (what benchmarks vary)."""
+    latents = torch.randn(1, 4, 32, 32)
+    full = lambda x, t: x  # noqa: E731
+    silent = lambda x, t: torch.zeros_like(x)  # noqa: E731
+    settings = GenerationRequest("", 256, 256, tuning={"pyramid_sigma": 0.35}).upper_stage_settings()
+    stage = StageContext((4, 4), (8, 8), 1, 300, settings=settings)
+    high = frequency_pyramid(full, silent, stage)(latents, torch.tensor([300]))
+    assert torch.allclose(high, latents - gaussian_blur(latents, 2 * 0.35), atol=1e-5)
+    assert UpperStageSettings().pyramid_sigma == PYRAMID_SIGMA == 0.5  # the defaults are untouched
+
+
+@pytest.mark.parametrize("tuning", [{"pyramid": 1.0}, {"pyramid_sigma": float("nan")}, {"pyramid_sigma": -1},
+                                    ["pyramid_sigma"]])
+def test_unknown_or_bad_tuning_is_refused(tuning):
+    with pytest.raises(InvalidRequest, match="tuning"):
+        GenerationRequest("", 256, 256, tuning=tuning).check()

@@ -83,7 +83,7 @@ def test_rau_pyramid_runs_every_mode_end_to_end(embedded_model, tmp_path):
 
 
 def test_below_a_4x_target_rau_pyramid_is_the_frequency_pyramid(embedded_model):
-    """Measured: RAU-Net pays at 4x and costs at 2x (upper_stage.RAU_MIN_TARGET_SCALE)."""
+    """Measured: RAU-Net pays at 4x and costs at 2x (UpperStageSettings.rau_min_target_scale)."""
     results = [run(GenerationRequest("a red circle", 128, 128, steps=6, upper=name, seed=3), embedded_model,
                    previews=False) for name in ("rau-pyramid", "frequency-pyramid")]
     assert np.array_equal(*(np.asarray(result.image) for result in results))

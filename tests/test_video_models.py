@@ -98,7 +98,7 @@ def test_resolution_aware_strategy_on_video_models(family, mode, folders, adapte
     model = load_model(str(folders[family]))
     request = video(frames=2, steps=2, upper="rau-pyramid", strength=0.9, mode=mode, width=256, height=256,
                     stages="64,256", adapter=str(adapters[family]) if mode == "tuned" else None)
-    result = run(request, model, previews=False)  # a 4x target: RAU-Net calls on (RAU_MIN_TARGET_SCALE)
+    result = run(request, model, previews=False)  # a 4x target: RAU-Net calls on (rau_min_target_scale)
     assert result.metadata["upper_stage"] == ["-", "hidiffusion-pyramid"] and len(result.frames) == 2
     assert all(np.isfinite(np.asarray(frame, dtype=np.float32)).all() for frame in result.frames)
 

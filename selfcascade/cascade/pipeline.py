@@ -33,7 +33,6 @@ from selfcascade.adapters.upsampler import encoder_skips
 from selfcascade.cascade.estimate import memory_plan
 from selfcascade.cascade.request import GenerationRequest, VideoRequest
 from selfcascade.cascade.stages import Size
-from selfcascade.diffusion import anchor as pivot_anchor
 from selfcascade.diffusion.anchor import anchored
 from selfcascade.diffusion.consensus import consensus_latents, views_that_run
 from selfcascade.diffusion.free_init import reinitialised
@@ -163,7 +162,8 @@ def stage_predictor(model: DiffusionModel, request: GenerationRequest, condition
         name = request.upper_stage(model.default_upper_stage)
         target = target_scale((request.height // model.vae_scale_factor, request.width // model.vae_scale_factor),
                               native_latent)
-        context = StageContext(scale, native_latent, model.latent_multiple, int(timesteps[0]), model.unet, target)
+        context = StageContext(scale, native_latent, model.latent_multiple, int(timesteps[0]), model.unet, target,
+                               request.upper_stage_settings())
         predict = upper_stage_predictor(name, full, native, context)
         name = strategy_that_runs(name, context)
     if pivot_up is not None:
@@ -189,7 +189,7 @@ def anchor_sigma(request, model) -> float:
     blocky up-sampling artefacts in that fine band, and anchoring them painted off-colour patches on the
     objects (5 of 6 prompts at 256 px against 2 with the 2-pixel band)."""
     if model.default_anchor_sigma is None or request.pivot_upsampling() != "pixel":
-        return pivot_anchor.ANCHOR_SIGMA  # looked up per run, so benchmarks/sweep.py can vary it
+        return request.upper_stage_settings().anchor_sigma
     return model.default_anchor_sigma
 
 

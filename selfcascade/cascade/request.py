@@ -14,7 +14,7 @@ from selfcascade.diffusion.motion_steering import (
     prompted_direction,
 )
 from selfcascade.diffusion.sampling import SCHEDULERS
-from selfcascade.diffusion.upper_stage import STRATEGIES, canonical_strategy
+from selfcascade.diffusion.upper_stage import STRATEGIES, UpperStageSettings, canonical_strategy
 from selfcascade.errors import InvalidRequest
 from selfcascade.files.hosting import MAX_FRAMES, MAX_NAME_CHARS, MAX_PROMPT_CHARS, MAX_SEED, MAX_SIDE, MAX_STEPS
 from selfcascade.models.names import shipped_adapter_for
@@ -93,6 +93,7 @@ class GenerationRequest:
     offload: str = "auto"  # model CPU offload: auto (when a GPU lacks room for the weights), on, off
     max_side: int = DEFAULT_MAX_SIDE
     extra: dict = field(default_factory=dict)
+    tuning: dict = field(default_factory=dict)  # changes to UpperStageSettings (benchmarks vary them)
 
     default_model = None  # what `model=None` loads (class attribute, not a field): the embedded image model
 
@@ -137,6 +138,10 @@ class GenerationRequest:
         if self.consensus is not None and not (is_whole(self.consensus) and 0 <= self.consensus <= MAX_CONSENSUS):
             raise InvalidRequest(f"pivot consensus must be a whole number of estimates from 0 (off) to "
                                  f"{MAX_CONSENSUS}, not {self.consensus!r}")
+        if not isinstance(self.tuning, dict) or not set(self.tuning) <= set(UpperStageSettings.names()):
+            raise InvalidRequest(f"tuning takes {', '.join(UpperStageSettings.names())}, not {self.tuning!r}")
+        if not all(is_number(value) and value > 0 for value in self.tuning.values()):
+            raise InvalidRequest(f"tuning values must be positive numbers, not {self.tuning!r}")
         if not is_whole(self.max_side) or self.max_side < 16:
             raise InvalidRequest(f"the size cap must be a whole number of pixels (16 or more), not {self.max_side!r}")
 
@@ -204,8 +209,14 @@ class GenerationRequest:
         """Extra FreeInit passes of the first stage (videos only; selfcascade.diffusion.free_init)."""
         return 0
 
+    def upper_stage_settings(self) -> UpperStageSettings:
+        """The upper stages' tunables: the measured defaults with this request's changes."""
+        return UpperStageSettings(**self.tuning)
+
     def to_metadata(self) -> dict:
-        return {key: value for key, value in asdict(self).items() if key not in ("extra", "max_side")}
+        """The request as a record; `tuning` only when a run changed it (a benchmark's)."""
+        skipped = ("extra", "max_side") + (() if self.tuning else ("tuning",))
+        return {key: value for key, value in asdict(self).items() if key not in skipped}
 
 
 @dataclass

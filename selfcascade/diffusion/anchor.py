@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import torch
 
-from selfcascade.diffusion.upper_stage import Predictor, gaussian_blur
+from selfcascade.diffusion.upper_stage import Predictor, UpperStageSettings, gaussian_blur
 
-ANCHOR_SIGMA = 2.0  # Gaussian low-pass width, latent pixels of the current stage
+ANCHOR_SIGMA = UpperStageSettings.anchor_sigma  # Gaussian low-pass width, latent pixels of the current stage
 DEFAULT_ANCHOR = 1.0  # weight w of the pivot's low band (0: off, the paper's sampling)
 # The embedded image model's width. Its upper stages flatten large circles into polygons during the last,
 # low-noise steps (outline error per stage on 10 circle prompts at 256 px: 0.24 -> 0.62 -> 1.82 px; with

@@ -46,6 +46,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, fields
 
 import torch
 import torch.nn.functional as F
@@ -72,7 +73,7 @@ def stage_scale(latent_size: tuple[int, int], native_size: tuple[int, int]) -> S
 
 
 def target_scale(latent_size: tuple[int, int], native_size: tuple[int, int]) -> Scale:
-    """The run's target over the native size for the RAU-Net rule (RAU_MIN_TARGET_SCALE): its longer side's
+    """The run's target over the native size for the RAU-Net rule (UpperStageSettings.rau_min_target_scale): its longer side's
     factor, rounded, on both axes. The rule was measured on square targets and is kept per side for others."""
     factor = max(1, max(round(side / base) for side, base in zip(latent_size, native_size)))
     return factor, factor
@@ -157,11 +158,31 @@ def windowed_prediction(native: Predictor, latents: torch.Tensor, t: torch.Tenso
     return total / count
 
 
+@dataclass(frozen=True)
+class UpperStageSettings:
+    """The measured tunables of the upper stages, handed down with each stage (StageContext.settings); a
+    request carries changes to them in `GenerationRequest.tuning` (benchmarks/sweep.py varies them that way).
+    The defaults are the measured ones (docs/method.md, docs/experiments.md)."""
+
+    frequency_split_sigma: float = 1.0  # frequency-split: low-pass sigma in latent pixels per unit of scale
+    frequency_split_refresh: int = 2  # frequency-split: recompute the dilated view every this many steps
+    pyramid_sigma: float = 0.5  # frequency-pyramid: band edge between views of scales a < b, sigma = b * this
+    pyramid_refresh: int = 2  # frequency-pyramid: each dilated view recomputed every max(this, views) steps
+    rau_min_target_scale: float = 4  # HiDiffusion strategies: smaller targets (per side) keep the ordinary call
+    anchor_sigma: float = 2.0  # pivot anchoring: low-pass width in latent pixels, unless the model has its own
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(field.name for field in fields(cls))
+
+
 class StageContext:
     """What a strategy needs to know about the stage it runs in."""
 
     def __init__(self, scale: Scale, native_latent: tuple[int, int], multiple: int, start_timestep: int,
-                 unet: nn.Module | None = None, target_scale: Scale | None = None):
+                 unet: nn.Module | None = None, target_scale: Scale | None = None,
+                 settings: UpperStageSettings | None = None):
+        self.settings = settings or UpperStageSettings()
         self.scale = scale
         self.target_scale = target_scale or scale  # the run's final size over the native one
         self.native_latent = native_latent  # (h, w) the UNet was trained at
@@ -175,10 +196,6 @@ def plain(full: Predictor, native: Predictor, stage: StageContext) -> Predictor:
     return full
 
 
-FREQUENCY_SPLIT_SIGMA = 1.0  # low-pass sigma in latent pixels per unit of scale (sigma = s)
-FREQUENCY_SPLIT_REFRESH = 2  # recompute the dilated view every this many steps (reuse it in between)
-
-
 def frequency_split(full: Predictor, native: Predictor, stage: StageContext,
                     sigma_per_scale: float | None = None, refresh: int | None = None) -> Predictor:
     """eps = G_sigma * eps_dilated + (eps_full - G_sigma * eps_full), sigma = s latent pixels by default.
@@ -188,8 +205,8 @@ def frequency_split(full: Predictor, native: Predictor, stage: StageContext,
     interleaved views alone render jagged. The low band changes slowly from step to step, so it may be
     reused for `refresh` steps (measured in benchmarks/upper_stage.py).
     """
-    sigma = (FREQUENCY_SPLIT_SIGMA if sigma_per_scale is None else sigma_per_scale) * max(stage.scale)
-    refresh = FREQUENCY_SPLIT_REFRESH if refresh is None else refresh
+    sigma = (stage.settings.frequency_split_sigma if sigma_per_scale is None else sigma_per_scale) * max(stage.scale)
+    refresh = stage.settings.frequency_split_refresh if refresh is None else refresh
     cache: dict = {"calls": 0, "low": None}
 
     def predict(latents: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -202,8 +219,6 @@ def frequency_split(full: Predictor, native: Predictor, stage: StageContext,
     return predict
 
 
-PYRAMID_SIGMA = 0.5  # band edge between views of scales a < b: sigma = b * this (latent px); measured
-PYRAMID_REFRESH = 2  # each dilated view is recomputed every max(this, number of views) steps, in turn
 
 
 def pyramid_scales(scale: Scale) -> list[Scale]:
@@ -232,9 +247,9 @@ def frequency_pyramid(full: Predictor, native: Predictor, stage: StageContext, s
     call flattens it; h = 0.5 (with upper-stage guidance 1) measured best on 48 pairs, h = 0.35 and 0.7 no better.
     Cost: the full call plus one dilated view per step (views refreshed in turn; reused in between).
     """
-    h = PYRAMID_SIGMA if sigma is None else sigma
+    h = stage.settings.pyramid_sigma if sigma is None else sigma
     scales = pyramid_scales(stage.scale)
-    every = max(PYRAMID_REFRESH if refresh is None else refresh, len(scales))
+    every = max(stage.settings.pyramid_refresh if refresh is None else refresh, len(scales))
     cache: dict = {"calls": 0, "views": [None] * len(scales)}
 
     def predict(latents: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -329,17 +344,14 @@ def fouriscale(full: Predictor, native: Predictor, stage: StageContext) -> Predi
     return redilated(full, native, stage, lowpass=True)
 
 
-RAU_MIN_TARGET_SCALE = 4  # runs to a smaller target (per side, over the native size) keep the ordinary call
-
-
 def _resolution_aware(full: Predictor, stage: StageContext) -> Predictor:
-    """`full` as RAU-Net calls when the run's target is at least RAU_MIN_TARGET_SCALE times the native size.
+    """`full` as RAU-Net calls when the run's target is at least `rau_min_target_scale` times the native size.
 
     Measured on the embedded model (README, Upper stages): at 4x RAU-Net lifts the strict score (65.6% ->
     71.9%, circles round instead of octagonal), at 2x it lowers it (89.1% -> 76.6%: it bows straight sides
     outwards, and at 2x the full call does not yet flatten circles). Applying it only at a 256 px run's 4x
     stage was worse than at both of its stages (30/48 against 36/48), so the rule is on the target."""
-    if max(stage.target_scale) < RAU_MIN_TARGET_SCALE:
+    if max(stage.target_scale) < stage.settings.rau_min_target_scale:
         return full
     return resolution_aware_call(full, stage)
 
@@ -380,19 +392,20 @@ def canonical_strategy(name):
     return STRATEGY_ALIASES.get(name, name) if isinstance(name, str) else name
 
 
-def relative_cost(name: str) -> float:
+def relative_cost(name: str, settings: UpperStageSettings | None = None) -> float:
     """UNet work of one upper-stage step relative to the plain full-size call (latent pixels processed):
     for the time estimate shown before a run."""
-    return {"frequency-split": 1 + 1 / FREQUENCY_SPLIT_REFRESH, "frequency-pyramid": 2.0, "hidiffusion-pyramid": 1.8,
+    refresh = (settings or UpperStageSettings()).frequency_split_refresh
+    return {"frequency-split": 1 + 1 / refresh, "frequency-pyramid": 2.0, "hidiffusion-pyramid": 1.8,
             "hidiffusion": 0.8, "demofusion": 2.5, "fouriscale": 1.1}.get(canonical_strategy(name), 1.0)
 
 
 def strategy_that_runs(name: str, stage: StageContext) -> str:
     """The name of what `name` runs at this stage, for the metadata: the HiDiffusion strategies fall back to
-    their ordinary call below RAU_MIN_TARGET_SCALE (hidiffusion-pyramid is then frequency-pyramid, hidiffusion
+    their ordinary call below `rau_min_target_scale` (hidiffusion-pyramid is then frequency-pyramid, hidiffusion
     the plain call)."""
     name = canonical_strategy(name)
-    if name in ("hidiffusion", "hidiffusion-pyramid") and max(stage.target_scale) < RAU_MIN_TARGET_SCALE:
+    if name in ("hidiffusion", "hidiffusion-pyramid") and max(stage.target_scale) < stage.settings.rau_min_target_scale:
         return "plain" if name == "hidiffusion" else "frequency-pyramid"
     return name
 
