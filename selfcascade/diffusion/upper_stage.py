@@ -74,7 +74,8 @@ def stage_scale(latent_size: tuple[int, int], native_size: tuple[int, int]) -> S
 
 def target_scale(latent_size: tuple[int, int], native_size: tuple[int, int]) -> Scale:
     """The run's target over the native size for the RAU-Net rule (UpperStageSettings.rau_min_target_scale): its
-    longer side's factor, rounded, on both axes. The rule was measured on square targets and is kept per side for others."""
+    longer side's factor, rounded, on both axes. The rule was measured on square targets and is kept per side
+    for others."""
     factor = max(1, max(round(side / base) for side, base in zip(latent_size, native_size)))
     return factor, factor
 
