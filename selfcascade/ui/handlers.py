@@ -14,6 +14,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from selfcascade.cascade import status
 from selfcascade.cascade.estimate import estimate, folder_geometry, is_calibrated
 from selfcascade.cascade.pipeline import Finished, StageDone, StageStarted, StepDone, generate
 from selfcascade.cascade.presets import load_presets, request_defaults, upper_guidance_of
@@ -212,10 +213,6 @@ def describe_plan(model, width, height, stages, mode, steps, strength, guidance,
         return f"**Cannot run:** {error}"
 
 
-def _stage_caption(event: StageDone) -> str:
-    return f"stage {event.stage}: {event.size[0]}x{event.size[1]}, {event.seconds:.1f} s"
-
-
 @on_gpu
 def generate_stream(model, prompt, negative, width, height, stages, mode, steps, strength, guidance, scheduler,
                     upper, anchor, upper_guidance, seed, upload=None, adapter=None, dtype="auto", vae=None,
@@ -240,15 +237,13 @@ def generate_stream(model, prompt, negative, width, height, stages, mode, steps,
         for event in generate(generation, loaded, cancel=cancel, pivot_image=pivot_image):
             if isinstance(event, StageStarted):
                 stage = event
-                yield (f"Stage {event.stage + 1}/{event.stages}: {event.size[0]}x{event.size[1]}, "
-                       f"{event.steps} steps ({event.strategy})", gr.skip(), gr.skip(), gr.skip(), gr.skip())
+                yield status.stage_started(event), gr.skip(), gr.skip(), gr.skip(), gr.skip()
             elif isinstance(event, StepDone) and time.monotonic() - last_preview > LIVE_PREVIEW_INTERVAL:
                 last_preview = time.monotonic()
-                yield (f"Stage {stage.stage + 1}/{stage.stages} ({stage.size[0]}x{stage.size[1]}): "
-                       f"step {event.step}/{event.steps}", quick_preview(loaded, event.latents),
-                       gr.skip(), gr.skip(), gr.skip())
+                yield (status.step_done(stage, event), quick_preview(loaded, event.latents), gr.skip(), gr.skip(),
+                       gr.skip())
             elif isinstance(event, StageDone):
-                gallery.append((event.preview, _stage_caption(event)))
+                gallery.append((event.preview, status.stage_done(event)))
                 yield gr.skip(), event.preview, list(gallery), gr.skip(), gr.skip()
             elif isinstance(event, Finished):
                 room = event.image.width * event.image.height * 4  # a PNG is at most about its raw pixels

@@ -10,6 +10,7 @@ import time
 
 import gradio as gr
 
+from selfcascade.cascade import status
 from selfcascade.cascade.pipeline import Finished, StageDone, StageStarted, StepDone
 from selfcascade.cascade.request import DEFAULT_FREE_INIT, VideoRequest
 from selfcascade.cascade.video import generate_video
@@ -90,16 +91,12 @@ def video_stream(model, prompt, negative, width, height, frames, fps, stages, mo
         for event in generate_video(video, loaded, cancel=cancel):
             if isinstance(event, StageStarted):
                 stage = event
-                yield (f"Stage {event.stage + 1}/{event.stages}: {video.frames} frames at {event.size[0]}x"
-                       f"{event.size[1]}, {event.steps} steps ({event.strategy})", gr.skip(), gr.skip(), gr.skip(),
-                       gr.skip())
+                yield status.stage_started(event, video.frames), gr.skip(), gr.skip(), gr.skip(), gr.skip()
             elif isinstance(event, StepDone) and time.monotonic() - last_preview > LIVE_PREVIEW_INTERVAL:
                 last_preview = time.monotonic()
-                yield (f"Stage {stage.stage + 1}/{stage.stages} ({stage.size[0]}x{stage.size[1]}): step "
-                       f"{event.step}/{event.steps}", _strip(loaded, event.latents), gr.skip(), gr.skip(), gr.skip())
+                yield status.step_done(stage, event), _strip(loaded, event.latents), gr.skip(), gr.skip(), gr.skip()
             elif isinstance(event, StageDone):
-                gallery.append((event.preview, f"stage {event.stage}: {event.size[0]}x{event.size[1]}, "
-                                               f"{event.seconds:.1f} s"))
+                gallery.append((event.preview, status.stage_done(event)))
                 yield gr.skip(), event.preview, list(gallery), gr.skip(), gr.skip()
             elif isinstance(event, Finished):
                 player = write_video(event.frames, OUTPUTS.new_path("videos", "selfcascade", ".mp4"), video.fps,
