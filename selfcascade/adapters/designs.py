@@ -12,7 +12,7 @@ convolutions combine the channels.
 
 OBJECTIVES = ("keep", "restore")
 DESIGNS = ("shared", "mixed")
-# Measured best on the embedded model (README, "Tuned mode"): 58 of 64 held-out pairs at 256 px against 52.
+# Measured best on the embedded model (docs/results.md, "Tuned mode"): 58 of 64 held-out pairs at 256 px against 52.
 DEFAULT_OBJECTIVE, DEFAULT_DESIGN = "restore", "mixed"
 DEFAULT_WIDTHS = {"shared": 4, "mixed": 8}  # filters per convolution when a request names none
 

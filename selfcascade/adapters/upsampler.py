@@ -14,7 +14,7 @@ exactly and lets training start from it.
 Design "mixed" (the default for new adapters) lets the convolutions combine the channels instead: lift C -> width,
 two residual blocks, project width -> C per level; 30,590 parameters on the embedded model at width 8 instead of
 2,365. The extra capacity is what lets the restore objective (selfcascade.training.loop) correct outlines: measured
-in the README's "Tuned mode" section.
+in docs/results.md, "Tuned mode".
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ DEFAULT_ANCHOR = 1.0  # weight w of the pivot's low band (0: off, the paper's sa
 # low-noise steps (outline error per stage on 10 circle prompts at 256 px: 0.24 -> 0.62 -> 1.82 px; with
 # strength 0.02, i.e. the up-sampled pivots alone, 1.17 px). A narrower band keeps more of the pivot's
 # round outline: at 256 px 14 -> 27 of 48 pairs correct (seeds from 1000) and 13 -> 24 held out (from
-# 5000), with the preset's guidance 2; edge sharpness 0.76 -> 0.72 (benchmarks/sweep.py; README).
+# 5000), with the preset's guidance 2; edge sharpness 0.76 -> 0.72 (benchmarks/sweep.py; docs/method.md).
 EMBEDDED_ANCHOR_SIGMA = 0.7
 
 

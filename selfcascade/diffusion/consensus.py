@@ -16,7 +16,7 @@ stage or on the result, the estimates blur edges (measured: sharpness 0.77 -> 0.
 
 Cost: K guided UNet passes at the first stage's size, batched (K = 4: one call beside the 40 of a 40-step
 first stage; 1-2% of a 256 px image). Measured on the embedded model (benchmarks/sweep.py, composition.py;
-README "Pivot consensus"): tuning-free at 256 px 45 -> 50 of 64 pairs (seeds from 1000) and 49 -> 51 held out
+docs/method.md "Pivot consensus"): tuning-free at 256 px 45 -> 50 of 64 pairs (seeds from 1000) and 49 -> 51 held out
 (from 7000), tuned even; no gain at 512 px. Images only: on the embedded video model, unmirrored (a mirrored
 clip moves against its prompt), it moved 4 of 128 frames, not enough to offer it there.
 """

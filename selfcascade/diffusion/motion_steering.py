@@ -51,7 +51,7 @@ from selfcascade.diffusion.upper_stage import Predictor
 DIRECTIONS: dict[str, tuple[int, int]] = {"right": (1, 0), "left": (-1, 0), "up": (0, -1), "down": (0, 1)}
 MOTION_CHOICES = ("auto", "none", *DIRECTIONS)
 DEFAULT_TRAVEL = 0.36  # fraction of the side over the clip: what the shapes-video model was trained on
-DEFAULT_STEERED_FRACTION = 0.3  # of the first stage's schedule, from the noisiest step (README: measured)
+DEFAULT_STEERED_FRACTION = 0.3  # of the first stage's schedule, from the noisiest step (docs/video-model.md: measured)
 TRACK_MARGIN = 0.15  # fraction of the side kept between a steered object's centre and the border (about its radius)
 _PROMPTED = re.compile(r"\bmoving\s+(right|left|up|down)\b", re.IGNORECASE)
 

@@ -243,7 +243,7 @@ def frequency_pyramid(full: Predictor, native: Predictor, stage: StageContext, s
     top view contributes everything below sigma = s h. Why: at 4x the two-band split gave the object's
     outline (a few latent px of wavelength) to the full view, which has never seen curvature that low and
     flattens circles into polygons; the 2x view has, nearly. Measured on the embedded model at 256 px (12
-    circle prompts): shape failures 10 -> 3, edge sharpness unchanged; held-out table in the README. The
+    circle prompts): shape failures 10 -> 3, edge sharpness unchanged; held-out table in docs/method.md. The
     band edge h trades shape for colour: the s x s views paint off-colour blemishes on the object, the full
     call flattens it; h = 0.5 (with upper-stage guidance 1) measured best on 48 pairs, h = 0.35 and 0.7 no better.
     Cost: the full call plus one dilated view per step (views refreshed in turn; reused in between).
@@ -348,7 +348,7 @@ def fouriscale(full: Predictor, native: Predictor, stage: StageContext) -> Predi
 def _resolution_aware(full: Predictor, stage: StageContext) -> Predictor:
     """`full` as RAU-Net calls when the run's target is at least `rau_min_target_scale` times the native size.
 
-    Measured on the embedded model (README, Upper stages): at 4x RAU-Net lifts the strict score (65.6% ->
+    Measured on the embedded model (docs/method.md, Upper stages): at 4x RAU-Net lifts the strict score (65.6% ->
     71.9%, circles round instead of octagonal), at 2x it lowers it (89.1% -> 76.6%: it bows straight sides
     outwards, and at 2x the full call does not yet flatten circles). Applying it only at a 256 px run's 4x
     stage was worse than at both of its stages (30/48 against 36/48), so the rule is on the target."""

@@ -7,7 +7,7 @@ better; docs/video-model.md). Kept so the run can be repeated and extended: the 
 AnimateDiff's motion modules (temporal self-attention per pixel) have no text input: the prompt reaches them
 only through the frozen spatial layers' features. For the embedded shapes-video model that channel is too weak
 to carry a direction: "a red circle moving right" and "... moving down" from one seed drew the same track, and
-training the spatial cross-attention's keys and values with the motion modules did not change that (README,
+training the spatial cross-attention's keys and values with the motion modules did not change that (docs/video.md,
 The embedded video model). So a motion model may carry a small `MotionTextConditioning` beside its weights:
 one vector per motion module computed from the prompt, added to the module's normalised input (after its
 GroupNorm, before the temporal attention), the way a time embedding enters a ResNet block. The residual path

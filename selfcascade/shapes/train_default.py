@@ -18,7 +18,7 @@ at 64 px), `--snr-shift` shifts the noise schedule for such a finer latent and `
 crops of larger scenes at low noise (zoom_crops.py). These were measured against
 the shipped model in docs/experiments.md ("What limits every cascade here"); none is in the shipped weights.
 `--canvases` trains the UNet on several canvas sizes of about 64x64 pixels (multi-aspect buckets, as SDXL
-does), so that non-square targets start from a stage 0 the model knows (README "Non-square images").
+does), so that non-square targets start from a stage 0 the model knows (docs/results.md, "Non-square images").
 `--vae-from DIR` skips step 2 and keeps DIR's VAE as it is (its latent space and scaling factor), so that a
 UNet trained from scratch (e.g. on several canvases) is compared with the shipped one on the same latents.
 """
