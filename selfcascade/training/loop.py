@@ -5,8 +5,8 @@
     t ~ U{1..K};  z_t = sqrt(a_t) z0 + sqrt(1 - a_t) eps
     loss = || eps_theta(z_t, t, c; skips + phi(skips(pivot, 0), t)) - eps ||^2   (or the v-target)
 
-With objective "restore" (the default, measured better on the embedded model: docs/results.md "Tuned mode") z_t is noised
-from the pivot up-sampled as an upper stage starts from it, up(pivot), and the loss is on the clean estimate:
+With objective "restore" (the default, measured better on the embedded model: docs/results.md "Tuned mode") z_t is
+noised from the pivot up-sampled as an upper stage starts from it, up(pivot), and the loss is on the clean estimate:
     z_t = sqrt(a_t) up(pivot) + sqrt(1 - a_t) eps;   loss = || x0_theta(z_t, t, ...) - z0 ||^2
 so the upsamplers learn what the cascade needs at inference, where z_t never holds the true image: to redraw
 what the small size lost (lumpy outlines, soft edges). "keep" is the paper's loss above.
