@@ -269,7 +269,7 @@ def test_a_small_run_works_within_the_caps(space, visitor):
 def test_nothing_is_written_outside_the_app_folders(space, visitor):
     url, temp, base = space
     assert alive(url)
-    allowed = (temp / "selfcascade", temp / "gradio")
+    allowed = (temp / "selfcascade-outputs", temp / "gradio")
     stray = [path for path in base.rglob("*") if path.is_file() and path.name != "server.log"
              and not any(folder in path.parents for folder in allowed)]
     assert stray == []

@@ -10,7 +10,7 @@ gradio serves copies of results and keeps uploads in its own cache folder (one f
 same janitor bounds it by the same age and by its own size cap (GRADIO_CACHE), since gradio's
 `delete_cache` only ages the files it tracks and has no size cap.
 
-Caps: SELFCASCADE_OUTPUT_DIR (default <temp>/selfcascade), SELFCASCADE_OUTPUT_MAX_AGE (seconds; 24 h, 1 h
+Caps: SELFCASCADE_OUTPUT_DIR (default <temp>/selfcascade-outputs), SELFCASCADE_OUTPUT_MAX_AGE (seconds; 24 h, 1 h
 on a Space), SELFCASCADE_OUTPUT_MAX_MB (2048; 512 on a Space), SELFCASCADE_CACHE_MAX_MB (gradio's cache;
 2048, 512 on a Space).
 """
@@ -101,7 +101,8 @@ class BoundedFolder:
 
 
 OUTPUTS = BoundedFolder(
-    os.environ.get("SELFCASCADE_OUTPUT_DIR") or Path(tempfile.gettempdir()) / "selfcascade",
+    # Not <temp>/selfcascade: `python -m selfcascade` run from the temp folder would import that folder.
+    os.environ.get("SELFCASCADE_OUTPUT_DIR") or Path(tempfile.gettempdir()) / "selfcascade-outputs",
     max_age=cap("SELFCASCADE_OUTPUT_MAX_AGE", 24 * 3600, 3600),
     max_bytes=cap("SELFCASCADE_OUTPUT_MAX_MB", 2048, 512) * 2**20,
 )
