@@ -275,7 +275,7 @@ def _stages(request: GenerationRequest, model: DiffusionModel, video: bool, canc
     """
     plan = request.plan(model.base_size, model.size_multiple)  # 1.
     started, sizes, stage_seconds, strategies = time.perf_counter(), list(plan.sizes), [], []
-    run = _Run(request, model, video, torch.Generator().manual_seed(int(request.seed)), Prompts(model, request),
+    state = _Run(request, model, video, torch.Generator().manual_seed(int(request.seed)), Prompts(model, request),
                load_adapter(request.tuned_adapter(), model) if request.mode == "tuned" else None,
                views_that_run(request.consensus_views(model.default_consensus), len(sizes), video,
                               pivot_image is not None))
@@ -286,53 +286,53 @@ def _stages(request: GenerationRequest, model: DiffusionModel, video: bool, canc
             sizes.pop(0)
     for index, size in enumerate(sizes):
         stage_started = time.perf_counter()
-        stage = _start_stage(run, size, pivot)  # 2. noise, or 3. up(pivot) re-noised to K
-        predict, strategy = _predictor_of(run, stage, pivot)
+        stage = _start_stage(state, size, pivot)  # 2. noise, or 3. up(pivot) re-noised to K
+        predict, strategy = _predictor_of(state, stage, pivot)
         strategies.append(strategy)
         yield StageStarted(index, len(sizes), size, len(stage.timesteps) * stage.passes, strategy)
-        latents = yield from _denoise_stage(run, stage, predict, index, cancel)  # 4.
+        latents = yield from _denoise_stage(state, stage, predict, index, cancel)  # 4.
         check_finite(latents, f"the latents after stage {index + 1} ({size[0]}x{size[1]})",
                      unet_overflow_hint(model.dtype))
         last = index == len(sizes) - 1  # 5.
         pivot = latents
         if stage.pivot_up is None and not last and not video:  # the native first stage of a cascade
-            pivot = consensus_latents(latents, predict, stage.scheduler, run.generator, run.consensus)
+            pivot = consensus_latents(latents, predict, stage.scheduler, state.generator, state.consensus)
         frames = model.decode(pivot, request.vae_tiling) if (previews or last) else None
         image = frames and (model.strip(frames) if video else frames[0])
         stage_seconds.append(round(time.perf_counter() - stage_started, 3))
         yield StageDone(index, len(sizes), size, stage_seconds[-1], pivot, image, frames if video else None)
     seconds = time.perf_counter() - started
-    metadata = run_metadata(run, sizes, stage_seconds, strategies, seconds, plan.messages, pivot_image is not None)
+    metadata = run_metadata(state, sizes, stage_seconds, strategies, seconds, plan.messages, pivot_image is not None)
     yield Finished(frames[0], seconds, metadata, frames if video else None)
 
 
-def _start_stage(run: _Run, size: Size, pivot: torch.Tensor | None) -> _StageStart:
+def _start_stage(state: _Run, size: Size, pivot: torch.Tensor | None) -> _StageStart:
     """Stage 0 starts from noise (with FreeInit's extra passes on a video); a later stage from its pivot
     up-sampled to `size` and re-noised to K = strength x T (Algorithm 2, line 3)."""
-    scheduler = make_scheduler(run.model, run.request.scheduler)
+    scheduler = make_scheduler(state.model, state.request.scheduler)
     if pivot is None:
-        latents = initial_noise(run.model, scheduler, run.model.latent_shape(size), run.generator)
-        passes = 1 + (run.request.free_init_passes() if run.video else 0)
-        return _StageStart(scheduler, schedule(scheduler, run.request.steps, 1.0), latents, None, passes)
-    timesteps = schedule(scheduler, run.request.steps, run.request.strength)
-    pivot_up = upsample_pivot(run.model, pivot, size, run.request.pivot_upsampling(), run.request.vae_tiling)
-    return _StageStart(scheduler, timesteps, renoise(scheduler, pivot_up, timesteps[:1], run.generator), pivot_up, 1)
+        latents = initial_noise(state.model, scheduler, state.model.latent_shape(size), state.generator)
+        passes = 1 + (state.request.free_init_passes() if state.video else 0)
+        return _StageStart(scheduler, schedule(scheduler, state.request.steps, 1.0), latents, None, passes)
+    timesteps = schedule(scheduler, state.request.steps, state.request.strength)
+    pivot_up = upsample_pivot(state.model, pivot, size, state.request.pivot_upsampling(), state.request.vae_tiling)
+    return _StageStart(scheduler, timesteps, renoise(scheduler, pivot_up, timesteps[:1], state.generator), pivot_up, 1)
 
 
-def _predictor_of(run: _Run, stage: _StageStart, pivot: torch.Tensor | None) -> tuple[Predictor, str]:
+def _predictor_of(state: _Run, stage: _StageStart, pivot: torch.Tensor | None) -> tuple[Predictor, str]:
     """The stage's noise predictor and strategy name: tuned residuals from the pivot's features (Eq. 6) when an
     adapter is loaded, the upper-stage strategy and anchoring (stage_predictor), a video's first-stage steering."""
-    conditioning = run.prompts.for_stage(pivot is not None)
-    unet_inputs = (tuned_unet_inputs(run.model, run.upsamplers, pivot, conditioning)
-                   if run.upsamplers is not None and pivot is not None else None)
-    predict, strategy = stage_predictor(run.model, run.request, conditioning, stage.latents, stage.timesteps,
+    conditioning = state.prompts.for_stage(pivot is not None)
+    unet_inputs = (tuned_unet_inputs(state.model, state.upsamplers, pivot, conditioning)
+                   if state.upsamplers is not None and pivot is not None else None)
+    predict, strategy = stage_predictor(state.model, state.request, conditioning, stage.latents, stage.timesteps,
                                         unet_inputs, stage.scheduler, stage.pivot_up)
-    if run.video and pivot is None:
-        predict = steered_first_stage(predict, run.request, run.model, stage.scheduler)
+    if state.video and pivot is None:
+        predict = steered_first_stage(predict, state.request, state.model, stage.scheduler)
     return predict, strategy
 
 
-def _denoise_stage(run: _Run, stage: _StageStart, predict: Predictor, index: int,
+def _denoise_stage(state: _Run, stage: _StageStart, predict: Predictor, index: int,
                    cancel: threading.Event | None) -> Iterator[Event]:
     """Denoise the stage (yielding StepDone per step) and return its final latents. With FreeInit, each pass
     after the first starts from the last pass's diffused low frequencies."""
@@ -341,19 +341,19 @@ def _denoise_stage(run: _Run, stage: _StageStart, predict: Predictor, index: int
     for again in range(stage.passes):
         if again:
             latents = reinitialised(latents, start / stage.scheduler.init_noise_sigma, stage.scheduler,
-                                    run.model.frames, run.generator)
-            timesteps = schedule(stage.scheduler, run.request.steps, 1.0)
-        for info in denoise(stage.scheduler, latents, timesteps, predict, run.generator, cancel):
+                                    state.model.frames, state.generator)
+            timesteps = schedule(stage.scheduler, state.request.steps, 1.0)
+        for info in denoise(stage.scheduler, latents, timesteps, predict, state.generator, cancel):
             latents = info.latents
             yield StepDone(index, again * len(timesteps) + info.index + 1, total, latents)
     return latents
 
 
-def run_metadata(run: _Run, sizes: list[Size], stage_seconds: list[float], strategies: list[str], seconds: float,
+def run_metadata(state: _Run, sizes: list[Size], stage_seconds: list[float], strategies: list[str], seconds: float,
                  messages: list[str], pivot_image: bool) -> dict:
-    """The record of a run, written into its PNG or video: the request, and what each setting became. Models,
+    """The record of a state, written into its PNG or video: the request, and what each setting became. Models,
     adapters and VAEs by their public names, never a server path."""
-    request, model = run.request, run.model
+    request, model = state.request, state.model
     cascaded = len(sizes) > 1
     return {
         **request.to_metadata(),
@@ -366,13 +366,13 @@ def run_metadata(run: _Run, sizes: list[Size], stage_seconds: list[float], strat
         "pivot_upsampling": request.pivot_upsampling() if cascaded else "-",
         "pivot_anchor": request.anchor_weight(model.default_anchor) if cascaded or pivot_image else 0.0,
         "pivot_anchor_sigma": anchor_sigma(request, model),  # latent px of the anchored band
-        "pivot_consensus": run.consensus,  # clean estimates averaged into the first stage's pivot (0: none)
+        "pivot_consensus": state.consensus,  # clean estimates averaged into the first stage's pivot (0: none)
         "dtype_used": dtype_name(model.dtype),  # what "auto" became on this device
         "vae_dtype": dtype_name(model.vae.dtype),  # float32 when the VAE's config sets force_upcast
         "seconds": round(seconds, 3),
         "messages": messages,
         "pivot_image": pivot_image,
-        **({"motion_direction": request.motion_direction() or "-"} if run.video else {}),
+        **({"motion_direction": request.motion_direction() or "-"} if state.video else {}),
         "method": "Self-Cascade (arXiv 2402.10491)",
     }
 
