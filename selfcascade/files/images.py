@@ -8,19 +8,21 @@ from pathlib import Path
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from selfcascade.errors import InvalidRequest
+from selfcascade.files.a1111 import from_a1111, to_a1111
 from selfcascade.files.hosting import cap
 
 METADATA_KEY = "selfcascade"
+PARAMETERS_KEY = "parameters"  # A1111's text chunk, which other tools read (selfcascade.files.a1111)
 
 
 def save_png(image: Image.Image, path: str | Path, metadata: dict) -> Path:
-    """Write `image` as PNG with `metadata` as JSON in a text chunk (and as 'parameters', which tools read)."""
+    """Write `image` as PNG with `metadata` as JSON in the `selfcascade` text chunk, and as A1111's generation
+    parameters in the `parameters` chunk (what the A1111 WebUI, Civitai and exiftool users read)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     info = PngImagePlugin.PngInfo()
-    text = json.dumps(metadata, sort_keys=True)
-    info.add_text(METADATA_KEY, text)
-    info.add_text("parameters", text)
+    info.add_text(METADATA_KEY, json.dumps(metadata, sort_keys=True))
+    info.add_text(PARAMETERS_KEY, to_a1111(metadata))
     image.save(path, format="PNG", pnginfo=info)
     return path
 
@@ -34,16 +36,20 @@ def _check_pixels(image: Image.Image, name: str) -> None:
 
 
 def read_png_metadata(path: str | Path) -> dict:
-    """The parameters a PNG written by `save_png` records ({} for images without them).
+    """The parameters a PNG records ({} for images without them): the JSON record `save_png` writes under
+    `selfcascade` (PNGs made before A1111's format also hold it under `parameters`), else the keys of an
+    A1111 `parameters` text (a PNG made by the A1111 WebUI, or one a site re-saved with that chunk only).
 
     Only the header and text chunks are read (no pixels are decoded). InvalidRequest, naming the file by its
     name and never by its server path, for a file that is not a readable image, an image above the upload
-    cap, or a record that is not a JSON object."""
+    cap, a record that is not a JSON object, or a `parameters` text that is not A1111's (too long, a value
+    of the wrong kind)."""
     name = Path(path).name
     try:
         with Image.open(path) as image:
             _check_pixels(image, name)
             text = image.info.get(METADATA_KEY)
+            parameters = image.info.get(PARAMETERS_KEY)
     except InvalidRequest:
         raise
     except Image.DecompressionBombError:  # PIL's own guard, at twice its pixel limit
@@ -52,6 +58,14 @@ def read_png_metadata(path: str | Path) -> dict:
         raise InvalidRequest(f"{name} is not a PNG that can be read") from None
     except (OSError, SyntaxError, ValueError) as error:
         raise InvalidRequest(f"{name} could not be read: the file is damaged ({str(error)[:120]})") from None
+    if not text and isinstance(parameters, str) and parameters.strip():
+        earlier = _json_object(parameters)  # JSON under `parameters` only: a PNG of an earlier version
+        if earlier is not None:
+            return earlier
+        try:
+            return from_a1111(str(parameters))
+        except InvalidRequest as error:
+            raise InvalidRequest(f"{name}: {error}") from None
     if not text:
         return {}
     try:
@@ -61,6 +75,15 @@ def read_png_metadata(path: str | Path) -> dict:
     if not isinstance(record, dict):
         raise InvalidRequest(f"{name}: its Self-Cascade record is a JSON {type(record).__name__}, not an object")
     return record
+
+
+def _json_object(text: str) -> dict | None:
+    """`text` as a JSON object, or None (an A1111 prompt may start with "{" too: {red|blue} ball)."""
+    try:
+        value = json.loads(text) if text.lstrip().startswith("{") else None
+    except (json.JSONDecodeError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
 
 
 MIN_IMAGE_SIDE = 16
