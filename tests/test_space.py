@@ -42,8 +42,8 @@ def test_caps_are_tighter_on_a_space_and_env_overrides_them():
 
 def test_every_device_handler_asks_zerogpu_for_a_gpu(tmp_path):
     (tmp_path / "spaces.py").write_text(FAKE_SPACES)
-    script = ("import spaces, selfcascade.ui.train_handlers; "
-              "print(sorted(spaces.decorated.items()))")
+    script = ("import spaces, selfcascade.ui.train_handlers; "  # a duration of no arguments: the default
+              "print(sorted((name, duration()) for name, duration in spaces.decorated.items()))")
     assert run_python(script, tmp_path) == ("[('compare', 120), ('generate_stream', 120), ('train_stream', 300), "
                                             "('video_stream', 120)]")
     assert run_python(script, tmp_path, SELFCASCADE_GPU_SECONDS="60", SELFCASCADE_TRAIN_GPU_SECONDS="900") == (

@@ -7,7 +7,6 @@ and return plain values (or gr.skip()), so they are testable without a browser.
 from __future__ import annotations
 
 import math
-import os
 import random
 import time
 from pathlib import Path
@@ -28,17 +27,19 @@ from selfcascade.models.memory import is_out_of_memory, out_of_memory_message, r
 from selfcascade.models.names import public_name
 from selfcascade.models.preview import quick_preview
 from selfcascade.ui import sessions, visitor_files
-
-GPU_SECONDS = int(os.environ.get("SELFCASCADE_GPU_SECONDS", "120"))  # ZeroGPU time asked for one run
+from selfcascade.ui.gpu_time import GPU_SECONDS, gpu_duration, image_seconds
 
 try:  # ZeroGPU on Hugging Face Spaces: each decorated handler (generators too) holds a GPU while it runs.
     import spaces  # not a requirement; off ZeroGPU, spaces.GPU returns the function unchanged
 
-    def on_gpu(function=None, *, seconds: int = GPU_SECONDS):
-        decorate = spaces.GPU(duration=seconds)
+    def on_gpu(function=None, *, seconds=image_seconds, default: int = GPU_SECONDS):
+        """spaces.GPU for a handler, asking for the time its call needs: `seconds` of its arguments by name
+        (selfcascade.ui.gpu_time; a number: always that), `default` when they tell nothing usable."""
+        def decorate(handler):
+            return spaces.GPU(duration=gpu_duration(handler, seconds, default))(handler)
         return decorate if function is None else decorate(function)
 except ImportError:
-    def on_gpu(function=None, *, seconds: int = GPU_SECONDS):
+    def on_gpu(function=None, *, seconds=image_seconds, default: int = GPU_SECONDS):
         return (lambda f: f) if function is None else function
 
 LIVE_PREVIEW_INTERVAL = 0.5  # seconds between live previews: the browser need not redraw every step

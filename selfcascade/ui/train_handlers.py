@@ -21,11 +21,12 @@ from selfcascade.training.data.uploads import TrainingData, gather_training_clip
 from selfcascade.training.loop import TrainingDone, TrainingRequest, TrainingStep
 from selfcascade.training.samples import SampleSettings, TrainingSample, samples_left, train_with_samples
 from selfcascade.ui import sessions, visitor_files
+from selfcascade.ui.gpu_time import training_seconds
 from selfcascade.ui.handlers import number, on_gpu, whole_number
 from selfcascade.ui.space_policy import check_source
 from selfcascade.ui.video_handlers import VIDEO_MODEL_CHOICES
 
-TRAIN_GPU_SECONDS = int(os.environ.get("SELFCASCADE_TRAIN_GPU_SECONDS", "300"))  # ZeroGPU time for one training
+TRAIN_GPU_SECONDS = int(os.environ.get("SELFCASCADE_TRAIN_GPU_SECONDS", "300"))  # ZeroGPU time when unknown
 SHIPPED_ADAPTER = SHIPPED_ADAPTERS["shapes-adapter"]
 SHIPPED_VIDEO_ADAPTER = SHIPPED_ADAPTERS["shapes-video-adapter"]  # for the embedded shapes-video model
 SAMPLE_PROMPT = "a large red circle on a white background"  # the embedded model's, when nothing else is given
@@ -129,7 +130,12 @@ def _is_video_choice(model: str | None) -> bool:
     return model is not None and model.strip() in {value for _, value in VIDEO_MODEL_CHOICES}
 
 
-@on_gpu(seconds=TRAIN_GPU_SECONDS)
+def _training_gpu_seconds(arguments: dict) -> float:
+    """ZeroGPU time of a training call (selfcascade.ui.gpu_time): clips count their frames."""
+    return training_seconds(arguments, video=_is_video_choice(arguments.get("model")))
+
+
+@on_gpu(seconds=_training_gpu_seconds, default=TRAIN_GPU_SECONDS)
 def train_stream(model, uploads, folder, use_examples, width, height, steps, learning_rate, batch, caption,
                  sample_every=0, sample_prompt="", sample_seed=0, resume=NEW_ADAPTER, frames=8,
                  objective=DEFAULT_OBJECTIVE, design=DEFAULT_DESIGN, request: gr.Request | None = None):

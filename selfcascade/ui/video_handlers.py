@@ -22,6 +22,7 @@ from selfcascade.models.loader import load_model
 from selfcascade.models.preview import quick_preview
 from selfcascade.models.video import VideoModel
 from selfcascade.ui import sessions, visitor_files
+from selfcascade.ui.gpu_time import video_seconds
 from selfcascade.ui.handlers import LIVE_PREVIEW_INTERVAL, model_field, number, on_gpu, optional_number, whole_number
 
 VIDEO_MODEL_CHOICES = [
@@ -71,7 +72,7 @@ def _strip(loaded, latents, most: int = 8):
     return VideoModel.strip([quick_preview(loaded, latents[i:i + 1]) for i in range(0, latents.shape[0], step)])
 
 
-@on_gpu
+@on_gpu(seconds=video_seconds)  # ZeroGPU time from the clip's size, frames, stages and steps
 def video_stream(model, prompt, negative, width, height, frames, fps, stages, mode, steps, strength, guidance,
                  scheduler, upper, anchor, upper_guidance, seed, adapter=None, download_format="mp4",
                  pivot_up=None, free_init=DEFAULT_FREE_INIT, motion="auto", travel=DEFAULT_TRAVEL,

