@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 
-from accelerate import Accelerator
+from accelerate import Accelerator, PartialState
 from accelerate.state import AcceleratorState
 
 from selfcascade.errors import InvalidRequest
@@ -42,6 +42,20 @@ def resolve_options(mixed_precision: str | None, grad_accum: int | None) -> tupl
     return precision, steps
 
 
+def cpu_only() -> bool:
+    """Whether accelerate must be told to run on the CPU: no GPU here. cpu=True is also what makes accelerate use
+    gloo (MULTI_CPU) under torchrun."""
+    return gpu_kind() is None
+
+
+def process_state() -> PartialState:
+    """This process's place in a launch (accelerate's PartialState: rank, process count, device, process group):
+    under torchrun or `accelerate launch` the group the launcher set up, else the one-process state. Each rank
+    gets its own device (`state.device`: its GPU, made the current one, or the CPU). Inference (cascade/batch.py)
+    needs only this; training builds its Accelerator (start_run) on the same state."""
+    return PartialState(cpu=cpu_only())
+
+
 def start_run(mixed_precision: str | None = None, grad_accum: int | None = None) -> Accelerator:
     """The process's Accelerator, set up for one training run.
 
@@ -64,7 +78,7 @@ def start_run(mixed_precision: str | None = None, grad_accum: int | None = None)
         _accelerator = None
     if _accelerator is None:
         # cpu=True is what makes accelerate use gloo (MULTI_CPU) under torchrun; a GPU is used when present.
-        _accelerator = Accelerator(cpu=gpu_kind() is None, mixed_precision=precision,
+        _accelerator = Accelerator(cpu=cpu_only(), mixed_precision=precision,
                                    gradient_accumulation_steps=steps)
     _accelerator.gradient_accumulation_steps = steps
     _accelerator.free_memory()  # also resets the step counter that accumulate() counts with
