@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from selfcascade.cascade.batch import MAX_IMAGES_PER_PROMPT
 from selfcascade.cascade.request import DEFAULT_FREE_INIT, VideoRequest
 from selfcascade.cascade.stages import parse_size
 from selfcascade.diffusion.motion_steering import DEFAULT_STEERED_FRACTION, DEFAULT_TRAVEL, MOTION_CHOICES
@@ -28,7 +29,13 @@ def _add_sampling(command, image: bool) -> None:
     from selfcascade.models.precision import DTYPE_CHOICES
     from selfcascade.models.vae import TILING_CHOICES
 
-    command.add_argument("--prompt", required=True)
+    if image:  # one prompt, or a file of them (a batch: selfcascade.cascade.batch)
+        prompt = command.add_mutually_exclusive_group(required=True)
+        prompt.add_argument("--prompt")
+        prompt.add_argument("--prompts", metavar="FILE",
+                            help="text file, one prompt a line (blank lines and lines starting with # skipped)")
+    else:
+        command.add_argument("--prompt", required=True)
     command.add_argument("--size", required=True, help="WIDTHxHEIGHT of the result, e.g. 256x256")
     default_model = "embedded" if image else "shapes-video (embedded)"
     command.add_argument("--model", default=None, help=f"hub id or local diffusers folder (default: {default_model})")
@@ -40,7 +47,8 @@ def _add_sampling(command, image: bool) -> None:
     command.add_argument("--upper-guidance", type=float, default=None,
                          help="guidance of the stages after the first (default: the preset's, else --guidance)")
     command.add_argument("--negative", default="", help="negative prompt")
-    command.add_argument("--seed", type=int, default=0)
+    command.add_argument("--seed", type=int, default=0,
+                         help="seed (of a batch's first image: image k of the batch gets seed + k)" if image else None)
     command.add_argument("--scheduler", default=None, help="ddpm, ddim, euler, euler-a or dpm++")
     command.add_argument("--upper", default=None, choices=STRATEGIES, type=canonical_strategy,
                          help="upper-stage denoising strategy (default: the model's measured best; plain with "
@@ -72,8 +80,17 @@ def _add_sampling(command, image: bool) -> None:
 def _add_generate(commands) -> None:
     command = commands.add_parser("generate", help="make an image several times the model's training size")
     _add_sampling(command, image=True)
-    command.add_argument("--out", required=True, help="PNG file to write (parameters in its metadata)")
-    command.add_argument("--previews", default=None, help="folder for each stage's decoded pivot")
+    out = command.add_mutually_exclusive_group(required=True)
+    out.add_argument("--out", help="PNG file to write (parameters in its metadata)")
+    out.add_argument("--out-dir", metavar="DIR", help="folder for the PNGs of a batch, named NNNNN-<prompt>.png "
+                     "(needed with --prompts or --num-images above 1)")
+    command.add_argument("--num-images", type=int, default=1, metavar="N",
+                         help=f"images per prompt, 1 to {MAX_IMAGES_PER_PROMPT} (default 1)")
+    command.add_argument("--image", metavar="FILE", default=None,
+                         help="upscale this picture: it becomes the first stage's result (resized to it) and the "
+                              "cascade continues from it")
+    command.add_argument("--previews", default=None, help="folder for each stage's decoded pivot (a batch: a "
+                         "sub-folder per image)")
 
 
 def _add_video(commands) -> None:
@@ -159,7 +176,7 @@ def _request(args, request_class, **extra):
                 "consensus", "max_side"):
         if getattr(args, key) is not None:
             settings[key] = getattr(args, key)
-    request = request_class(prompt=args.prompt, width=width, height=height, mode=args.mode,
+    request = request_class(prompt=extra.pop("prompt", args.prompt), width=width, height=height, mode=args.mode,
                             negative_prompt=args.negative, stages=args.stages, seed=args.seed,
                             model=args.model, adapter=args.adapter, dtype=args.dtype, vae=args.vae,
                             vae_tiling=args.vae_tiling, offload=args.offload, **settings, **extra)
@@ -167,49 +184,119 @@ def _request(args, request_class, **extra):
     return request
 
 
-def _follow(events, args, prompt: str, write_result) -> None:
-    """Shared by `generate` and `video`: progress, each stage's preview PNG (--previews), the run's notes,
-    then `write_result(Finished)`, which writes the file and returns the line that reports it."""
+def _follow(events, args, prompt: str, write_result, previews: str | Path | None = None, quiet: bool = False,
+            noted: set | None = None) -> None:
+    """Shared by `generate` and `video`: progress (none when `quiet`), each stage's preview PNG into `previews`
+    (default: --previews), the run's notes (each once when `noted` collects those already printed), then
+    `write_result(Finished)`, which writes the file and returns the line that reports it."""
     from selfcascade.cascade.pipeline import Finished, StageDone
     from selfcascade.files.images import save_png
     from selfcascade.ui.progress import StageProgress, progress_mode
 
-    progress = StageProgress(progress_mode(args.quiet))
+    previews = args.previews if previews is None else previews
+    noted = set() if noted is None else noted
+    progress = StageProgress(progress_mode(args.quiet or quiet))
     for event in events:
         progress(event)
-        if isinstance(event, StageDone) and args.previews:
-            save_png(event.preview, Path(args.previews) / f"stage{event.stage}_{event.size[0]}x{event.size[1]}.png",
+        if isinstance(event, StageDone) and previews:
+            save_png(event.preview, Path(previews) / f"stage{event.stage}_{event.size[0]}x{event.size[1]}.png",
                      {"stage": event.stage, "prompt": prompt})
         elif isinstance(event, Finished):
             progress.close()
             for message in event.metadata["messages"]:
-                print(f"note: {message}", file=sys.stderr)
-            print(write_result(event))
+                if message not in noted:
+                    noted.add(message)
+                    print(f"note: {message}", file=sys.stderr)
+            print(write_result(event), flush=True)
+
+
+def _batch_targets(args, jobs) -> list[Path]:
+    """The PNG each job writes: --out for a single image, else --out-dir/NNNNN-<prompt>.png. Checked before
+    anything is written or loaded."""
+    from selfcascade.cascade.batch import job_filename
+
+    batch = args.prompts is not None or args.num_images > 1
+    if args.out is not None:
+        if batch:
+            raise InvalidRequest("--out names one file: a batch (--prompts, --num-images above 1) needs --out-dir")
+        if Path(args.out).suffix.lower() != ".png":
+            raise InvalidRequest(f"--out {args.out}: the output must be a .png file")
+        return [Path(args.out)]
+    out_dir = Path(args.out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InvalidRequest(f"--out-dir {args.out_dir} is a file, not a folder")
+    return [out_dir / job_filename(job, len(jobs)) for job in jobs]
+
+
+def _plural(count: int, word: str, plural: str | None = None) -> str:
+    return f"{count} {word if count == 1 else plural or word + 's'}"
 
 
 def _generate(args) -> int:
+    """One image, or a batch (--prompts, --num-images) split across the processes of a launch (torchrun,
+    accelerate launch): every process loads the model once and makes its share (cascade/batch.py); the main
+    one alone prints the start and memory lines and progress. Exit 1 when any process failed."""
+    from selfcascade.cascade.batch import batch_jobs, jobs_for_this_process, ranks_that_failed, read_prompts
+    from selfcascade.cascade.request import GenerationRequest
+    from selfcascade.files.images import load_user_image
+    from selfcascade.training.distributed import process_state
+
+    prompts = read_prompts(args.prompts) if args.prompts is not None else None
+    request = _request(args, GenerationRequest, **({"prompt": prompts[0]} if prompts else {}))
+    jobs = batch_jobs(request, prompts, args.num_images)
+    targets = _batch_targets(args, jobs)
+    pivot_image = load_user_image(args.image) if args.image is not None else None
+    state = process_state()  # every check is done: now join the launch's processes (if any)
+    start = None  # the main process's first line, once the model has loaded: a batch, or several processes
+    if state.is_main_process and (len(jobs) > 1 or state.num_processes > 1):
+        start = (f"{_plural(state.num_processes, 'process', 'processes')}, {_plural(len(jobs), 'image')} "
+                 f"({_plural(len(prompts) if prompts else 1, 'prompt')} x {args.num_images}) on {state.device.type}")
+    failure = None
+    try:
+        _generate_jobs(args, request, jobs_for_this_process(jobs, state), targets, pivot_image, state, start)
+    except Exception as error:  # noqa: BLE001 - reported after every process has finished (below)
+        failure = error
+    failed = ranks_that_failed(state, failure is not None)  # waits for every process
+    if failure is not None:
+        raise failure
+    if failed:
+        print(f"selfcascade: error: {len(failed)} of {state.num_processes} processes failed (rank "
+              f"{', '.join(map(str, failed))}; its own error line says why)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _generate_jobs(args, request, jobs, targets: list[Path], pivot_image, state, start: str | None) -> None:
+    """This process's jobs: the model loaded once, then one PNG per job. The main process prints `start` (when
+    given) and the memory plan once the model has loaded: a model that cannot load is its only line."""
     from selfcascade.cascade.estimate import memory_plan
     from selfcascade.cascade.pipeline import generate
-    from selfcascade.cascade.request import GenerationRequest
     from selfcascade.files.images import save_png
     from selfcascade.models.loader import load_model
     from selfcascade.models.video import check_video_model
 
-    request = _request(args, GenerationRequest)
-    out = Path(args.out)
-    if out.suffix.lower() != ".png":
-        raise InvalidRequest(f"--out {args.out}: the output must be a .png file")
-    out.parent.mkdir(parents=True, exist_ok=True)  # fail before sampling, not after
+    if not jobs:  # more processes than images
+        return
+    for target in {targets[job.index].parent for job in jobs}:
+        target.mkdir(parents=True, exist_ok=True)  # fail before sampling, not after
     model = load_model(request.model, request.dtype, request.vae, request.offload)
     check_video_model(model, wanted_video=False)  # before the memory line: a video model is a one-line error
-    print(f"memory: {memory_plan(model, request).describe()}", file=sys.stderr)
+    if start:
+        print(start, file=sys.stderr, flush=True)
+    if state.is_main_process:
+        print(f"memory: {memory_plan(model, request).describe()}", file=sys.stderr, flush=True)
+    batch = len(targets) > 1 or args.out is None
+    noted: set[str] = set()
+    for job in jobs:
+        out = targets[job.index]
 
-    def write(result) -> str:
-        save_png(result.image, out, result.metadata)
-        return f"wrote {out} ({result.image.width}x{result.image.height}, {result.seconds:.1f} s)"
+        def write(result, out=out) -> str:
+            save_png(result.image, out, result.metadata)
+            return f"wrote {out} ({result.image.width}x{result.image.height}, {result.seconds:.1f} s)"
 
-    _follow(generate(request, model, previews=args.previews is not None), args, request.prompt, write)
-    return 0
+        previews = Path(args.previews) / out.stem if args.previews and batch else args.previews
+        events = generate(job.request, model, previews=previews is not None, pivot_image=pivot_image)
+        _follow(events, args, job.request.prompt, write, previews, quiet=not state.is_main_process, noted=noted)
 
 
 def _video(args) -> int:
