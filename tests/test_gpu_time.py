@@ -27,7 +27,14 @@ video_seconds = gpu_duration(video_stream, gpu_time.video_seconds)
 train_seconds = gpu_duration(train_stream, _training_gpu_seconds, TRAIN_GPU_SECONDS)
 
 
-def test_a_small_request_asks_for_the_floor():
+@pytest.fixture
+def the_rule(monkeypatch):
+    """No model timed in this process (another test may have timed the embedded one on a busy machine): the
+    size rule answers."""
+    monkeypatch.setattr(gpu_time, "is_calibrated", lambda model: False)
+
+
+def test_a_small_request_asks_for_the_floor(the_rule):
     assert generate_seconds(**FORM) == FLOOR
     assert compare_seconds(**FORM, baseline="direct") == FLOOR
     assert video_seconds(**VIDEO) == FLOOR
@@ -41,7 +48,7 @@ def test_arguments_bind_as_gradio_passes_them_positionally():
         == generate_seconds(**big)
 
 
-def test_bigger_requests_ask_for_more_and_never_above_the_ceiling():
+def test_bigger_requests_ask_for_more_and_never_above_the_ceiling(the_rule):
     asked = [generate_seconds(**{**FORM, "model": SD, "width": side, "height": side, "steps": steps})
              for side, steps in ((512, 30), (2048, 50), (4096, 50), (4096, 500))]
     assert FLOOR < asked[0] < asked[1] < asked[2] <= CEILING and asked[3] == CEILING
@@ -72,5 +79,5 @@ def test_a_fixed_number_stays_fixed():
 def test_a_timed_model_in_memory_gives_its_estimate(embedded_model):
     request = GenerationRequest("a red circle", 256, 256, steps=20)
     seconds = estimate(embedded_model, request).seconds  # times the model once, as the app's plan line does
-    assert run_seconds(request) == seconds
-    assert generate_seconds(**{**FORM, "width": 256, "height": 256, "steps": 20}) == FLOOR  # a fraction of a second
+    assert run_seconds(request) == seconds  # its timing, however busy the machine was when it was taken
+    assert generate_seconds(**{**FORM, "width": 256, "height": 256, "steps": 20}) == gpu_time.clamp(seconds)
