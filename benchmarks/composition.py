@@ -36,9 +36,10 @@ from selfcascade.cascade.request import GenerationRequest  # noqa: E402
 from selfcascade.cascade.stages import parse_size  # noqa: E402
 from selfcascade.diffusion.upper_stage import canonical_strategy  # noqa: E402
 from selfcascade.models.loader import load_model  # noqa: E402
+from selfcascade.models.names import SHIPPED_ADAPTER  # noqa: E402
 
 ALL_MODES = ("direct", "hires-fix", "tuning-free", "tuned")
-ADAPTER = ROOT / "assets" / "shapes-adapter"
+ADAPTER = SHIPPED_ADAPTER
 # 512 px direct sampling costs ~4x a cascade there and is known to fail: only the cascade modes by default.
 DEFAULT_MODES = {512: ("tuning-free", "tuned")}
 
@@ -136,7 +137,7 @@ def main() -> None:
     parser.add_argument("--adapter", default=str(ADAPTER))
     parser.add_argument("--no-picture", action="store_true")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "composition.md"))
-    parser.add_argument("--picture", default=str(ROOT / "assets" / "direct_vs_cascade_256.png"))
+    parser.add_argument("--picture", default=str(ROOT / "docs" / "images" / "direct_vs_cascade_256.png"))
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
                         help="torch threads (1 on a machine shared with other jobs: no OpenMP spin contention)")
     args = parser.parse_args()

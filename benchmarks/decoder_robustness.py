@@ -1,6 +1,6 @@
 """How a model folder's VAE decodes latents that are slightly wrong: true renders' latents, perturbed, judged.
 
-    python benchmarks/decoder_robustness.py assets/shapes-model DIR [--renders 32] [--levels 0.2,0.4]
+    python benchmarks/decoder_robustness.py selfcascade/assets/shapes-model DIR [--renders 32] [--levels 0.2,0.4]
 
 A UNet's errors are mostly smooth (a wrong tint over a region, not per-pixel noise). Each true 64 px render of
 a random captioned scene is encoded, its latent mean perturbed, decoded and judged strictly

@@ -32,8 +32,9 @@ from selfcascade.cascade.pipeline import run  # noqa: E402
 from selfcascade.cascade.presets import request_defaults  # noqa: E402
 from selfcascade.cascade.request import GenerationRequest  # noqa: E402
 from selfcascade.models.loader import load_model  # noqa: E402
+from selfcascade.models.names import SHIPPED_ADAPTER  # noqa: E402
 
-ADAPTER = ROOT / "assets" / "shapes-adapter"
+ADAPTER = SHIPPED_ADAPTER
 
 
 def cpu_name() -> str:

@@ -1,7 +1,7 @@
 """Time from pressing Train to the first samples in the Train adapter tab, in a real browser on the real app.
 
     python benchmarks/train_first_sample.py                      # embedded model, example images, defaults
-    python benchmarks/train_first_sample.py --screenshot assets/screenshots/train-running.png
+    python benchmarks/train_first_sample.py --screenshot docs/images/screenshots/train-running.png
 
 Starts `python app.py` in a fresh process (so the first click also loads the model, as a user's first
 click does), drives Debian's chromium with playwright: Train adapter tab, example images, Train. Times

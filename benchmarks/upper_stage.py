@@ -37,6 +37,7 @@ from selfcascade.diffusion import upper_stage  # noqa: E402
 from selfcascade.diffusion.anchor import DEFAULT_ANCHOR  # noqa: E402
 from selfcascade.diffusion.upper_stage import UpperStageSettings  # noqa: E402
 from selfcascade.models.loader import load_model  # noqa: E402
+from selfcascade.models.names import SHIPPED_ADAPTER  # noqa: E402
 
 DEFAULTS = UpperStageSettings()
 
@@ -95,7 +96,7 @@ def main() -> None:
                         help="frequency-pyramid band edges h, e.g. 0.35,0.5")
     parser.add_argument("--mode", default="tuning-free")
     parser.add_argument("--strength", type=float, default=None, help="override the embedded preset's strength")
-    parser.add_argument("--adapter", default=str(ROOT / "assets" / "shapes-adapter"))
+    parser.add_argument("--adapter", default=str(SHIPPED_ADAPTER))
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "upper_stage.md"))
     parser.add_argument("--sheet", default=str(ROOT / "benchmarks" / "results" / "upper_stage.png"))
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,

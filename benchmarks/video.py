@@ -13,7 +13,7 @@ its colour and its object its size (selfcascade.shapes.motion.clip_unsteady). Pr
 with the judge's failure reasons counted over frames; the sheet shows 4 frames per video outlined by verdict,
 to check them.
 Sampling settings are the model's preset (as the app and the CLI use them); the tuned mode uses the
-shipped video adapter (assets/shapes-video-adapter).
+shipped video adapter (selfcascade/assets/shapes-video-adapter).
 """
 
 from __future__ import annotations
@@ -38,11 +38,12 @@ from selfcascade.cascade.request import DEFAULT_FREE_INIT, VideoRequest  # noqa:
 from selfcascade.cascade.stages import parse_size  # noqa: E402
 from selfcascade.diffusion.upper_stage import canonical_strategy  # noqa: E402
 from selfcascade.models.loader import load_model  # noqa: E402
+from selfcascade.models.names import SHIPPED_ADAPTERS  # noqa: E402
 from selfcascade.shapes.detector import check, object_mask  # noqa: E402
 from selfcascade.shapes.motion import DIRECTIONS, centroid, clip_unsteady, track_follows  # noqa: E402
 from selfcascade.shapes.world import COLOURS, SHAPES  # noqa: E402
 
-ADAPTER = Path(__file__).resolve().parents[1] / "assets" / "shapes-video-adapter"
+ADAPTER = SHIPPED_ADAPTERS["shapes-video-adapter"]
 
 
 def direction_right(track: list, direction: str) -> bool:

@@ -74,8 +74,8 @@ def test_readme_is_at_most_300_lines_with_the_space_config_on_top():
 
 
 def test_the_link_checker_sees_links_and_headings_as_github_does():
-    text = "See [a](docs/x.md#b-c), ![p](assets/p.png), `[not](a link)` and\n```\n[nor](this)\n```\n"
-    assert LINK.findall(prose(text)) == ["docs/x.md#b-c", "assets/p.png"]
+    text = "See [a](docs/x.md#b-c), ![p](docs/images/p.png), `[not](a link)` and\n```\n[nor](this)\n```\n"
+    assert LINK.findall(prose(text)) == ["docs/x.md#b-c", "docs/images/p.png"]
     assert slug("Fewer, larger stages (measured, not adopted)") == "fewer-larger-stages-measured-not-adopted"
     assert slug("Anchoring 0.75") == "anchoring-075"
     assert slug("The `rau` strategy: [RAU-Net](https://x.org)") == "the-rau-strategy-rau-net"

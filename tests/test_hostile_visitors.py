@@ -157,13 +157,13 @@ def test_generate_refuses_hostile_values_in_one_line(space, visitor, values, wor
 def test_server_paths_get_one_answer_whether_they_exist_or_not(space):
     url = space[0]
     answers = {path: last_status(url, "generate", model=path, steps=2, width=64, height=64)
-               for path in ("/root", "/nonexistent/dir", str(ROOT / "assets" / "shapes-model"),
-                            "../assets/shapes-model")}
+               for path in ("/root", "/nonexistent/dir", str(ROOT / "selfcascade" / "assets" / "shapes-model"),
+                            "../selfcascade/assets/shapes-model")}
     assert len(set(answers.values())) == 1, answers
     assert_one_line_refusal(answers["/root"], "server paths are not read")
     adapters = {path: last_status(url, "generate", mode="tuned", adapter=path, steps=2, width=128, height=128)
                 for path in ("/etc/shadow", "/nonexistent/adapter.safetensors",
-                             str(ROOT / "assets" / "shapes-adapter"))}
+                             str(ROOT / "selfcascade" / "assets" / "shapes-adapter"))}
     assert len(set(adapters.values())) == 1, adapters
     assert_one_line_refusal(adapters["/etc/shadow"], "server paths are not read")
     vaes = {path: last_status(url, "generate", vae=path, steps=2, width=64, height=64) for path in ("/root", "/nope")}

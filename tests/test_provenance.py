@@ -11,7 +11,7 @@ from selfcascade.cascade.record import request_from_metadata
 from selfcascade.cascade.request import GenerationRequest
 from selfcascade.files.images import read_png_metadata, save_png
 from selfcascade.models.loader import ASSETS, EMBEDDED_MODEL
-from selfcascade.models.names import SHIPPED_ADAPTER, public_name
+from selfcascade.models.names import SHIPPED_ADAPTER, adapter_from_record, model_from_record, public_name
 from selfcascade.ui.handlers import FORM, generate_stream, reuse_settings
 
 
@@ -43,7 +43,7 @@ def test_a_png_names_the_embedded_model_never_a_server_path(embedded_model, tmp_
 def test_an_old_png_with_full_paths_still_runs_again(embedded_model, tmp_path):
     old = {"prompt": "a large red circle", "width": 128, "height": 128, "mode": "tuned", "steps": 3,
            "strength": 0.5, "guidance": 4.0, "seed": 9, "scheduler": None, "stages": "", "negative_prompt": "",
-           "model": "/home/someone/selfcascade/assets/shapes-model", "upper": None,
+           "model": "/home/someone/selfcascade/assets/shapes-model", "upper": None,  # the checkout's old layout
            "adapter": "/home/someone/selfcascade/assets/shapes-adapter", "stage_sizes": ["64x64", "128x128"],
            "seconds": 1.0}
     path = save_png(Image.new("RGB", (128, 128)), tmp_path / "old.png", old)
@@ -51,6 +51,15 @@ def test_an_old_png_with_full_paths_still_runs_again(embedded_model, tmp_path):
     assert request.model is None and request.adapter == "shapes-adapter" and request.seed == 9
     result = run(request, embedded_model, previews=False)
     assert result.image.size == (128, 128) and result.metadata["model"] == "embedded"
+
+
+def test_a_recorded_path_of_the_shipped_model_means_it_in_the_old_and_the_packaged_layout():
+    for recorded in ("/home/someone/selfcascade/assets/shapes-model",  # the checkout's top, before the move
+                     "/usr/lib/python3/site-packages/selfcascade/assets/shapes-model",  # an installed wheel
+                     str(EMBEDDED_MODEL)):
+        assert model_from_record(recorded) is None, recorded
+    assert model_from_record("/home/me/models/shapes-model") == "/home/me/models/shapes-model"  # someone's own
+    assert adapter_from_record("/usr/lib/python3/site-packages/selfcascade/assets/shapes-adapter") == "shapes-adapter"
 
 
 def test_a_png_without_settings_is_explained(tmp_path):

@@ -1,8 +1,6 @@
 """RAU-Net calls (selfcascade.diffusion.resolution_aware): deep blocks at native size, hooks removed, tuned
 residuals fit."""
 
-from pathlib import Path
-
 import numpy as np
 import torch
 
@@ -10,8 +8,9 @@ from selfcascade.cascade.pipeline import run
 from selfcascade.cascade.request import GenerationRequest
 from selfcascade.diffusion.resolution_aware import resolution_aware, resolution_aware_call
 from selfcascade.diffusion.upper_stage import StageContext
+from selfcascade.models.names import SHIPPED_ADAPTER
 
-ADAPTER = Path(__file__).resolve().parents[1] / "assets" / "shapes-adapter"
+ADAPTER = SHIPPED_ADAPTER
 
 
 def _deep_sizes(unet, latents, **extras):

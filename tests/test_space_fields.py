@@ -37,16 +37,20 @@ def upload(model):
                                                model)[1]
 
 existing, missing = "/root", "/nonexistent/dir"
+os.chdir("selfcascade")  # here "assets/shapes-model" is the shipped model's real folder, and hub-shaped
+relative = [generate("assets/shapes-model"), generate("assets/no-such-model")]
+os.chdir("..")
 out = {{
-    "model": [generate(existing), generate(missing), generate(str(EMBEDDED_MODEL)), generate("./assets/shapes-model"),
-              generate("../" + os.path.basename(os.getcwd()) + "/assets/shapes-model")],
+    "model": [generate(existing), generate(missing), generate(str(EMBEDDED_MODEL)),
+              generate("./selfcascade/assets/shapes-model"),
+              generate("../" + os.path.basename(os.getcwd()) + "/selfcascade/assets/shapes-model")],
     "vae": [generate(vae=str(EMBEDDED_MODEL / "vae")), generate(vae="/nonexistent/vae"), compared(vae="/etc")],
     "adapter": [generate(adapter="/etc/shadow", mode="tuned"), generate(adapter="/nonexistent.safetensors",
                 mode="tuned"), generate(adapter=str(SHIPPED_ADAPTERS["shapes-adapter"]), mode="tuned"),
                 train(resume="/etc/shadow"), train(resume="/nonexistent")],
     "other handlers": [compared(existing), compared(missing), video(existing), video(missing), train(existing),
                        train(missing), upload(existing), upload(missing)],
-    "relative hub-shaped": [generate("assets/shapes-model"), generate("assets/no-such-model")],
+    "relative hub-shaped": relative,
     "names work": [generate("embedded"), generate(adapter="shapes-adapter", mode="tuned", width=128)],
 }}
 print(json.dumps(out))

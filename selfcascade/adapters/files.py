@@ -65,7 +65,7 @@ def save_adapter(upsamplers: FeatureUpsamplers, folder: str | Path, size: tuple[
 
 def adapter_location(name: str | Path) -> Path:
     """Where an adapter is: a shipped adapter's name ("shapes-adapter", "shapes-video-adapter") means its folder in
-    assets/, like "embedded" for the model; anything else is a path."""
+    the package's assets (models.names.ASSETS), like "embedded" for the model; anything else is a path."""
     return SHIPPED_ADAPTERS.get(str(name).strip(), Path(name))
 
 

@@ -1,4 +1,5 @@
-"""Named settings in presets/*.json, validated on load; and the sampling defaults for a model."""
+"""Named settings in selfcascade/assets/presets/*.json (package data), validated on load; and the sampling defaults
+for a model."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from selfcascade.diffusion.anchor import DEFAULT_ANCHOR
 from selfcascade.diffusion.upper_stage import DEFAULT_STRATEGY, canonical_strategy
 from selfcascade.errors import InvalidRequest
 from selfcascade.models.loader import is_embedded_video, resolve
+from selfcascade.models.names import ASSETS
 
-PRESET_FOLDER = Path(__file__).resolve().parents[2] / "presets"
+PRESET_FOLDER = ASSETS / "presets"
 PRESET_MAX_SIDE = 16384  # what a preset file may ask for at all; hosts run those within their own cap
 SAMPLING_KEYS = ("steps", "strength", "guidance", "upper_guidance", "scheduler", "upper", "anchor", "pivot_up",
                  "consensus")
@@ -72,7 +74,7 @@ def parse_preset(data: dict, source: str) -> Preset:
 
 
 def load_presets(folder: Path = PRESET_FOLDER) -> dict[str, Preset]:
-    """Every presets/*.json, by name, in file-name order."""
+    """Every *.json in `folder` (the shipped presets by default), by name, in file-name order."""
     presets = {}
     for path in sorted(folder.glob("*.json")):
         try:

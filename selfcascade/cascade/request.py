@@ -106,7 +106,7 @@ class GenerationRequest:
         self._check_texts()
         self._check_numbers()
         self._check_choices()
-        if self.mode == "tuned" and not self.tuned_adapter():  # the embedded models have theirs in assets/
+        if self.mode == "tuned" and not self.tuned_adapter():  # the embedded models ship theirs
             raise InvalidRequest("mode 'tuned' needs an adapter (trained upsamplers); train one or pick a file")
         check_size((self.width, self.height), "target size", self.max_side)
         if self.stages.strip():  # the list can be checked before a model loads
@@ -172,7 +172,7 @@ class GenerationRequest:
 
     def tuned_adapter(self) -> str | None:
         """The adapter the tuned mode loads: the request's own, else the one shipped for its model (the embedded
-        image and video models ship theirs in assets/: "shapes-adapter", "shapes-video-adapter"), else None."""
+        image and video models ship theirs in the package: "shapes-adapter", "shapes-video-adapter"), else None."""
         if self.adapter:
             return self.adapter
         return shipped_adapter_for(self.model if self.model is not None else self.default_model)
@@ -231,7 +231,7 @@ class VideoRequest(GenerationRequest):
     travel: float = DEFAULT_TRAVEL  # how far it travels over the clip, as a fraction of the side
     steer: float = DEFAULT_STEERED_FRACTION  # share of the first stage's schedule that is steered (0: off)
 
-    default_model = "shapes-video"  # the embedded video model (assets/shapes-video)
+    default_model = "shapes-video"  # the embedded video model (selfcascade/assets/shapes-video)
 
     def free_init_passes(self) -> int:
         return self.free_init

@@ -9,18 +9,21 @@ still finds the embedded model.
 from __future__ import annotations
 
 import re
+from importlib.resources import files
 from pathlib import Path
 
 from selfcascade.files import hosting
 
-ASSETS = Path(__file__).resolve().parents[2] / "assets"
+# The shipped models, adapters and presets: package data, found through the package wherever it is installed (a
+# checkout or site-packages), so one constant for every module that reads them.
+ASSETS = Path(str(files("selfcascade") / "assets")).resolve()
 EMBEDDED_MODEL = ASSETS / "shapes-model"
 EMBEDDED_NAMES = {"", "shapes", "embedded", "default"}
 EMBEDDED_VIDEO_MODEL = ASSETS / "shapes-video"
 EMBEDDED_VIDEO_NAMES = {"shapes-video", "embedded-video"}
 EMBEDDED = "embedded"
 SHIPPED_ADAPTER = ASSETS / "shapes-adapter"
-# The adapters shipped in assets/, by the name a user, a record or the app's adapter lists use for them.
+# The adapters shipped in ASSETS, by the name a user, a record or the app's adapter lists use for them.
 SHIPPED_ADAPTERS = {"shapes-adapter": SHIPPED_ADAPTER, "shapes-video-adapter": ASSETS / "shapes-video-adapter"}
 # The model each shipped adapter was trained for: the tuned mode uses it when a request names no adapter.
 SHIPPED_FOR = {EMBEDDED_MODEL: "shapes-adapter", EMBEDDED_VIDEO_MODEL: "shapes-video-adapter"}
@@ -77,7 +80,7 @@ def public_name(name: str | Path | None) -> str | None:
 
 def shipped_adapter_for(model: str | None) -> str | None:
     """The name of the adapter shipped for a model as a request names it (None, "embedded", "shapes-video", or
-    their folders in assets/): "shapes-adapter" or "shapes-video-adapter"; None for any other model, and when
+    their folders in ASSETS): "shapes-adapter" or "shapes-video-adapter"; None for any other model, and when
     the shipped folder is missing."""
     try:
         folder = Path(resolve(model)).expanduser().resolve()
@@ -92,8 +95,10 @@ def model_from_record(recorded: str | None) -> str | None:
     if recorded is None or is_embedded(recorded):
         return None
     path = Path(recorded)
-    if path.is_absolute() and path.name == EMBEDDED_MODEL.name and path.parent.name == ASSETS.name:
-        return None  # an older PNG that named the embedded model by its path on the machine that made it
+    if path.is_absolute() and path.name == EMBEDDED_MODEL.name and path.parent.name == "assets":
+        # a PNG that named the embedded model by its path on the machine that made it: in a folder named
+        # "assets" at the checkout's top before the data moved into the package, in the package's since
+        return None
     return recorded
 
 

@@ -1,7 +1,8 @@
 """Train the embedded models' shipped adapters (time-aware upsamplers) on renders of the shapes world.
 
-    python -m selfcascade.shapes.train_adapter --out assets/shapes-adapter --strength 0.3 --steps 1200 --lr 1e-3
-    python -m selfcascade.shapes.train_adapter --video --out assets/shapes-video-adapter
+    python -m selfcascade.shapes.train_adapter --out selfcascade/assets/shapes-adapter --strength 0.3 --steps 1200 \
+        --lr 1e-3
+    python -m selfcascade.shapes.train_adapter --video --out selfcascade/assets/shapes-video-adapter
 
 Renders captioned scenes (with --video: clips of shapes in motion, folders of frames) at the 128 px stage size
 (the 64 -> 128 step; the same 2x upsamplers serve every later 2x stage), then runs Algorithm 1
@@ -78,7 +79,7 @@ def render_example_clips(folder: Path, count: int, size: int, frames: int, seed:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default="assets/shapes-adapter")
+    parser.add_argument("--out", default="selfcascade/assets/shapes-adapter")
     parser.add_argument("--images", type=int, default=512)
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--batch", type=int, default=8)

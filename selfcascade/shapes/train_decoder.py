@@ -1,6 +1,6 @@
 """Fine-tune the embedded model's VAE *decoder* on multi-scale renders, so edges stay crisp above 64 px.
 
-    python -m selfcascade.shapes.train_decoder --model assets/shapes-model
+    python -m selfcascade.shapes.train_decoder --model selfcascade/assets/shapes-model
     python -m selfcascade.shapes.train_decoder --model DIR --out DIR2 --sizes 64 --latent-noise 0.4 --steps 800
 
 Why: the VAE was trained on crops of 64 px renders only. Decoding a true 256 px render's own latents gives
@@ -71,7 +71,7 @@ def gradient_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tenso
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="assets/shapes-model")
+    parser.add_argument("--model", default="selfcascade/assets/shapes-model")
     parser.add_argument("--out", default=None, help="model folder to write (default: --model, in place); the "
                         "other components are copied from --model")
     parser.add_argument("--steps", type=int, default=1500)

@@ -1,6 +1,6 @@
 """Train the embedded default model from scratch on renders of the shapes world; write a diffusers folder.
 
-    python -m selfcascade.shapes.train_default --out assets/shapes-model
+    python -m selfcascade.shapes.train_default --out selfcascade/assets/shapes-model
 
 Stable-Diffusion-shaped on purpose (AutoencoderKL with 4x down-sampling, a cross-attention
 UNet2DConditionModel, a CLIP text encoder and tokenizer, a scheduler config), so that the embedded model and
@@ -221,7 +221,7 @@ def train_denoiser(unet, text_encoder, tokenizer, buckets, steps, batch, seed, l
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default="assets/shapes-model")
+    parser.add_argument("--out", default="selfcascade/assets/shapes-model")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data", type=int, default=24_000, help="number of rendered training images")
     parser.add_argument("--vae-steps", type=int, default=1800)

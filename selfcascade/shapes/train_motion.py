@@ -1,6 +1,6 @@
 """Train the embedded video default: a small MotionAdapter on top of the frozen embedded image model.
 
-    nice -n 19 python -m selfcascade.shapes.train_motion --out assets/shapes-video --steps 1500
+    nice -n 19 python -m selfcascade.shapes.train_motion --out selfcascade/assets/shapes-video --steps 1500
 
 AnimateDiff's recipe (Guo et al. 2023, arXiv 2307.04725): the image UNet, VAE and text encoder stay frozen;
 motion modules (temporal self-attention after each spatial block) are inserted with UNetMotionModel.from_unet2d
@@ -19,7 +19,7 @@ motion words spread apart, the text encoder trainable, x0-weighted noisy steps a
 the direction (2000 steps; docs/video-model.md). The sampler supplies the direction instead:
 selfcascade.diffusion.motion_steering steers the first stage's noisiest steps along it.
 The shipped weights are the plain recipe (2400 steps) continued for 1500 steps with half of the samples from
-the noisier timesteps and those weighted as x0 errors up to 5x (`--resume assets/shapes-video
+the noisier timesteps and those weighted as x0 errors up to 5x (`--resume selfcascade/assets/shapes-video
 --high-noise-fraction 0.5 --x0-weight-max 5`, 15.6 min on 2 threads): the noisy steps decide the background,
 and weighting them made the frames agree on it (flicker 9.6 -> 0.8 on 16 videos at 64 px).
 Writes an AnimateDiffPipeline folder (loaded through the same from_pretrained path as hub models) and
@@ -45,11 +45,12 @@ from diffusers.training_utils import compute_snr
 from selfcascade.diffusion.anchor import EMBEDDED_ANCHOR_SIGMA
 from selfcascade.models.folder_settings import write_folder_settings
 from selfcascade.models.motion_text import MotionTextConditioning, attach, attach_saved, detach_for_saving
+from selfcascade.models.names import EMBEDDED_MODEL
 from selfcascade.models.video import contiguous_motion_inputs
 from selfcascade.shapes.motion import DIRECTIONS, MOTION_WORDS, motion_caption, random_clip_scene, render_clip
 from selfcascade.shapes.world import VOCABULARY
 
-IMAGE_MODEL = Path(__file__).resolve().parents[2] / "assets" / "shapes-model"
+IMAGE_MODEL = EMBEDDED_MODEL
 CAPTION_DROP = 0.1  # empty captions, so classifier-free guidance keeps an unconditional model
 STILL_FRACTION = 0.2  # clips without motion ("a blue square"): the shape stays put
 
@@ -315,7 +316,7 @@ def train(args) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default="assets/shapes-video")
+    parser.add_argument("--out", default="selfcascade/assets/shapes-video")
     parser.add_argument("--image-model", default=str(IMAGE_MODEL))
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--clips", type=int, default=1200, help="rendered training clips")

@@ -17,7 +17,8 @@ Where it is checked: at the start of every UI handler that loads what a visitor 
 checked_sources), before any file is opened. The library and the CLI trust their caller: the CLI is the
 machine owner's tool, and keeps loading local folders even with SPACE_ID set. The loader does take one rule from
 here on a Space (models.names.is_hub_id): text shaped like a hub id is looked up on the hub, never as a
-relative folder of the same name, so "assets/shapes-model" answers like any other unknown repository.
+relative folder of the same name, so "selfcascade/assets" (a folder in the checkout) answers like any other unknown
+repository.
 """
 
 from __future__ import annotations
