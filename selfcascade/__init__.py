@@ -9,7 +9,8 @@ The public API:
 
 `generate` yields the run's events (StageStarted, StepDone, StageDone, Finished); `run` returns the Finished
 one; `generate_video` runs a VideoRequest; `train` trains an adapter (Algorithm 1) from a TrainingRequest;
-`load_model` loads a base model by hub id or folder. Bad input raises InvalidRequest with one line.
+`load_model` loads a base model by hub id or folder; `SelfCascadePipeline.from_pipe(pipe)` runs the cascade on a
+diffusers pipeline the caller already has. Bad input raises InvalidRequest with one line.
 
 Layers, lowest first (each imports only from those before it; tests/test_layers.py holds it): errors, files,
 models, diffusion, adapters, cascade, training, shapes, ui.
@@ -27,6 +28,8 @@ _PUBLIC = {
     "generate_video": "selfcascade.cascade.video", "Cancelled": "selfcascade.errors",
     "InvalidRequest": "selfcascade.errors", "load_model": "selfcascade.models.loader",
     "TrainingRequest": "selfcascade.training.loop", "train": "selfcascade.training.loop",
+    "SelfCascadePipeline": "selfcascade.cascade.user_pipeline",
+    "SelfCascadeOutput": "selfcascade.cascade.user_pipeline",
 }
 __all__ = sorted(_PUBLIC)
 

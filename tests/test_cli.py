@@ -95,8 +95,10 @@ def test_direct_is_the_papers_plain_baseline_unless_a_strategy_is_asked_for(tmp_
 
 
 def test_direct_requests_leave_the_presets_cascade_settings_out():
+    from selfcascade.cascade.plan import resolve_run
     from selfcascade.cascade.presets import CASCADE_KEYS, request_defaults
     from selfcascade.cascade.request import GenerationRequest, VideoRequest
+    from selfcascade.models.loader import load_model
     from selfcascade.ui.cli import _request, build_parser
 
     assert not set(CASCADE_KEYS) & set(request_defaults(None, "direct"))
@@ -105,7 +107,9 @@ def test_direct_requests_leave_the_presets_cascade_settings_out():
     for command, request_class in (("generate", GenerationRequest), ("video", VideoRequest)):
         common = [command, "--prompt", "a red circle", "--size", "128x128", "--out", "x"]
         direct = _request(parser.parse_args([*common, "--mode", "direct"]), request_class)
-        assert direct.upper is None and direct.upper_stage("frequency-pyramid") == "plain"
+        assert direct.upper is None
+        model = load_model(direct.model or request_class.default_model)
+        assert resolve_run(direct, model if command == "generate" else model.for_frames(4)).strategy == "plain"
         assert direct.anchor is None and direct.upper_guidance is None and direct.consensus is None
         assert direct.steps == request_defaults(None)["steps"]  # the sampling settings stay the preset's
         asked = _request(parser.parse_args([*common, "--mode", "direct", "--upper", "rau"]), request_class)

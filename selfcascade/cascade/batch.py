@@ -17,6 +17,7 @@ from pathlib import Path
 from selfcascade.cascade.request import GenerationRequest, check_seed, check_text, is_whole
 from selfcascade.errors import InvalidRequest
 from selfcascade.files.hosting import MAX_PROMPT_CHARS, MAX_SEED, cap
+from selfcascade.models.placement import process_state
 
 MAX_IMAGES_PER_PROMPT = cap("SELFCASCADE_MAX_IMAGES_PER_PROMPT", 64, 8)
 MAX_JOBS = cap("SELFCASCADE_MAX_BATCH_JOBS", 10_000, 64)  # images of one batch, all prompts together
@@ -120,11 +121,8 @@ def job_filename(job: Job, total: int) -> str:
 def jobs_for_this_process(jobs: list[Job], state=None) -> list[Job]:
     """The jobs of this process: a contiguous share of `jobs` by accelerate's `split_between_processes` (the
     first ranks take one more when they do not divide evenly); all of them in a one-process run. `state`:
-    accelerate's PartialState (default: the process's, selfcascade.training.distributed.process_state)."""
-    if state is None:
-        from selfcascade.training.distributed import process_state
-
-        state = process_state()
+    accelerate's PartialState (default: the process's, selfcascade.models.placement.process_state)."""
+    state = state if state is not None else process_state()
     with state.split_between_processes(list(jobs)) as mine:
         return list(mine)
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import torch
 
+from selfcascade.cascade.plan import resolve_run
 from selfcascade.cascade.request import GenerationRequest
 from selfcascade.cascade.stages import Size
-from selfcascade.diffusion.consensus import views_that_run
 from selfcascade.diffusion.sampling import make_scheduler, schedule
 from selfcascade.diffusion.upper_stage import relative_cost
 from selfcascade.models.base import DiffusionModel
@@ -92,19 +92,17 @@ def folder_geometry(folder: str | Path) -> tuple[Size, int]:
 
 def estimate(model: DiffusionModel, request: GenerationRequest) -> Estimate:
     """Time and memory of `request` on `model`; raises InvalidRequest like the run itself would."""
-    plan = request.plan(model.base_size, model.size_multiple)
+    plan = resolve_run(request, model)
     fixed, per_pixel = _calibrate(model)
     seconds = 0.0
-    upper = request.upper_stage(model.default_upper_stage)
     for index, size in enumerate(plan.sizes):
         strength = 1.0 if index == 0 else request.strength
         steps = len(schedule(make_scheduler(model, request.scheduler), request.steps, strength))
         latent_pixels = (size[0] // model.vae_scale_factor) * (size[1] // model.vae_scale_factor)
-        cost = 1.0 if size == model.base_size else relative_cost(upper)
-        guided = request.stage_guidance(index > 0) > 1  # an unguided call is one UNet pass, not two
+        cost = 1.0 if size == model.base_size else relative_cost(plan.strategy)
+        guided = plan.guidance_for(index > 0) > 1  # an unguided call is one UNet pass, not two
         if index == 0:  # pivot consensus: K more guided passes at the first stage
-            steps += views_that_run(request.consensus_views(model.default_consensus), len(plan.sizes),
-                                    model.is_video, pivot_image=False)
+            steps += plan.consensus
         seconds += steps * (fixed + latent_pixels * per_pixel) * cost * (1 if guided else 0.5)
     memory = memory_plan(model, request)
-    return Estimate(seconds, memory.peak / 2**20, plan.chain(), memory)
+    return Estimate(seconds, memory.peak / 2**20, plan.stages.chain(), memory)

@@ -31,10 +31,11 @@ from PIL import Image, ImageOps
 from selfcascade.adapters.files import load_adapter
 from selfcascade.adapters.upsampler import encoder_skips
 from selfcascade.cascade.estimate import memory_plan
+from selfcascade.cascade.plan import RunPlan, resolve_run
 from selfcascade.cascade.request import GenerationRequest, VideoRequest
 from selfcascade.cascade.stages import Size
 from selfcascade.diffusion.anchor import anchored
-from selfcascade.diffusion.consensus import consensus_latents, views_that_run
+from selfcascade.diffusion.consensus import consensus_latents
 from selfcascade.diffusion.free_init import reinitialised
 from selfcascade.diffusion.motion_steering import steered
 from selfcascade.diffusion.sampling import denoise, guided_predictor, initial_noise, make_scheduler, renoise, schedule
@@ -48,6 +49,7 @@ from selfcascade.diffusion.upper_stage import (
 )
 from selfcascade.models.base import DiffusionModel
 from selfcascade.models.loader import load_model
+from selfcascade.models.lora import apply_loras, parse_loras, record_of
 from selfcascade.models.memory import (
     OutOfMemory,
     check_memory_fits,
@@ -75,6 +77,7 @@ class StepDone:
     step: int  # 1-based within the stage
     steps: int
     latents: torch.Tensor  # the current (noisy) latents: for a cheap live preview
+    timestep: int | None = None  # the scheduler's timestep this step denoised
 
 
 @dataclass
@@ -145,63 +148,52 @@ def tuned_unet_inputs(model: DiffusionModel, upsamplers, pivot: torch.Tensor, co
     return unet_inputs
 
 
-def stage_predictor(model: DiffusionModel, request: GenerationRequest, conditioning, latents: torch.Tensor,
+def stage_predictor(model: DiffusionModel, plan: RunPlan, target: Size, conditioning, latents: torch.Tensor,
                     timesteps: torch.Tensor, unet_inputs, scheduler, pivot_up: torch.Tensor | None
                     ) -> tuple[Predictor, str]:
     """The noise predictor of one stage and the name of its upper-stage strategy ("-" at native size).
 
-    A stage with a pivot keeps the pivot's low band (pivot anchoring, ILVR) when the request's weight > 0,
-    and is guided with the request's upper-stage guidance (`conditioning` must match: see Prompts)."""
-    guidance = request.stage_guidance(pivot_up is not None)
+    A stage above the model's native size runs the plan's upper-stage strategy; a stage with a pivot keeps the
+    pivot's low band (pivot anchoring, ILVR) when the plan's weight > 0 and is guided with the plan's
+    upper-stage guidance (`conditioning` must match: see Prompts). `target` is the run's target size in pixels."""
+    guidance = plan.guidance_for(pivot_up is not None)
     full = guided_predictor(model, conditioning, guidance, unet_inputs)
     native_latent = model.native_latent_size
     scale = stage_scale(tuple(latents.shape[-2:]), native_latent)
     predict, name = full, "-"
     if scale != (1, 1):
         native = guided_predictor(model, conditioning, guidance)
-        name = request.upper_stage(model.default_upper_stage)
-        target = target_scale((request.height // model.vae_scale_factor, request.width // model.vae_scale_factor),
-                              native_latent)
-        context = StageContext(scale, native_latent, model.latent_multiple, int(timesteps[0]), model.unet, target,
-                               request.upper_stage_settings())
-        predict = upper_stage_predictor(name, full, native, context)
-        name = strategy_that_runs(name, context)
+        target_latent = target_scale((target[1] // model.vae_scale_factor, target[0] // model.vae_scale_factor),
+                                     native_latent)
+        context = StageContext(scale, native_latent, model.latent_multiple, int(timesteps[0]), model.unet,
+                               target_latent, plan.settings)
+        predict = upper_stage_predictor(plan.strategy, full, native, context)
+        name = strategy_that_runs(plan.strategy, context)
     if pivot_up is not None:
         predict = anchored(predict, pivot_up, scheduler.alphas_cumprod, scheduler.config.prediction_type,
-                           request.anchor_weight(model.default_anchor), anchor_sigma(request, model))
+                           plan.anchor, plan.anchor_sigma)
     return predict, name
 
 
-def steered_first_stage(predict: Predictor, request: VideoRequest, model: DiffusionModel, scheduler) -> Predictor:
-    """A video's first stage, steered along the request's direction in its noisiest steps (motion_steering)."""
-    direction = request.motion_direction()
-    if direction is None:
+def steered_first_stage(predict: Predictor, request: VideoRequest, plan: RunPlan, model: DiffusionModel,
+                        scheduler) -> Predictor:
+    """A video's first stage, steered along the plan's direction in its noisiest steps (motion_steering)."""
+    if plan.motion is None:
         return predict
     from_timestep = round(scheduler.config.num_train_timesteps * (1 - request.steer))
-    return steered(predict, scheduler.alphas_cumprod, scheduler.config.prediction_type, model.frames, direction,
+    return steered(predict, scheduler.alphas_cumprod, scheduler.config.prediction_type, model.frames, plan.motion,
                    request.travel, from_timestep=from_timestep)
-
-
-def anchor_sigma(request, model) -> float:
-    """Width (latent px) of the pivot's anchored band: the model's own narrower one only for pixel pivots.
-
-    It was measured with pixel pivot up-sampling (decode, Lanczos, encode); a bilinear latent pivot carries
-    blocky up-sampling artefacts in that fine band, and anchoring them painted off-colour patches on the
-    objects (5 of 6 prompts at 256 px against 2 with the 2-pixel band)."""
-    if model.default_anchor_sigma is None or request.pivot_upsampling() != "pixel":
-        return request.upper_stage_settings().anchor_sigma
-    return model.default_anchor_sigma
 
 
 class Prompts:
     """The request's prompt encoded once per kind: with the negative prompt for stages guided above 1,
     without it for unguided ones (one UNet pass per step instead of two)."""
 
-    def __init__(self, model: DiffusionModel, request: GenerationRequest):
-        self.model, self.request, self.encoded = model, request, {}
+    def __init__(self, model: DiffusionModel, request: GenerationRequest, plan: RunPlan):
+        self.model, self.request, self.plan, self.encoded = model, request, plan, {}
 
     def for_stage(self, has_pivot: bool):
-        guided = self.request.stage_guidance(has_pivot) > 1
+        guided = self.plan.guidance_for(has_pivot) > 1
         if guided not in self.encoded:
             self.encoded[guided] = self.model.encode_prompt(self.request.prompt, self.request.negative_prompt, guided)
         return self.encoded[guided]
@@ -222,6 +214,7 @@ def generate(request: GenerationRequest, model: DiffusionModel | None = None,
     request.check()  # before loading a model: bad numbers fail fast
     model = model or load_model(request.model or request.default_model, request.dtype, request.vae, request.offload)
     check_video_model(model, video)
+    apply_loras(model, parse_loras(request.loras))
     if video:
         model = model.for_frames(request.frames)
     check_memory_fits(memory_plan(model, request), model.dtype)
@@ -244,12 +237,12 @@ class _Run:
     """What one cascade run carries from stage to stage (read by the loop and its helpers)."""
 
     request: GenerationRequest
+    plan: RunPlan  # the request resolved against the model: every default already decided
     model: DiffusionModel
     video: bool
     generator: torch.Generator
     prompts: Prompts
     upsamplers: object | None  # the tuned mode's FeatureUpsamplers
-    consensus: int  # clean estimates averaged into the first stage's pivot (0: none)
 
 
 @dataclass
@@ -273,15 +266,13 @@ def _stages(request: GenerationRequest, model: DiffusionModel, video: bool, canc
         4. denoise z^r_K -> z^r_0 with the stage's predictor (upper-stage strategy, anchoring, tuned phi_n)
         5. record the stage (its pivot for the next, a preview), then the run's metadata
     """
-    plan = request.plan(model.base_size, model.size_multiple)  # 1.
+    plan = resolve_run(request, model, pivot_image is not None)  # 1.
     started, sizes, stage_seconds, strategies = time.perf_counter(), list(plan.sizes), [], []
-    state = _Run(request, model, video, torch.Generator().manual_seed(int(request.seed)), Prompts(model, request),
-               load_adapter(request.tuned_adapter(), model) if request.mode == "tuned" else None,
-               views_that_run(request.consensus_views(model.default_consensus), len(sizes), video,
-                              pivot_image is not None))
+    state = _Run(request, plan, model, video, torch.Generator().manual_seed(int(request.seed)),
+                 Prompts(model, request, plan), load_adapter(plan.adapter, model) if plan.adapter else None)
     pivot = None
     if pivot_image is not None:  # 2. "upscale my image": the image is stage 0's result
-        pivot = pivot_from_image(model, pivot_image, sizes[0], plan.messages, request.vae_tiling)
+        pivot = pivot_from_image(model, pivot_image, sizes[0], plan.stages.messages, request.vae_tiling)
         if len(sizes) > 1:  # a one-stage plan becomes img2img at that size
             sizes.pop(0)
     for index, size in enumerate(sizes):
@@ -296,13 +287,13 @@ def _stages(request: GenerationRequest, model: DiffusionModel, video: bool, canc
         last = index == len(sizes) - 1  # 5.
         pivot = latents
         if stage.pivot_up is None and not last and not video:  # the native first stage of a cascade
-            pivot = consensus_latents(latents, predict, stage.scheduler, state.generator, state.consensus)
+            pivot = consensus_latents(latents, predict, stage.scheduler, state.generator, plan.consensus)
         frames = model.decode(pivot, request.vae_tiling) if (previews or last) else None
         image = frames and (model.strip(frames) if video else frames[0])
         stage_seconds.append(round(time.perf_counter() - stage_started, 3))
         yield StageDone(index, len(sizes), size, stage_seconds[-1], pivot, image, frames if video else None)
     seconds = time.perf_counter() - started
-    metadata = run_metadata(state, sizes, stage_seconds, strategies, seconds, plan.messages, pivot_image is not None)
+    metadata = run_metadata(state, sizes, stage_seconds, strategies, seconds, pivot_image is not None)
     yield Finished(frames[0], seconds, metadata, frames if video else None)
 
 
@@ -312,10 +303,10 @@ def _start_stage(state: _Run, size: Size, pivot: torch.Tensor | None) -> _StageS
     scheduler = make_scheduler(state.model, state.request.scheduler)
     if pivot is None:
         latents = initial_noise(state.model, scheduler, state.model.latent_shape(size), state.generator)
-        passes = 1 + (state.request.free_init_passes() if state.video else 0)
+        passes = 1 + state.plan.free_init
         return _StageStart(scheduler, schedule(scheduler, state.request.steps, 1.0), latents, None, passes)
     timesteps = schedule(scheduler, state.request.steps, state.request.strength)
-    pivot_up = upsample_pivot(state.model, pivot, size, state.request.pivot_upsampling(), state.request.vae_tiling)
+    pivot_up = upsample_pivot(state.model, pivot, size, state.plan.pivot_upsampling, state.request.vae_tiling)
     return _StageStart(scheduler, timesteps, renoise(scheduler, pivot_up, timesteps[:1], state.generator), pivot_up, 1)
 
 
@@ -325,10 +316,11 @@ def _predictor_of(state: _Run, stage: _StageStart, pivot: torch.Tensor | None) -
     conditioning = state.prompts.for_stage(pivot is not None)
     unet_inputs = (tuned_unet_inputs(state.model, state.upsamplers, pivot, conditioning)
                    if state.upsamplers is not None and pivot is not None else None)
-    predict, strategy = stage_predictor(state.model, state.request, conditioning, stage.latents, stage.timesteps,
-                                        unet_inputs, stage.scheduler, stage.pivot_up)
+    target = (state.request.width, state.request.height)
+    predict, strategy = stage_predictor(state.model, state.plan, target, conditioning, stage.latents,
+                                        stage.timesteps, unet_inputs, stage.scheduler, stage.pivot_up)
     if state.video and pivot is None:
-        predict = steered_first_stage(predict, state.request, state.model, stage.scheduler)
+        predict = steered_first_stage(predict, state.request, state.plan, state.model, stage.scheduler)
     return predict, strategy
 
 
@@ -345,34 +337,35 @@ def _denoise_stage(state: _Run, stage: _StageStart, predict: Predictor, index: i
             timesteps = schedule(stage.scheduler, state.request.steps, 1.0)
         for info in denoise(stage.scheduler, latents, timesteps, predict, state.generator, cancel):
             latents = info.latents
-            yield StepDone(index, again * len(timesteps) + info.index + 1, total, latents)
+            yield StepDone(index, again * len(timesteps) + info.index + 1, total, latents, info.timestep)
     return latents
 
 
 def run_metadata(state: _Run, sizes: list[Size], stage_seconds: list[float], strategies: list[str], seconds: float,
-                 messages: list[str], pivot_image: bool) -> dict:
-    """The record of a state, written into its PNG or video: the request, and what each setting became. Models,
+                 pivot_image: bool) -> dict:
+    """The record of a run, written into its PNG or video: the request, and what each setting became. Models,
     adapters and VAEs by their public names, never a server path."""
-    request, model = state.request, state.model
+    request, model, plan = state.request, state.model, state.plan
     cascaded = len(sizes) > 1
     return {
         **request.to_metadata(),
         "model": public_name(model.name if request.model is None else request.model),
-        "adapter": public_name(request.tuned_adapter() if request.mode == "tuned" else request.adapter),
+        "adapter": public_name(plan.adapter or request.adapter),
         "vae": public_name(request.vae),
+        "loras": record_of(parse_loras(request.loras), public_name),
         "stage_sizes": [f"{w}x{h}" for w, h in sizes],
         "stage_seconds": stage_seconds,
         "upper_stage": strategies,  # per stage: the upper-stage denoising strategy ("-" at native size)
-        "pivot_upsampling": request.pivot_upsampling() if cascaded else "-",
-        "pivot_anchor": request.anchor_weight(model.default_anchor) if cascaded or pivot_image else 0.0,
-        "pivot_anchor_sigma": anchor_sigma(request, model),  # latent px of the anchored band
-        "pivot_consensus": state.consensus,  # clean estimates averaged into the first stage's pivot (0: none)
+        "pivot_upsampling": plan.pivot_upsampling if cascaded else "-",
+        "pivot_anchor": plan.anchor if cascaded or pivot_image else 0.0,
+        "pivot_anchor_sigma": plan.anchor_sigma,  # latent px of the anchored band
+        "pivot_consensus": plan.consensus,  # clean estimates averaged into the first stage's pivot (0: none)
         "dtype_used": dtype_name(model.dtype),  # what "auto" became on this device
         "vae_dtype": dtype_name(model.vae.dtype),  # float32 when the VAE's config sets force_upcast
         "seconds": round(seconds, 3),
-        "messages": messages,
+        "messages": plan.stages.messages,
         "pivot_image": pivot_image,
-        **({"motion_direction": request.motion_direction() or "-"} if state.video else {}),
+        **({"motion_direction": plan.motion or "-"} if state.video else {}),
         "method": "Self-Cascade (arXiv 2402.10491)",
     }
 

@@ -17,6 +17,7 @@ from selfcascade.diffusion.sampling import SCHEDULERS
 from selfcascade.diffusion.upper_stage import STRATEGIES, UpperStageSettings, canonical_strategy
 from selfcascade.errors import InvalidRequest
 from selfcascade.files.hosting import MAX_FRAMES, MAX_NAME_CHARS, MAX_PROMPT_CHARS, MAX_SEED, MAX_SIDE, MAX_STEPS
+from selfcascade.models.lora import parse_loras
 from selfcascade.models.names import shipped_adapter_for
 from selfcascade.models.placement import OFFLOAD_CHOICES
 from selfcascade.models.precision import check_dtype_choice
@@ -94,6 +95,7 @@ class GenerationRequest:
     max_side: int = DEFAULT_MAX_SIDE
     extra: dict = field(default_factory=dict)
     tuning: dict = field(default_factory=dict)  # changes to UpperStageSettings (benchmarks vary them)
+    loras: list = field(default_factory=list)  # 'PATH_OR_ID[:SCALE]' texts (selfcascade.models.lora)
 
     default_model = None  # what `model=None` loads (class attribute, not a field): the embedded image model
 
@@ -119,6 +121,7 @@ class GenerationRequest:
         check_text(self.stages, "stage list", 200)
         for name, value in (("model", self.model), ("VAE", self.vae), ("adapter", self.adapter)):
             check_text(value, name, MAX_NAME_CHARS, optional=True)
+        parse_loras(self.loras)
         for name in ("mode", "scheduler", "upper", "pivot_up", "dtype", "vae_tiling", "offload"):
             check_text(getattr(self, name), name.replace("_", " "), 40, optional=True)
 
@@ -165,11 +168,6 @@ class GenerationRequest:
         user_sizes = parse_stage_list(self.stages, target) if self.stages.strip() else None
         return plan_stages(base_size, target, size_multiple, user_sizes, self.max_side)
 
-    def upper_stage(self, model_default: str) -> str:
-        """The upper-stage strategy this request runs: its own, else plain for the direct baseline, else the
-        model family's default."""
-        return canonical_strategy(self.upper) or ("plain" if self.mode == "direct" else model_default)
-
     def tuned_adapter(self) -> str | None:
         """The adapter the tuned mode loads: the request's own, else the one shipped for its model (the embedded
         image and video models ship theirs in the package: "shapes-adapter", "shapes-video-adapter"), else None."""
@@ -181,20 +179,6 @@ class GenerationRequest:
         """How this request brings a pivot to the next stage: "pixel" for the hires-fix baseline (and when asked),
         else the request's own, else "latent" (bilinear on the latents, the `up` of the paper's Algorithm 2)."""
         return "pixel" if self.mode == "hires-fix" else (self.pivot_up or "latent")
-
-    def anchor_weight(self, model_default: float) -> float:
-        """Weight of the pivot's low band at the upper stages: the request's own, else 0 for the direct
-        baseline (it has no pivot), else the model family's default."""
-        if self.anchor is not None:
-            return float(self.anchor)
-        return 0.0 if self.mode == "direct" else model_default
-
-    def consensus_views(self, model_default: int) -> int:
-        """Clean estimates averaged into the first stage's pivot: the request's own, else 0 for the direct
-        baseline (it has no pivot), else the model's (its folder's selfcascade.json; 0 for hub models)."""
-        if self.consensus is not None:
-            return int(self.consensus)
-        return 0 if self.mode == "direct" else model_default
 
     def stage_guidance(self, has_pivot: bool) -> float:
         """Classifier-free guidance of one stage: stage 0 (and direct sampling) use `guidance`; the stages
@@ -215,7 +199,7 @@ class GenerationRequest:
 
     def to_metadata(self) -> dict:
         """The request as a record; `tuning` only when a run changed it (a benchmark's)."""
-        skipped = ("extra", "max_side") + (() if self.tuning else ("tuning",))
+        skipped = ("extra", "max_side", "loras") + (() if self.tuning else ("tuning",))  # loras: by public name
         return {key: value for key, value in asdict(self).items() if key not in skipped}
 
 

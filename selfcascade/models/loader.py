@@ -72,6 +72,25 @@ def _wrap(pipeline: DiffusionPipeline, name: str, settings: tuple) -> DiffusionM
                            f"(supported: {SUPPORTED_TEXT})")
 
 
+IMAGE_PIPELINES = (StableDiffusionPipeline, StableDiffusionXLPipeline)
+
+
+def wrap_pipeline(pipeline, name: str | None = None) -> DiffusionModel:
+    """A caller's own Stable Diffusion 1.x/2.x or SDXL pipeline as a model for the cascade, sharing every
+    component (nothing is copied or reloaded): whatever the caller did to it before (LoRAs, a single-file
+    checkpoint, another VAE or scheduler, a dtype, model CPU offload) holds. `name` is what records show
+    (default: the pipeline's own `name_or_path`). Raises InvalidRequest for any other object."""
+    if not isinstance(pipeline, IMAGE_PIPELINES):
+        kind = type(pipeline).__name__
+        raise InvalidRequest(f"from_pipe takes a StableDiffusionPipeline or StableDiffusionXLPipeline, not a {kind}")
+    name = name or getattr(pipeline, "name_or_path", None) or "custom-pipeline"
+    model = _wrap(pipeline, str(name), ("caller's", None, "caller's"))
+    # Offloaded by the caller (enable_model_cpu_offload): accelerate's hooks move each part to the GPU itself.
+    model.offloaded = hasattr(pipeline.unet, "_hf_hook")
+    _apply_folder_settings(model, {})
+    return model
+
+
 def _apply_folder_settings(model: DiffusionModel, settings: dict) -> None:
     """Settings measured on this very model (the embedded ones' 0.7 px band, 4 consensus estimates) travel
     with its folder (folder_settings)."""

@@ -10,6 +10,7 @@ OFFLOAD_ABOVE of the GPU's free memory, leaving too little room for the activati
 from __future__ import annotations
 
 import torch
+from accelerate import PartialState
 from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
 
 from selfcascade.models.memory import free_memory, module_bytes
@@ -58,3 +59,17 @@ def use_sdpa(pipeline) -> None:
 def attention_kinds(model) -> set[str]:
     """Class names of the attention processors of `model` (for tests and the benchmarks)."""
     return {type(processor).__name__ for processor in model.attn_processors.values()}
+
+
+def cpu_only() -> bool:
+    """Whether accelerate must be told to run on the CPU: no GPU here. cpu=True is also what makes accelerate use
+    gloo (MULTI_CPU) under torchrun."""
+    return accelerator() is None
+
+
+def process_state() -> PartialState:
+    """This process's place in a launch (accelerate's PartialState: rank, process count, device, process group):
+    under torchrun or `accelerate launch` the group the launcher set up, else the one-process state. Each rank
+    gets its own device (`state.device`: its GPU, made the current one, or the CPU). Inference (cascade/batch.py)
+    needs only this; training builds its Accelerator (training/distributed.start_run) on the same state."""
+    return PartialState(cpu=cpu_only())

@@ -12,10 +12,11 @@ from __future__ import annotations
 import hashlib
 import os
 
-from accelerate import Accelerator, PartialState
+from accelerate import Accelerator
 from accelerate.state import AcceleratorState
 
 from selfcascade.errors import InvalidRequest
+from selfcascade.models.placement import cpu_only
 from selfcascade.models.precision import accelerator as gpu_kind
 
 MIXED_PRECISION_CHOICES = ("no", "fp16", "bf16")
@@ -40,20 +41,6 @@ def resolve_options(mixed_precision: str | None, grad_accum: int | None) -> tupl
     if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= MAX_GRAD_ACCUM:
         raise InvalidRequest(f"gradient accumulation must be from 1 to {MAX_GRAD_ACCUM} steps, not {steps!r}")
     return precision, steps
-
-
-def cpu_only() -> bool:
-    """Whether accelerate must be told to run on the CPU: no GPU here. cpu=True is also what makes accelerate use
-    gloo (MULTI_CPU) under torchrun."""
-    return gpu_kind() is None
-
-
-def process_state() -> PartialState:
-    """This process's place in a launch (accelerate's PartialState: rank, process count, device, process group):
-    under torchrun or `accelerate launch` the group the launcher set up, else the one-process state. Each rank
-    gets its own device (`state.device`: its GPU, made the current one, or the CPU). Inference (cascade/batch.py)
-    needs only this; training builds its Accelerator (start_run) on the same state."""
-    return PartialState(cpu=cpu_only())
 
 
 def start_run(mixed_precision: str | None = None, grad_accum: int | None = None) -> Accelerator:

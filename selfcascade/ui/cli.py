@@ -65,6 +65,9 @@ def _add_sampling(command, image: bool) -> None:
     command.add_argument("--max-side", type=int, default=None, help="refuse sizes above this many px per side")
     command.add_argument("--adapter", default=None, help="trained upsamplers (folder or .safetensors) for --mode tuned "
                          "(default: the one shipped for the embedded model, shapes-adapter or shapes-video-adapter)")
+    command.add_argument("--lora", action="append", default=None, metavar="PATH_OR_ID[:SCALE]",
+                         help="a LoRA (folder, .safetensors file or hub id) on the base model at SCALE (default 1); "
+                              "repeat for several")
     command.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES,
                          help="auto: float16 on a GPU, float32 on the CPU (a VAE with force_upcast runs in float32)")
     command.add_argument("--vae", default=None, metavar="ID_OR_PATH",
@@ -162,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _request(args, request_class, **extra):
     """The validated request of `generate` or `video` (before any model loads: bad numbers fail fast)."""
+    from selfcascade.cascade.fields import request_from_fields
     from selfcascade.cascade.presets import request_defaults
 
     width, height = parse_size(args.size)
@@ -176,12 +180,11 @@ def _request(args, request_class, **extra):
                 "consensus", "max_side"):
         if getattr(args, key) is not None:
             settings[key] = getattr(args, key)
-    request = request_class(prompt=extra.pop("prompt", args.prompt), width=width, height=height, mode=args.mode,
-                            negative_prompt=args.negative, stages=args.stages, seed=args.seed,
-                            model=args.model, adapter=args.adapter, dtype=args.dtype, vae=args.vae,
-                            vae_tiling=args.vae_tiling, offload=args.offload, **settings, **extra)
-    request.check()
-    return request
+    return request_from_fields(request_class, prompt=extra.pop("prompt", args.prompt), width=width, height=height,
+                               mode=args.mode, negative_prompt=args.negative, stages=args.stages, seed=args.seed,
+                               model=args.model, adapter=args.adapter, dtype=args.dtype, vae=args.vae,
+                               vae_tiling=args.vae_tiling, offload=args.offload, loras=args.lora or [],
+                               **settings, **extra)
 
 
 def _follow(events, args, prompt: str, write_result, previews: str | Path | None = None, quiet: bool = False,
@@ -239,7 +242,7 @@ def _generate(args) -> int:
     from selfcascade.cascade.batch import batch_jobs, jobs_for_this_process, ranks_that_failed, read_prompts
     from selfcascade.cascade.request import GenerationRequest
     from selfcascade.files.images import load_user_image
-    from selfcascade.training.distributed import process_state
+    from selfcascade.models.placement import process_state
 
     prompts = read_prompts(args.prompts) if args.prompts is not None else None
     request = _request(args, GenerationRequest, **({"prompt": prompts[0]} if prompts else {}))
@@ -273,6 +276,7 @@ def _generate_jobs(args, request, jobs, targets: list[Path], pivot_image, state,
     from selfcascade.cascade.pipeline import generate
     from selfcascade.files.images import save_png
     from selfcascade.models.loader import load_model
+    from selfcascade.models.lora import apply_loras, parse_loras
     from selfcascade.models.video import check_video_model
 
     if not jobs:  # more processes than images
@@ -281,6 +285,7 @@ def _generate_jobs(args, request, jobs, targets: list[Path], pivot_image, state,
         target.mkdir(parents=True, exist_ok=True)  # fail before sampling, not after
     model = load_model(request.model, request.dtype, request.vae, request.offload)
     check_video_model(model, wanted_video=False)  # before the memory line: a video model is a one-line error
+    apply_loras(model, parse_loras(request.loras))  # so is a LoRA that does not fit
     if start:
         print(start, file=sys.stderr, flush=True)
     if state.is_main_process:

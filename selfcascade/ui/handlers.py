@@ -6,7 +6,6 @@ and return plain values (or gr.skip()), so they are testable without a browser.
 
 from __future__ import annotations
 
-import math
 import random
 import time
 from pathlib import Path
@@ -15,6 +14,7 @@ import gradio as gr
 
 from selfcascade.cascade import status
 from selfcascade.cascade.estimate import estimate, folder_geometry, is_calibrated
+from selfcascade.cascade.fields import request_from_fields, text_field
 from selfcascade.cascade.pipeline import Finished, StageDone, StageStarted, StepDone, generate
 from selfcascade.cascade.presets import load_presets, request_defaults, upper_guidance_of
 from selfcascade.cascade.record import request_from_metadata
@@ -127,43 +127,6 @@ def end_session(request: gr.Request | None = None) -> None:
     visitor_files.forget_session(request)
 
 
-def number(value, name: str) -> float:
-    """A finite number from a UI field (a visitor may send any JSON value): InvalidRequest otherwise."""
-    if value is None or value == "":
-        raise InvalidRequest(f"{name} is empty")
-    try:
-        result = float(value)
-    except (TypeError, ValueError, OverflowError):
-        raise InvalidRequest(f"{name} must be a number, not {str(value)[:40]!r}") from None
-    if isinstance(value, bool) or not math.isfinite(result):
-        raise InvalidRequest(f"{name} must be a finite number, not {str(value)[:40]}")
-    return result
-
-
-def optional_number(value, name: str = "this setting") -> float | None:
-    """An optional numeric setting from the UI: empty means unset (the model's or the preset's default)."""
-    return None if value in (None, "") else number(value, name)
-
-
-def whole_number(value, name: str) -> int:
-    """A whole number from a UI field; an int stays exact (a seed of 2^63 must not round through float)."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    result = number(value, name)
-    if result != int(result):
-        raise InvalidRequest(f"{name} must be a whole number, not {value}")
-    return int(result)
-
-
-def text_field(value, name: str) -> str | None:
-    """An optional text field (VAE, ...): stripped, None when empty; anything but text is refused."""
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise InvalidRequest(f"the {name} must be text, not {type(value).__name__}")
-    return value.strip() or None
-
-
 def model_field(model) -> str | None:
     """The Base model field: None for the embedded model, else the id or folder as typed (checked later)."""
     text = text_field(model, "model")
@@ -173,20 +136,13 @@ def model_field(model) -> str | None:
 def build_request(model, prompt, negative, width, height, stages, mode, steps, strength, guidance, scheduler,
                   upper, anchor, upper_guidance, seed, adapter=None, dtype="auto", vae=None, vae_tiling="auto",
                   offload="auto", pivot_up=None, consensus=None) -> GenerationRequest:
-    """UI values -> a checked request (InvalidRequest with the reason otherwise)."""
-    request = GenerationRequest(
-        prompt=prompt or "", negative_prompt=negative or "", width=whole_number(width, "width"),
-        height=whole_number(height, "height"), stages=stages or "", mode=mode, steps=whole_number(steps, "steps"),
-        strength=number(strength, "strength"), guidance=number(guidance, "guidance"), seed=whole_number(seed, "seed"),
-        scheduler=scheduler or None, model=model_field(model), adapter=adapter or None, upper=upper or None,
-        anchor=optional_number(anchor, "pivot anchoring"),
-        upper_guidance=optional_number(upper_guidance, "upper-stage guidance"), dtype=dtype or "auto",
-        vae=text_field(vae, "VAE"),
-        vae_tiling=vae_tiling or "auto", offload=offload or "auto", pivot_up=pivot_up or None,
-        consensus=None if consensus in (None, "") else whole_number(consensus, "pivot consensus"),
-    )
-    request.check()
-    return request
+    """The Generate tab's values -> a checked request (InvalidRequest with the reason otherwise)."""
+    return request_from_fields(
+        GenerationRequest, model=model_field(model), prompt=prompt, negative_prompt=negative, width=width,
+        height=height, stages=stages, mode=mode, steps=steps, strength=strength, guidance=guidance,
+        scheduler=scheduler, upper=upper, anchor=anchor, upper_guidance=upper_guidance, seed=seed,
+        adapter=adapter, dtype=dtype, vae=vae, vae_tiling=vae_tiling, offload=offload, pivot_up=pivot_up,
+        consensus=consensus)
 
 
 def describe_plan(model, width, height, stages, mode, steps, strength, guidance, scheduler, upper=None,

@@ -11,6 +11,7 @@ import pandas as pd
 
 from selfcascade.adapters.designs import DEFAULT_DESIGN, DEFAULT_OBJECTIVE
 from selfcascade.adapters.files import check_usable, read_adapter_config
+from selfcascade.cascade.fields import number, whole_number
 from selfcascade.errors import Cancelled, InvalidRequest
 from selfcascade.files.outputs import OUTPUTS
 from selfcascade.models.loader import is_embedded, is_embedded_video, load_model
@@ -22,7 +23,7 @@ from selfcascade.training.loop import TrainingDone, TrainingRequest, TrainingSte
 from selfcascade.training.samples import SampleSettings, TrainingSample, samples_left, train_with_samples
 from selfcascade.ui import sessions, visitor_files
 from selfcascade.ui.gpu_time import training_seconds
-from selfcascade.ui.handlers import number, on_gpu, whole_number
+from selfcascade.ui.handlers import on_gpu
 from selfcascade.ui.space_policy import check_source
 from selfcascade.ui.video_handlers import VIDEO_MODEL_CHOICES
 

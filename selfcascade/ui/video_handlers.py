@@ -11,6 +11,7 @@ import time
 import gradio as gr
 
 from selfcascade.cascade import status
+from selfcascade.cascade.fields import request_from_fields
 from selfcascade.cascade.pipeline import Finished, StageDone, StageStarted, StepDone
 from selfcascade.cascade.request import DEFAULT_FREE_INIT, VideoRequest
 from selfcascade.cascade.video import generate_video
@@ -23,7 +24,7 @@ from selfcascade.models.preview import quick_preview
 from selfcascade.models.video import VideoModel
 from selfcascade.ui import sessions, visitor_files
 from selfcascade.ui.gpu_time import video_seconds
-from selfcascade.ui.handlers import LIVE_PREVIEW_INTERVAL, model_field, number, on_gpu, optional_number, whole_number
+from selfcascade.ui.handlers import LIVE_PREVIEW_INTERVAL, model_field, on_gpu
 
 VIDEO_MODEL_CHOICES = [
     ("Embedded shapes-video (64 px, AnimateDiff-style, offline)", "shapes-video"),
@@ -41,23 +42,12 @@ def build_video_request(model, prompt, negative, width, height, frames, fps, sta
                         pivot_up=None, free_init=DEFAULT_FREE_INIT, motion="auto", travel=DEFAULT_TRAVEL,
                         steer=DEFAULT_STEERED_FRACTION) -> VideoRequest:
     """UI values -> a checked VideoRequest (InvalidRequest with the reason otherwise)."""
-    request = VideoRequest(
-        prompt=prompt or "", negative_prompt=negative or "", width=whole_number(width, "width"),
-        height=whole_number(height, "height"), frames=whole_number(frames, "frames"), fps=number(fps, "fps"),
-        stages=stages or "", mode=mode, steps=whole_number(steps, "steps"), strength=number(strength, "strength"),
-        guidance=number(guidance, "guidance"), seed=whole_number(seed, "seed"), scheduler=scheduler or None,
-        model=_video_model_field(model), adapter=adapter or None, upper=upper or None,
-        anchor=optional_number(anchor, "pivot anchoring"),
-        upper_guidance=optional_number(upper_guidance, "upper-stage guidance"), pivot_up=pivot_up or None,
-        free_init=whole_number(free_init, "FreeInit passes"), motion=motion or "auto",
-        travel=_fraction(travel, "travel"), steer=_fraction(steer, "steered share of the first stage"),
-    )
-    request.check()
-    return request
-
-
-def _fraction(value, name: str) -> float:
-    return number(value, name)
+    return request_from_fields(
+        VideoRequest, model=_video_model_field(model), prompt=prompt, negative_prompt=negative, width=width,
+        height=height, frames=frames, fps=fps, stages=stages, mode=mode, steps=steps, strength=strength,
+        guidance=guidance, scheduler=scheduler, upper=upper, anchor=anchor, upper_guidance=upper_guidance,
+        seed=seed, adapter=adapter, pivot_up=pivot_up, free_init=free_init, motion=motion, travel=travel,
+        steer=steer)
 
 
 def _video_model_field(model) -> str | None:
