@@ -6,7 +6,8 @@ import torch
 from selfcascade.cascade import pipeline as cascade
 from selfcascade.cascade.pipeline import StageDone, generate, run
 from selfcascade.cascade.request import GenerationRequest
-from selfcascade.diffusion.anchor import ANCHOR_SIGMA, anchored, clean_estimate, output_for
+from selfcascade.diffusion.anchor import ANCHOR_SIGMA, anchored
+from selfcascade.diffusion.prediction import clean_estimate, output_for
 from selfcascade.diffusion.upper_stage import gaussian_blur
 from selfcascade.errors import InvalidRequest
 from selfcascade.files.images import read_png_metadata

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import torch
 
+from selfcascade.diffusion.prediction import edits_clean_estimate
 from selfcascade.diffusion.upper_stage import Predictor, UpperStageSettings, gaussian_blur
 
 ANCHOR_SIGMA = UpperStageSettings.anchor_sigma  # Gaussian low-pass width, latent pixels of the current stage
@@ -35,31 +36,6 @@ DEFAULT_ANCHOR = 1.0  # weight w of the pivot's low band (0: off, the paper's sa
 EMBEDDED_ANCHOR_SIGMA = 0.7
 
 
-def clean_estimate(output: torch.Tensor, latents: torch.Tensor, alpha_bar: torch.Tensor,
-                   prediction_type: str) -> torch.Tensor:
-    """x0 from the model output at z_t = sqrt(a) x0 + sqrt(1 - a) eps (DDPM notation, a = alpha_bar_t)."""
-    if prediction_type == "epsilon":
-        return (latents - (1 - alpha_bar).sqrt() * output) / alpha_bar.sqrt()
-    if prediction_type == "v_prediction":
-        return alpha_bar.sqrt() * latents - (1 - alpha_bar).sqrt() * output
-    if prediction_type == "sample":
-        return output
-    raise ValueError(f"pivot anchoring does not know the prediction type {prediction_type!r}")
-
-
-def output_for(x0: torch.Tensor, latents: torch.Tensor, alpha_bar: torch.Tensor,
-               prediction_type: str) -> torch.Tensor:
-    """The model output that `clean_estimate` maps back to `x0` for the same z_t (its inverse)."""
-    if prediction_type == "epsilon":
-        return (latents - alpha_bar.sqrt() * x0) / (1 - alpha_bar).sqrt()
-    if prediction_type == "v_prediction":
-        eps = (latents - alpha_bar.sqrt() * x0) / (1 - alpha_bar).sqrt()
-        return alpha_bar.sqrt() * eps - (1 - alpha_bar).sqrt() * x0
-    if prediction_type == "sample":
-        return x0
-    raise ValueError(f"pivot anchoring does not know the prediction type {prediction_type!r}")
-
-
 def anchored(predict: Predictor, pivot_up: torch.Tensor, alphas_cumprod: torch.Tensor, prediction_type: str,
              weight: float, sigma: float | None = None) -> Predictor:
     """Wrap `predict` so that its clean estimate keeps `pivot_up`'s low band with weight `weight`."""
@@ -68,13 +44,8 @@ def anchored(predict: Predictor, pivot_up: torch.Tensor, alphas_cumprod: torch.T
     sigma = ANCHOR_SIGMA if sigma is None else sigma
     pivot_low = gaussian_blur(pivot_up.float(), sigma)
 
-    def predict_anchored(latents: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        output = predict(latents, t)
-        alpha_bar = alphas_cumprod[int(t)].to(device=latents.device, dtype=torch.float32)
-        z, out = latents.float(), output.float()
-        x0 = clean_estimate(out, z, alpha_bar, prediction_type)
+    def keep_pivot_low_band(x0: torch.Tensor) -> torch.Tensor:
         reference = pivot_low.expand_as(x0) if pivot_low.shape[0] == 1 else pivot_low
-        x0 = x0 + weight * (reference - gaussian_blur(x0, sigma))
-        return output_for(x0, z, alpha_bar, prediction_type).to(output.dtype)
+        return x0 + weight * (reference - gaussian_blur(x0, sigma))
 
-    return predict_anchored
+    return edits_clean_estimate(predict, alphas_cumprod, prediction_type, keep_pivot_low_band)

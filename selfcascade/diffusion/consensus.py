@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import torch
 
-from selfcascade.diffusion.anchor import clean_estimate
+from selfcascade.diffusion.prediction import alpha_bar_at, clean_estimate
 from selfcascade.diffusion.upper_stage import Predictor
 
 CONSENSUS_TIMESTEP = 100  # t* (of 1000 training timesteps): 100 and 200 measured alike, 300 worse in place
@@ -54,7 +54,7 @@ def consensus_latents(pivot: torch.Tensor, predict: Predictor, scheduler, genera
         return pivot
     timestep = CONSENSUS_TIMESTEP if timestep is None else timestep
     t = torch.tensor(int(timestep))
-    alpha_bar = scheduler.alphas_cumprod[int(timestep)].to(device=pivot.device, dtype=torch.float32)
+    alpha_bar = alpha_bar_at(scheduler.alphas_cumprod, timestep, pivot)
     mirrored = [view % 2 == 1 for view in range(views)]
     total = torch.zeros(pivot.shape, dtype=torch.float32, device=pivot.device)
     for first in range(0, views, VIEWS_PER_CALL):

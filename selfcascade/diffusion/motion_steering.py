@@ -45,7 +45,7 @@ import re
 import torch
 import torch.nn.functional as F
 
-from selfcascade.diffusion.anchor import clean_estimate, output_for
+from selfcascade.diffusion.prediction import edits_clean_estimate
 from selfcascade.diffusion.upper_stage import Predictor
 
 DIRECTIONS: dict[str, tuple[int, int]] = {"right": (1, 0), "left": (-1, 0), "up": (0, -1), "down": (0, 1)}
@@ -142,15 +142,8 @@ def steered(predict: Predictor, alphas_cumprod: torch.Tensor, prediction_type: s
     """Wrap a first-stage predictor so that, at timesteps >= `from_timestep`, each clean estimate is pulled
     with `weight` onto a copy of its clearest frame that travels `travel` of the side along `direction`."""
 
-    def predict_steered(latents: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        output = predict(latents, t)
-        if int(t) < from_timestep:
-            return output
-        alpha_bar = alphas_cumprod[int(t)].to(device=latents.device, dtype=torch.float32)
-        z, out = latents.float(), output.float()
-        x0 = clean_estimate(out, z, alpha_bar, prediction_type)
+    def pull_onto_travelling_copy(x0: torch.Tensor) -> torch.Tensor:
         offsets = frame_offsets(frames, direction, travel, *x0.shape[-2:])
-        x0 = x0 + weight * (travelling_copy(x0, offsets, frames) - x0)
-        return output_for(x0, z, alpha_bar, prediction_type).to(output.dtype)
+        return x0 + weight * (travelling_copy(x0, offsets, frames) - x0)
 
-    return predict_steered
+    return edits_clean_estimate(predict, alphas_cumprod, prediction_type, pull_onto_travelling_copy, from_timestep)

@@ -52,9 +52,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from selfcascade.diffusion.prediction import Predictor
 from selfcascade.diffusion.resolution_aware import resolution_aware_call
 
-Predictor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Scale = tuple[int, int]  # (rows, columns) factor of the stage's latent size over the native one
 
 

@@ -53,7 +53,7 @@ from selfcascade.adapters.files import load_adapter, save_adapter
 from selfcascade.adapters.upsampler import new_upsamplers
 from selfcascade.cascade.presets import request_defaults
 from selfcascade.cascade.stages import Size
-from selfcascade.diffusion.anchor import clean_estimate
+from selfcascade.diffusion.prediction import clean_estimate
 from selfcascade.errors import Cancelled, InvalidRequest
 from selfcascade.files.hosting import cap
 from selfcascade.models.base import DiffusionModel
