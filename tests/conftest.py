@@ -11,8 +11,10 @@ import torch  # noqa: E402
 torch.set_num_threads(2)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def embedded_model():
+    """The embedded model as the app holds it: the one in memory (the loader keeps one model at a time, so a
+    test that loaded another one replaced it; this loads it again, in a second or two)."""
     from selfcascade.models.loader import load_model
 
     return load_model(None)

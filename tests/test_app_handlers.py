@@ -40,9 +40,9 @@ def test_stream_shows_each_stage_then_the_result(embedded_model):
     outputs = run()
     galleries = [o[2] for o in outputs if isinstance(o[2], list) and o[2]]
     assert [len(g) for g in galleries][:2] == [1, 2]
-    status, _, gallery, image, path = outputs[-1]
+    status, _, gallery, image, path, images = outputs[-1]
     assert status.startswith("**Done**") and image.size == (128, 128) and len(gallery) == 2
-    assert Image.open(path).size == (128, 128)
+    assert Image.open(path).size == (128, 128) and images == [(path, "seed 1")]  # one image: one PNG
 
 
 def test_empty_prompt_is_allowed_and_draws_unconditionally(embedded_model):
@@ -127,7 +127,7 @@ def test_picking_direct_shows_plain_and_leaving_it_restores_the_strategy():
 
 def test_a_direct_run_reads_back_as_plain_and_a_chosen_strategy_as_itself(embedded_model):
     for upper, shown in ((None, "plain"), ("plain", "plain"), ("demofusion", "demofusion")):
-        status, _, _, _, path = run(mode="direct", upper=upper, steps=2)[-1]
+        status, _, _, _, path, _ = run(mode="direct", upper=upper, steps=2)[-1]
         assert status.startswith("**Done**") and f"upper stages: {shown}" in status, status
         assert read_png_metadata(path)["upper_stage"] == [shown]
         values = dict(zip(handlers.FORM, handlers.reuse_settings(path)))
@@ -135,7 +135,7 @@ def test_a_direct_run_reads_back_as_plain_and_a_chosen_strategy_as_itself(embedd
 
 
 def test_tuned_with_an_empty_adapter_field_uses_the_shipped_adapter(embedded_model):
-    status, _, _, _, path = run(mode="tuned", adapter="", steps=3)[-1]
+    status, _, _, _, path, _ = run(mode="tuned", adapter="", steps=3)[-1]
     assert status.startswith("**Done**"), status
     assert read_png_metadata(path)["adapter"] == "shapes-adapter"
     status = run(mode="tuned", adapter=None, model="some-org/some-model")[-1][0]
@@ -143,7 +143,7 @@ def test_tuned_with_an_empty_adapter_field_uses_the_shipped_adapter(embedded_mod
 
 
 def test_precision_and_tiling_settings_reach_the_run(embedded_model):
-    status, _, _, image, path = run(width=64, height=64, dtype="bfloat16", vae_tiling="on")[-1]
+    status, _, _, image, path, _ = run(width=64, height=64, dtype="bfloat16", vae_tiling="on")[-1]
     assert status.startswith("**Done**") and image.size == (64, 64)
     metadata = read_png_metadata(path)
     assert metadata["dtype_used"] == "bfloat16" and metadata["vae_tiling"] == "on"

@@ -43,6 +43,23 @@ def test_generate_in_the_browser(page):
     assert "hidiffusion-pyramid" in status and "pivot anchoring 0.5" in status  # what the run used is shown
 
 
+def test_two_images_in_the_browser(page):
+    page.get_by_role("tab", name="Generate").click()
+    page.locator("#prompt textarea").fill("a small yellow square on a gray background")
+    count = page.locator("#num-images input[type=number]")
+    count.fill("2")
+    count.press("Enter")
+    page.locator("#images").wait_for(timeout=10_000)  # the batch gallery shows once more than one is asked for
+    page.locator("#generate").click()
+    page.wait_for_function("document.querySelectorAll('#images img').length >= 2 && "
+                           "document.querySelector('#status')?.innerText.includes('Done')", timeout=240_000)
+    assert page.locator("#images img").count() == 2
+    assert "seed" in page.locator("#images").inner_text()
+    page.screenshot(path=str(SCREENSHOTS / "generate-batch.png"), full_page=True)
+    count.fill("1")
+    count.press("Enter")
+
+
 def open_settings(page, accordion: str, selector: str):
     """Open an accordion of the Generate tab and return one of its fields once it is shown."""
     page.get_by_role("tab", name="Generate").click()

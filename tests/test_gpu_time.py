@@ -5,6 +5,7 @@ import pytest
 
 from selfcascade.cascade.estimate import estimate
 from selfcascade.cascade.request import GenerationRequest
+from selfcascade.models.loader import current_model, load_model
 from selfcascade.ui import gpu_time
 from selfcascade.ui.gpu_time import CEILING, FLOOR, GPU_SECONDS, gpu_duration, image_seconds, run_seconds
 from selfcascade.ui.handlers import compare, generate_stream
@@ -62,6 +63,28 @@ def test_bigger_requests_ask_for_more_and_never_above_the_ceiling(the_rule):
     assert train_seconds(**{**TRAIN, "model": SD, "width": 2048, "height": 2048, "steps": 2000}) == CEILING
 
 
+def test_more_images_ask_for_more_and_the_model_loads_once(the_rule):
+    big = {**FORM, "model": SD, "width": 1024, "height": 1024, "steps": 30}
+    asked = [generate_seconds(**big, num_images=count) for count in (1, 2, 4)]
+    assert FLOOR < asked[0] < asked[1] < asked[2] <= CEILING and asked[0] == generate_seconds(**big)
+    one, four = image_seconds({**big, "num_images": 1}), image_seconds({**big, "num_images": 4})
+    each = run_seconds(gpu_time.image_request(big), loading=False)
+    assert four == pytest.approx(one + 3 * each) and one > each  # the hub model's loading counted once
+    for bad in (0, -1, 2.5, "many"):
+        assert generate_seconds(**big, num_images=bad) == GPU_SECONDS
+
+
+def test_images_that_fit_in_one_call(the_rule):
+    small = gpu_time.image_request({**FORM, "width": 256, "height": 256})
+    assert gpu_time.images_that_fit(small, 4) == 4
+    huge = {**FORM, "model": SD, "width": 2048, "height": 2048, "steps": 100}
+    fit = gpu_time.images_that_fit(gpu_time.image_request(huge), 4)
+    assert 1 < fit < 4 and gpu_time.clamp(image_seconds({**huge, "num_images": fit})) < CEILING
+    assert gpu_time.clamp(image_seconds({**huge, "num_images": fit + 1})) == CEILING  # one more would be cut off
+    assert gpu_time.images_that_fit(gpu_time.image_request({**huge, "width": 4096, "height": 4096, "steps": 200}),
+                                    4) == 1  # one always runs (asking for the ceiling, as before)
+
+
 @pytest.mark.parametrize("change", [{"width": "abc"}, {"width": 10**30}, {"steps": float("nan")}, {"steps": 0},
                                     {"stages": "0,128"}, {"mode": "sideways"}, {"width": None}, {"guidance": [1]}])
 def test_a_bad_request_asks_for_the_default_without_raising(change):
@@ -76,8 +99,11 @@ def test_a_fixed_number_stays_fixed():
     assert gpu_duration(generate_stream, 90) == 90
 
 
-def test_a_timed_model_in_memory_gives_its_estimate(embedded_model):
+def test_a_timed_model_in_memory_gives_its_estimate():
+    # The model the app holds now (the session's embedded_model may have been replaced by another test's load).
+    model = load_model(None)
+    assert current_model(None) is model
     request = GenerationRequest("a red circle", 256, 256, steps=20)
-    seconds = estimate(embedded_model, request).seconds  # times the model once, as the app's plan line does
+    seconds = estimate(model, request).seconds  # times the model once, as the app's plan line does
     assert run_seconds(request) == seconds  # its timing, however busy the machine was when it was taken
     assert generate_seconds(**{**FORM, "width": 256, "height": 256, "steps": 20}) == gpu_time.clamp(seconds)

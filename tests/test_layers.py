@@ -77,3 +77,19 @@ def test_no_import_cycle():
 def test_every_package_says_what_it_owns():
     for init in PACKAGE.glob("*/__init__.py"):
         assert (ast.get_docstring(ast.parse(init.read_text())) or "").strip(), f"{init} has no docstring"
+
+
+LONGEST_FUNCTION = 60  # lines; the UI's event wiring and the shapes world's scripts are exempt (docs/architecture.md)
+
+
+def test_no_library_function_is_longer_than_a_screen():
+    long = []
+    for module, path in MODULES.items():
+        if layer(module) in ("ui", "shapes"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > LONGEST_FUNCTION:
+                    long.append(f"{module}.{node.name}: {lines} lines")
+    assert not long, long

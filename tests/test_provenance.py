@@ -28,7 +28,7 @@ def test_a_png_names_the_embedded_model_never_a_server_path(embedded_model, tmp_
                 mode="tuned", steps=3, strength=0.5, guidance=4.0, scheduler=None, upper=None, anchor=None,
                 upper_guidance=None, seed=5,
                 upload=None, adapter=str(SHIPPED_ADAPTER))
-    *_, png = list(generate_stream(**args))[-1]
+    png = list(generate_stream(**args))[-1][4]  # the PNG file (the batch gallery follows it)
     metadata = read_png_metadata(png)
     assert metadata["model"] == "embedded" and metadata["adapter"] == "shapes-adapter"
     text = json.dumps(metadata)

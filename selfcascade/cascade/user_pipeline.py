@@ -64,9 +64,10 @@ class SelfCascadePipeline:
 
     @classmethod
     def from_pretrained(cls, model: str = "embedded", *, dtype: str | torch.dtype = "auto", vae: str | None = None,
-                        offload: str = "auto") -> SelfCascadePipeline:
-        """Load a hub id or diffusers folder ("embedded": the shipped model) as the CLI and app do."""
-        return cls(load_model(None if is_embedded(model) else model, dtype, vae, offload))
+                        offload: str = "auto", config: str | None = None) -> SelfCascadePipeline:
+        """Load a hub id, diffusers folder ("embedded": the shipped model) or single-file checkpoint
+        (.safetensors; `config`: a diffusers folder or hub id of its family, for its configs) as the CLI does."""
+        return cls(load_model(None if is_embedded(model) else model, dtype, vae, offload, config))
 
     @property
     def pipe(self):

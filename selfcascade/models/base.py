@@ -60,7 +60,7 @@ class DiffusionModel(ABC):
     def __init__(self, pipeline, name: str, settings: tuple = ()):
         self.pipeline = pipeline
         self.name = name  # id or path it was loaded from
-        self.settings = settings  # (dtype name, replacement VAE, offload choice) it was loaded with
+        self.settings = settings  # (dtype name, replacement VAE, offload choice, config) it was loaded with
         self.offloaded = False  # model CPU offload: components move to the GPU for their own forward only
         self.unet = pipeline.unet.eval().requires_grad_(False)
         self.vae = pipeline.vae.eval().requires_grad_(False)

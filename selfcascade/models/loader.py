@@ -1,4 +1,6 @@
-"""Load a base model by hub id or local path into the right family; the embedded default by default.
+"""Load a base model by hub id, local diffusers folder or single-file checkpoint (.safetensors, with `config`:
+the diffusers layout of its family, selfcascade.models.single_file) into the right family; the embedded default
+by default.
 
 One model is held in memory at a time (a second load replaces the first): hub models are gigabytes. How it
 is held is part of its identity: dtype (selfcascade.models.precision), an optional replacement VAE (e.g. the
@@ -43,6 +45,7 @@ from selfcascade.models.names import (  # noqa: F401 (is_embedded_video, EMBEDDE
 from selfcascade.models.placement import OFFLOAD_CHOICES, place, use_sdpa
 from selfcascade.models.precision import dtype_name, resolve_dtype, vae_dtype
 from selfcascade.models.sdxl import StableDiffusionXLModel
+from selfcascade.models.single_file import is_single_file, load_single_file
 from selfcascade.models.stable_diffusion import StableDiffusionModel
 from selfcascade.models.video import AnimateDiffModel, TextToVideoModel
 
@@ -84,7 +87,7 @@ def wrap_pipeline(pipeline, name: str | None = None) -> DiffusionModel:
         kind = type(pipeline).__name__
         raise InvalidRequest(f"from_pipe takes a StableDiffusionPipeline or StableDiffusionXLPipeline, not a {kind}")
     name = name or getattr(pipeline, "name_or_path", None) or "custom-pipeline"
-    model = _wrap(pipeline, str(name), ("caller's", None, "caller's"))
+    model = _wrap(pipeline, str(name), ("caller's", None, "caller's", None))
     # Offloaded by the caller (enable_model_cpu_offload): accelerate's hooks move each part to the GPU itself.
     model.offloaded = hasattr(pipeline.unet, "_hf_hook")
     _apply_folder_settings(model, {})
@@ -120,10 +123,17 @@ def load_vae(source: str, run_dtype: torch.dtype, subfolder: str | None = None) 
         raise explain(error, f"VAE {source}") from None
 
 
-def load_pipeline(name: str, dtype: torch.dtype, vae: str | None = None) -> DiffusionPipeline:
+def load_pipeline(name: str, dtype: torch.dtype, vae: str | None = None,
+                  config: str | None = None) -> DiffusionPipeline:
     """diffusers' own loading after a cheap check of model_index.json; every failure is one ModelUnavailable.
     The VAE is `vae` when given, else the folder's own, loaded in float32 when its config sets force_upcast
-    and the run is float16 (see load_vae)."""
+    and the run is float16 (see load_vae). A single-file checkpoint (`name` ending in .safetensors) loads with
+    the configs of `config` (a diffusers folder or hub id of its family; default: the family's hub repo)."""
+    if is_single_file(name):
+        return load_single_file(name, dtype, (lambda: load_vae(vae, dtype)) if vae else None, config)
+    if config:
+        raise InvalidRequest(f"config {config}: only a single-file checkpoint (.safetensors) takes a configuration; "
+                             f"{name} is a diffusers folder or hub id, which has its own")
     local = Path(name).expanduser()
     from_hub = is_hub_id(name)
     if from_hub:
@@ -146,21 +156,23 @@ def load_pipeline(name: str, dtype: torch.dtype, vae: str | None = None) -> Diff
 
 
 def load_model(model_id: str | None = None, dtype: str | torch.dtype | None = None, vae: str | None = None,
-               offload: str = "auto") -> DiffusionModel:
+               offload: str = "auto", config: str | None = None) -> DiffusionModel:
     """The model for `model_id` (None: the embedded default), reusing the one in memory if it matches.
 
     dtype: 'auto' / None (float16 on a GPU, float32 on the CPU), 'float32', 'float16', 'bfloat16' or a torch
     dtype. vae: a VAE to use instead of the model's own. offload: model CPU offload, 'auto' (when a GPU
-    lacks room for the weights), 'on' or 'off'.
+    lacks room for the weights), 'on' or 'off'. config: for a single-file checkpoint (a .safetensors
+    `model_id`), the diffusers folder or hub id of its family whose configs it takes (default: the family's hub
+    repository, which needs the network unless it is in the local cache).
     """
     global _loaded
     name = resolve(model_id)
     dtype = dtype if isinstance(dtype, torch.dtype) else resolve_dtype(dtype)
     if offload not in OFFLOAD_CHOICES:
         raise InvalidRequest(f"unknown offload {offload!r}; choose one of {', '.join(OFFLOAD_CHOICES)}")
-    settings = (dtype_name(dtype), (vae or "").strip() or None, offload)
-    try:  # a hub model carries none; reading <owner>/<name>/ here would read a relative folder instead
-        folder_settings = {} if is_hub_id(name) else read_folder_settings(name)
+    settings = (dtype_name(dtype), (vae or "").strip() or None, offload, (config or "").strip() or None)
+    try:  # a hub model or a single file carries none; reading <owner>/<name>/ here would read a relative folder
+        folder_settings = {} if is_hub_id(name) or is_single_file(name) else read_folder_settings(name)
     except BadFolderSettings as error:
         raise InvalidRequest(str(error)) from None
     with _lock:
@@ -170,7 +182,7 @@ def load_model(model_id: str | None = None, dtype: str | torch.dtype | None = No
         _loaded = None  # release the previous model before loading the next
         release_memory()
         try:
-            pipeline = load_pipeline(name, dtype, settings[1])
+            pipeline = load_pipeline(name, dtype, settings[1], settings[3])
             use_sdpa(pipeline)
             offloaded = place(pipeline, offload)
         except Exception as error:

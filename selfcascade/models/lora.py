@@ -17,11 +17,16 @@ from pathlib import Path
 from diffusers.utils import USE_PEFT_BACKEND
 from diffusers.utils import logging as diffusers_logging
 from diffusers.utils.peft_utils import scale_lora_layers, unscale_lora_layers
+from huggingface_hub import HfApi, hf_hub_download
+from huggingface_hub.errors import EntryNotFoundError
 
 from selfcascade.errors import InvalidRequest
 from selfcascade.files.hosting import MAX_NAME_CHARS
+from selfcascade.models.availability import explain
+from selfcascade.models.names import is_hub_id
 
 MAX_LORAS = 8
+LORA_WEIGHTS = "pytorch_lora_weights.safetensors"  # what diffusers' trainers write, and look for first
 _OUR_PREFIX = "selfcascade_lora_"
 _SCALE = re.compile(r"^(?P<source>.+):(?P<scale>[-+]?(?:\d+\.?\d*|\.\d+))$")
 
@@ -34,7 +39,11 @@ class Lora:
     scale: float = 1.0
 
     def text(self) -> str:
-        return f"{self.source}:{self.scale:g}"
+        """'source:scale' as parse_lora reads it back (the scale never in exponent form: 1e-05 would not parse)."""
+        scale = f"{self.scale:g}"
+        if "e" in scale:
+            scale = f"{self.scale:.8f}".rstrip("0").rstrip(".")
+        return f"{self.source}:{scale}"
 
 
 def parse_lora(text) -> Lora:
@@ -68,11 +77,37 @@ def parse_loras(values) -> tuple[Lora, ...]:
 
 
 def _location(source: str) -> tuple[str, dict]:
-    """Where diffusers reads a LoRA from: a folder or hub id as is, a file by its folder and weight name."""
+    """Where diffusers reads a LoRA from: a folder as is, a file by its folder and weight name, a hub id by the
+    file it names in the hub cache (_hub_location). Text shaped like a hub id follows the loader's rule
+    (names.is_hub_id): on a Space it always means the hub, never a relative folder of that name."""
+    if is_hub_id(source):
+        return _hub_location(source)
     path = Path(source).expanduser()
     if path.is_file():
         return str(path.parent), {"weight_name": path.name}
-    return (str(path) if path.is_dir() else source), {}
+    if path.is_dir():
+        return str(path), {}
+    raise InvalidRequest(f"LoRA {path.name or source}: no such file or folder (nor a hub id, owner/name)")
+
+
+def _hub_location(repo_id: str) -> tuple[str, dict]:
+    """A hub LoRA's weights fetched by our own hub calls (the cache first): LORA_WEIGHTS, diffusers' trainers'
+    name, else the repository's one .safetensors file. diffusers then reads an absolute file in the hub cache:
+    given the id itself, it would read a relative folder of that name first. One line for every failure."""
+    try:
+        try:
+            path = hf_hub_download(repo_id, LORA_WEIGHTS)
+        except EntryNotFoundError:
+            files = [name for name in HfApi().list_repo_files(repo_id) if name.endswith(".safetensors")]
+            if len(files) != 1:
+                raise InvalidRequest(f"LoRA {repo_id}: the repository has no {LORA_WEIGHTS} and "
+                                     f"{len(files)} other .safetensors files; one is needed") from None
+            path = hf_hub_download(repo_id, files[0])
+    except InvalidRequest:
+        raise
+    except Exception as error:  # noqa: BLE001 - every hub failure becomes one line
+        raise InvalidRequest(f"LoRA {explain(error, repo_id)}") from None
+    return str(Path(path).parent), {"weight_name": Path(path).name}
 
 
 def _our_adapters(pipeline) -> list[str]:

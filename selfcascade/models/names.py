@@ -63,6 +63,12 @@ def is_hub_id(name: str) -> bool:
     return looks_like_hub_id(name) and not Path(name).expanduser().exists()
 
 
+# Files whose name is the same in every folder (written by this project, diffusers, peft): a record shows them
+# with their folder's name, the one part that tells them apart.
+GENERIC_FILE_NAMES = {"adapter.safetensors", "diffusion_pytorch_model.safetensors", "model.safetensors",
+                      "pytorch_lora_weights.safetensors", "adapter_model.safetensors"}
+
+
 def public_name(name: str | Path | None) -> str | None:
     """The model or adapter as a record may show it: "embedded", a hub id, or a folder/file name."""
     if name is None:
@@ -73,9 +79,9 @@ def public_name(name: str | Path | None) -> str | None:
     if is_hub_id(text):
         return text
     path = Path(text)
-    if path.suffix and path.parent.name:  # a file: its folder says which one (adapter-.../adapter.safetensors)
-        return f"{path.parent.name}/{path.name}"
-    return path.name
+    if path.name.lower() in GENERIC_FILE_NAMES and path.parent.name:  # its folder says which one
+        return f"{path.parent.name}/{path.name}"  # (adapter-.../adapter.safetensors)
+    return path.name  # a folder, or a file by its own name (a single-file checkpoint, a LoRA file)
 
 
 def shipped_adapter_for(model: str | None) -> str | None:

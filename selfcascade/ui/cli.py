@@ -38,7 +38,8 @@ def _add_sampling(command, image: bool) -> None:
         command.add_argument("--prompt", required=True)
     command.add_argument("--size", required=True, help="WIDTHxHEIGHT of the result, e.g. 256x256")
     default_model = "embedded" if image else "shapes-video (embedded)"
-    command.add_argument("--model", default=None, help=f"hub id or local diffusers folder (default: {default_model})")
+    model_help = "hub id, local diffusers folder" + (" or single-file checkpoint (.safetensors)" if image else "")
+    command.add_argument("--model", default=None, help=f"{model_help} (default: {default_model})")
     command.add_argument("--mode", default="tuning-free", choices=MODES)
     command.add_argument("--stages", default="", help="stage sizes, e.g. 64,128,256 (default: automatic)")
     command.add_argument("--steps", type=int, default=None)
@@ -83,6 +84,9 @@ def _add_sampling(command, image: bool) -> None:
 def _add_generate(commands) -> None:
     command = commands.add_parser("generate", help="make an image several times the model's training size")
     _add_sampling(command, image=True)
+    command.add_argument("--config", default=None, metavar="FOLDER_OR_ID",
+                         help="with a single-file --model: the diffusers layout of the same family, for its configs "
+                              "(default: the family's hub repo, which needs the network)")
     out = command.add_mutually_exclusive_group(required=True)
     out.add_argument("--out", help="PNG file to write (parameters in its metadata)")
     out.add_argument("--out-dir", metavar="DIR", help="folder for the PNGs of a batch, named NNNNN-<prompt>.png "
@@ -154,8 +158,14 @@ def _add_train(commands) -> None:
                          help="off a terminal, print a progress line every N steps")
 
 
+def program_name() -> str:
+    """How the user started us, for usage lines: `selfcascade` (the installed command) or `python -m selfcascade`."""
+    started = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
+    return "selfcascade" if started == "selfcascade" else "python -m selfcascade"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m selfcascade", description="Self-Cascade diffusion (arXiv 2402.10491)")
+    parser = _Parser(prog=program_name(), description="Self-Cascade diffusion (arXiv 2402.10491)")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_generate(commands)
     _add_video(commands)
@@ -283,7 +293,7 @@ def _generate_jobs(args, request, jobs, targets: list[Path], pivot_image, state,
         return
     for target in {targets[job.index].parent for job in jobs}:
         target.mkdir(parents=True, exist_ok=True)  # fail before sampling, not after
-    model = load_model(request.model, request.dtype, request.vae, request.offload)
+    model = load_model(request.model, request.dtype, request.vae, request.offload, config=args.config)
     check_video_model(model, wanted_video=False)  # before the memory line: a video model is a one-line error
     apply_loras(model, parse_loras(request.loras))  # so is a LoRA that does not fit
     if start:

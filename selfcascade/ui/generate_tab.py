@@ -13,6 +13,7 @@ from selfcascade.models.placement import OFFLOAD_CHOICES
 from selfcascade.models.precision import DTYPE_CHOICES, FP16_FIX_VAE
 from selfcascade.models.vae import TILING_CHOICES
 from selfcascade.ui import handlers, sessions
+from selfcascade.ui.space_policy import on_space
 from selfcascade.ui.train_handlers import adapter_choices, add_uploaded_adapter
 
 PROMPT_HINT = "a [small|large] <colour> <shape> [on a <background> background]"
@@ -31,6 +32,9 @@ ANCHOR_HINT = ("1: the pivot's low frequencies (layout, flat backgrounds) are ke
 CONSENSUS_HINT = ("clean estimates of the first stage's sample averaged into the pivot the upper stages enlarge, "
                   "so an outline error of one estimate does not grow 4x with them (embedded model: 4, rounder "
                   "circles at 256 px for 1-2% more time; no gain measured at 512 px); 0: off, the paper's")
+LORA_HINT = ("a folder or .safetensors file on this machine, or a hub id (owner/name); :SCALE from -4 to 4, "
+             "default 1; up to 8, applied at every stage")
+SPACE_LORA_HINT = "hub ids (owner/name) of LoRAs for the base model; :SCALE from -4 to 4, default 1; up to 8"
 PIVOT_UP_HINT = ("latent: bilinear on the latents (the paper's); pixel: decode, Lanczos, encode, so the next stage "
                  "starts from latents the model knows (on the embedded model: no off-colour blemishes, sharper)")
 
@@ -53,6 +57,9 @@ def build_generate_tab(demo: gr.Blocks) -> tuple[gr.Radio, gr.Dropdown]:
                 height = gr.Number(label="Height", value=first["height"], step=1)
             stages = gr.Textbox(label="Stages (empty: automatic, 2x per side; or e.g. 64,128,256)", value="")
             mode = gr.Radio(list(MODES), value="tuning-free", label="Mode", elem_id="mode")
+            num_images = gr.Slider(1, handlers.MAX_IMAGES, value=1, step=1, label="Number of images",
+                                   info="made one after another with seeds seed, seed + 1, ...",
+                                   elem_id="num-images")
             with gr.Accordion("Sampling", open=False):
                 steps = gr.Slider(1, 200, value=first["steps"], step=1, label="Steps")
                 strength = gr.Slider(0.05, 1.0, value=first["strength"], step=0.05,
@@ -86,6 +93,10 @@ def build_generate_tab(demo: gr.Blocks) -> tuple[gr.Radio, gr.Dropdown]:
                 adapter_file = gr.File(label="Load an adapter file (.safetensors)", type="filepath",
                                        file_types=[".safetensors"])
                 adapter_status = gr.Markdown()
+            with gr.Accordion("LoRAs", open=False):
+                loras = gr.Textbox(label="LoRAs (PATH_OR_ID[:SCALE], one a line or comma-separated; empty: none)",
+                                   lines=2, placeholder="owner/name:0.8", elem_id="loras",
+                                   info=SPACE_LORA_HINT if on_space() else LORA_HINT)
             with gr.Accordion("Precision and memory", open=False):
                 dtype = gr.Dropdown(list(DTYPE_CHOICES), value="auto", label="Precision", elem_id="dtype",
                                     info="auto: float16 on a GPU, float32 on the CPU; a VAE that asks for it "
@@ -112,6 +123,10 @@ def build_generate_tab(demo: gr.Blocks) -> tuple[gr.Radio, gr.Dropdown]:
                 live = gr.Image(label="Live preview", type="pil", format="png", height=256, elem_id="live")
                 result = gr.Image(label="Result", type="pil", format="png", buttons=["download", "fullscreen"],
                                   elem_id="result")
+            images = gr.Gallery(label="Images of this run (seed under each; open one to download its PNG, "
+                                      "or download all)", columns=4, height="auto", elem_id="images",
+                                object_fit="contain", visible=False,
+                                buttons=["download", "download_all", "fullscreen"])
             gallery = gr.Gallery(label="Stage pivots", columns=4, height=240, format="png", elem_id="stages",
                                  object_fit="contain")
             download = gr.File(label="PNG with its parameters")
@@ -125,7 +140,7 @@ def build_generate_tab(demo: gr.Blocks) -> tuple[gr.Radio, gr.Dropdown]:
     form = [model, prompt, negative, width, height, stages, mode, steps, strength, guidance, scheduler, upper, anchor,
             upper_guidance]
     sizing = [model, width, height, stages, mode, steps, strength, guidance, scheduler, upper, anchor, adapter,
-              vae_tiling, upper_guidance]
+              vae_tiling, upper_guidance, num_images]
     precision = [dtype, vae, vae_tiling, offload]
     presettable = [*form, pivot_up, consensus]  # handlers.FORM order; these two go to the handlers by keyword
     preset.change(handlers.preset_values, inputs=preset, outputs=presettable, api_visibility="private")
@@ -137,18 +152,20 @@ def build_generate_tab(demo: gr.Blocks) -> tuple[gr.Radio, gr.Dropdown]:
     # cheap by contract, so it runs outside the queue.
     gr.on([component.change for component in sizing] + [demo.load], handlers.describe_plan, inputs=sizing,
           outputs=plan, show_progress="hidden", queue=False, api_name="describe_plan")
+    num_images.change(handlers.batch_visibility, inputs=num_images, outputs=images, api_visibility="private",
+                      queue=False)
     randomise.click(handlers.new_seed, outputs=seed, api_visibility="private")
     settings_png.upload(handlers.reuse_settings, inputs=settings_png,
-                        outputs=[*presettable, seed, adapter, status], api_name="reuse_settings")
+                        outputs=[*presettable, seed, adapter, loras, status], api_name="reuse_settings")
     adapter_file.upload(add_uploaded_adapter, inputs=[adapter_file, model], outputs=[adapter, adapter_status],
                         api_visibility="private")
     # note_queued runs when gradio accepts the job into its queue: Stop can then reach it while it waits.
     run_button.click(handlers.generate_stream, inputs=[*form, seed, upload, adapter, *precision, pivot_up,
-                                                               consensus],
-                     outputs=[status, live, gallery, result, download], concurrency_id="device",
+                                                               consensus, loras, num_images],
+                     outputs=[status, live, gallery, result, download, images], concurrency_id="device",
                      api_name="generate", validator=sessions.note_queued)
     compare_button.click(handlers.compare, inputs=[*form, seed, baseline, adapter, *precision, pivot_up,
-                                                           consensus],
+                                                           consensus, loras],
                          outputs=[compare_status, slider],
                          concurrency_id="device", api_name="compare", validator=sessions.note_queued)
     # Cooperative stop: the running loop checks a per-session flag before every denoising step.

@@ -156,14 +156,30 @@ def run_seconds(request: GenerationRequest, loading: bool = True) -> float:
 
 
 def image_seconds(arguments: Arguments) -> float:
-    """An image handler's run (Generate). Compare's (it has a `baseline`) is two: the baseline, and the
-    cascade in tuned mode when the form's mode is, else tuning-free."""
+    """An image handler's run (Generate): its `num_images` images one after another on the model loaded once.
+    Compare's (it has a `baseline`) is two: the baseline, and the cascade in tuned mode when the form's mode
+    is, else tuning-free."""
     baseline = arguments.get("baseline")
     if not baseline:
-        return run_seconds(image_request(arguments))
+        images = arguments.get("num_images")
+        request, count = image_request(arguments), 1 if images in (None, "") else _whole(images)
+        if count < 1:
+            raise ValueError(f"not a number of images: {count}")
+        return run_seconds(request) + (count - 1) * run_seconds(request, loading=False)
     cascade = "tuned" if arguments.get("mode") == "tuned" else "tuning-free"
     return (run_seconds(image_request(arguments, mode=cascade))
             + run_seconds(image_request(arguments, mode=str(baseline)), loading=False))
+
+
+def images_that_fit(request: GenerationRequest, count: int) -> int:
+    """How many of `count` images of `request` (one after another, the model loaded once) fit in the most one
+    call may ask for, CEILING, with the margin; at least 1 (a single image asks for at most the ceiling, as
+    always). On a Space the Generate handler refuses a batch above it: cut off at its duration, the call would
+    lose the images it had not finished."""
+    first, each = run_seconds(request), run_seconds(request, loading=False)
+    if each <= 0:
+        return count
+    return max(1, min(count, 1 + int(max(0.0, CEILING / MARGIN - first) // each)))
 
 
 def video_seconds(arguments: Arguments) -> float:
