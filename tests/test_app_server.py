@@ -29,11 +29,11 @@ def test_generate_streams_stage_previews_then_the_image(app_url):
     client = Client(app_url, verbose=False)
     job = submit(client)
     # gradio_client may yield a short update when a streamed step skips outputs (seen once, not reproduced)
-    updates = [u for u in job if len(u) == 5]
+    updates = [u for u in job if len(u) == 6]
     galleries = [u[2] for u in updates if u[2]]
     assert max(len(g) for g in galleries) == 3  # 64, 128, 256
-    status, _, _, image, png = updates[-1]
-    assert status.startswith("**Done**")
+    status, _, _, image, png, images = updates[-1]
+    assert status.startswith("**Done**") and len(images) == 1  # one image: the batch gallery holds its PNG
     from PIL import Image
 
     assert Image.open(image).size == (256, 256) and Image.open(png).size == (256, 256)

@@ -42,7 +42,7 @@ def test_two_users_at_once_each_get_their_own_result(app_url):
     }
     sizes = {}
     for prompt, (job, seed) in jobs.items():
-        status, _, gallery, image, png = job.result(timeout=180)
+        status, _, gallery, image, png, _ = job.result(timeout=180)
         assert status.startswith("**Done**")
         metadata = read_png_metadata(png)
         assert metadata["prompt"] == prompt and metadata["seed"] == seed and metadata["model"] == "embedded"
