@@ -1,4 +1,4 @@
-"""RAU-Net calls (selfcascade.diffusion.resolution_aware): deep blocks at native size, hooks removed, tuned
+"""RAU-Net calls (selfcascade.diffusion.upper_stage.hidiffusion): deep blocks at native size, hooks removed, tuned
 residuals fit."""
 
 import numpy as np
@@ -6,8 +6,8 @@ import torch
 
 from selfcascade.cascade.pipeline import run
 from selfcascade.cascade.request import GenerationRequest
-from selfcascade.diffusion.resolution_aware import resolution_aware, resolution_aware_call
 from selfcascade.diffusion.upper_stage import StageContext
+from selfcascade.diffusion.upper_stage.hidiffusion import resolution_aware, resolution_aware_call
 from selfcascade.models.names import SHIPPED_ADAPTER
 
 ADAPTER = SHIPPED_ADAPTER

@@ -38,9 +38,9 @@ from selfcascade.diffusion.anchor import anchored
 from selfcascade.diffusion.consensus import consensus_latents
 from selfcascade.diffusion.free_init import reinitialised
 from selfcascade.diffusion.motion_steering import steered
+from selfcascade.diffusion.prediction import Predictor
 from selfcascade.diffusion.sampling import denoise, guided_predictor, initial_noise, make_scheduler, renoise, schedule
 from selfcascade.diffusion.upper_stage import (
-    Predictor,
     StageContext,
     stage_scale,
     strategy_that_runs,

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import torch
 
-from selfcascade.diffusion.prediction import edits_clean_estimate
-from selfcascade.diffusion.upper_stage import Predictor, UpperStageSettings, gaussian_blur
+from selfcascade.diffusion.prediction import Predictor, edits_clean_estimate
+from selfcascade.diffusion.upper_stage import UpperStageSettings, gaussian_blur
 
 ANCHOR_SIGMA = UpperStageSettings.anchor_sigma  # Gaussian low-pass width, latent pixels of the current stage
 DEFAULT_ANCHOR = 1.0  # weight w of the pivot's low band (0: off, the paper's sampling)

@@ -25,8 +25,7 @@ from __future__ import annotations
 
 import torch
 
-from selfcascade.diffusion.prediction import alpha_bar_at, clean_estimate
-from selfcascade.diffusion.upper_stage import Predictor
+from selfcascade.diffusion.prediction import Predictor, alpha_bar_at, clean_estimate
 
 CONSENSUS_TIMESTEP = 100  # t* (of 1000 training timesteps): 100 and 200 measured alike, 300 worse in place
 MAX_CONSENSUS = 16

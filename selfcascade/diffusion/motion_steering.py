@@ -45,8 +45,7 @@ import re
 import torch
 import torch.nn.functional as F
 
-from selfcascade.diffusion.prediction import edits_clean_estimate
-from selfcascade.diffusion.upper_stage import Predictor
+from selfcascade.diffusion.prediction import Predictor, edits_clean_estimate
 
 DIRECTIONS: dict[str, tuple[int, int]] = {"right": (1, 0), "left": (-1, 0), "up": (0, -1), "down": (0, 1)}
 MOTION_CHOICES = ("auto", "none", *DIRECTIONS)

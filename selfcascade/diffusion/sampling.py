@@ -23,7 +23,7 @@ from diffusers import (
     EulerDiscreteScheduler,
 )
 
-from selfcascade.diffusion.upper_stage import Predictor
+from selfcascade.diffusion.prediction import Predictor
 from selfcascade.errors import Cancelled, InvalidRequest
 from selfcascade.models.base import Conditioning, DiffusionModel
 

@@ -6,7 +6,7 @@ The model of the peak (inference, no gradients, attention through SDPA so no seq
   the largest level: a transformer's GEGLU feed-forward (its 8C projection, the 4C gate and the 4C product:
   16 C) or, without attention, a decoder ResNet on [x; skip] (its input, GroupNorm and SiLU: 9 C). Batch
   doubles with classifier-free guidance. Upper-stage strategies chunk their views so a chunk holds no more
-  latent pixels than the full call (upper_stage.py), so the largest stage's full call sets the peak.
+  latent pixels than the full call (diffusion/upper_stage/views.py), so the largest stage's full call sets the peak.
 - VAE decode: at full resolution the decoder holds the up-sampled input of its last block (kept for the
   shortcut), its GroupNorm and its SiLU, 3 x block_out_channels[1] channels, plus the convolution output
   and allocator slack: DECODE_CHANNEL_FACTOR (3.8, measured on the SD/SDXL VAE at 512x512 on the CPU by

@@ -111,7 +111,7 @@ def build_generate_tab(demo: gr.Blocks) -> tuple[gr.Radio, gr.Dropdown]:
             with gr.Accordion("Upscale my image", open=False):
                 upload = gr.File(label="Image to continue from (becomes the stage-0 pivot)", type="filepath",
                                  file_types=["image"])
-            with gr.Accordion("Reuse the settings of a PNG made here", open=False):
+            with gr.Accordion("Reuse the settings of a PNG (made here or by A1111)", open=False):
                 settings_png = gr.File(label="PNG with Self-Cascade settings", type="filepath", file_types=[".png"])
             plan = gr.Markdown(elem_id="plan")
             with gr.Row():
