@@ -8,7 +8,9 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-torch.set_num_threads(2)
+# Two CPU cores: one test process uses both; under pytest-xdist (-n 2, as the README's test command runs) each
+# of the two workers uses one, so their threads do not spin in each other's waits.
+torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else 2)
 
 
 @pytest.fixture

@@ -270,6 +270,9 @@ def _generate(args) -> int:
     except Exception as error:  # noqa: BLE001 - reported after every process has finished (below)
         failure = error
     failed = ranks_that_failed(state, failure is not None)  # waits for every process
+    # Leave the launch's process group before exiting: a gloo group still alive at interpreter exit can abort
+    # the process ("terminate called without an active exception", seen once under torchrun on 2 CPU ranks).
+    state.destroy_process_group()
     if failure is not None:
         raise failure
     if failed:
@@ -336,6 +339,7 @@ def _video(args) -> int:
 def _train(args) -> int:
     """Algorithm 1. Under torchrun / accelerate launch every process runs this; only the main one prints
     progress and the result (the adapter is written by it alone, in selfcascade.training.loop)."""
+    from selfcascade.models.placement import process_state
     from selfcascade.training.data.clips import training_inputs
     from selfcascade.training.loop import TrainingDone, TrainingRequest, TrainingStarted, TrainingStep, train
     from selfcascade.ui.progress import TrainProgress, progress_mode
@@ -364,6 +368,7 @@ def _train(args) -> int:
                 print(f"wrote {event.path} ({event.steps} steps, {event.seconds:.0f} s)")
     finally:
         progress.close()
+    process_state().destroy_process_group()  # as _generate: leave a launch's group before exiting
     return 0
 
 
