@@ -14,7 +14,7 @@ from PIL import Image
 from selfcascade.errors import InvalidRequest
 from selfcascade.files.outputs import OUTPUTS
 from selfcascade.shapes.train_adapter import render_example_clips, render_examples
-from selfcascade.training import loop as training
+from selfcascade.training import request as training
 from selfcascade.training.data import archive
 from selfcascade.training.data import uploads as training_data
 from selfcascade.training.data.clips import as_clip_sources, is_clip_source
@@ -78,7 +78,7 @@ def test_the_stage_size_cap_follows_its_variable(monkeypatch):
 
 
 def test_caps_on_a_space_and_their_variables():
-    script = ("from selfcascade.training import loop as training; "
+    script = ("from selfcascade.training import request as training; "
               "from selfcascade.training.data import uploads as training_data; "
               "print(training.MAX_TRAIN_SIDE, training_data.MAX_TRAIN_UPLOAD_MB)")
     assert run_python(script, SPACE_ID="someone/selfcascade", SELFCASCADE_MAX_TRAIN_UPLOAD_MB="100") == "512 100"

@@ -19,14 +19,8 @@ from pathlib import Path
 from selfcascade.adapters.designs import DEFAULT_DESIGN, DEFAULT_OBJECTIVE, DESIGNS, OBJECTIVES
 from selfcascade.errors import InvalidRequest
 from selfcascade.shapes.world import caption, random_scene, render
-from selfcascade.training.loop import (
-    MAX_TRAIN_FRAMES,
-    MAX_TRAIN_SIDE,
-    TrainingDone,
-    TrainingRequest,
-    TrainingStep,
-    train,
-)
+from selfcascade.training.loop import TrainingDone, TrainingRequest, TrainingStep, train
+from selfcascade.training.request import MAX_TRAIN_FRAMES, MAX_TRAIN_SIDE
 
 
 def _check_render(size: int, frames: int = 1) -> None:
