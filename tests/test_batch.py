@@ -27,7 +27,8 @@ from selfcascade.cascade.request import GenerationRequest
 from selfcascade.errors import InvalidRequest
 from selfcascade.files.hosting import MAX_SEED
 from selfcascade.files.images import read_png_metadata
-from selfcascade.ui.cli import main
+
+from .cli_runner import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]  # the `torchrun` command, of this interpreter
@@ -132,16 +133,6 @@ def test_bad_prompt_files_are_one_line_errors(tmp_path, monkeypatch, name, messa
         read_prompts(tmp_path / name)
     assert str(error.value) == message
     assert str(tmp_path) not in str(error.value)  # the file by its name, never its folder
-
-
-def run_cli(capsys, *arguments) -> tuple[int, str, str]:
-    """`python -m selfcascade generate ...` in this process (the embedded model stays loaded between tests)."""
-    try:
-        code = main(["generate", *map(str, arguments)])
-    except SystemExit as exit_:  # argparse's errors
-        code = exit_.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def test_a_batch_of_2_prompts_x_2_images_writes_4_pngs_with_their_seeds(tmp_path, capsys, one_thread):

@@ -16,8 +16,8 @@ from peft.utils import get_peft_model_state_dict
 
 from selfcascade import InvalidRequest, SelfCascadePipeline
 from selfcascade.files.images import read_png_metadata
-from selfcascade.ui.cli import main
 
+from .cli_runner import run_cli
 from .tiny_components import save_tiny_sdxl, save_tiny_stable_diffusion
 
 FAMILIES = {"sd": (save_tiny_stable_diffusion, StableDiffusionPipeline),
@@ -104,16 +104,6 @@ def _cli(*arguments, cwd=ROOT):
                           text=True, cwd=cwd, timeout=600)
 
 
-def _cli_here(capsys, *arguments) -> tuple[int, str, str]:
-    """`selfcascade generate ...` in this process: (exit code, stdout, stderr)."""
-    try:
-        code = main(["generate", *map(str, arguments)])
-    except SystemExit as exit_:  # argparse's errors
-        code = exit_.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
 def test_cli_lora_changes_the_image_and_is_recorded(family, tmp_path):
     name, folder, _, lora = family
     common = ["--model", str(folder), "--prompt", "a red circle", "--size", "128x128", "--steps", "3",
@@ -148,6 +138,6 @@ def test_cli_refuses_a_lora_of_another_family_or_a_damaged_one(family, tmp_path,
         assert not (tmp_path / "x.png").exists()
     capsys.readouterr()  # what building the test's models printed
     for bad in (str(tmp_path / "missing"), "x:nan", "x:99", ""):  # refused before any loading: in this process
-        code, _, err = _cli_here(capsys, *common, "--lora", bad, "--out", tmp_path / "x.png")
+        code, _, err = run_cli(capsys, *common, "--lora", bad, "--out", tmp_path / "x.png")
         assert code == 2 and len(err.strip().splitlines()) == 1, err
         assert not (tmp_path / "x.png").exists()
