@@ -263,10 +263,10 @@ def generate_stream(model, prompt, negative, width, height, stages, mode, steps,
                                    vae_tiling, offload, pivot_up, consensus, loras)
         count = images_field(num_images)
         jobs = batch_jobs(generation, None, count)
-        if on_space() and count > 1 and images_that_fit(generation, count) < count:
+        fit = images_that_fit(generation, count) if on_space() and count > 1 else count
+        if fit < count:
             raise InvalidRequest(f"{count} images at these settings need more GPU time than one run may ask for "
-                                 f"({CEILING} s): {images_that_fit(generation, count)} fit; make fewer or smaller "
-                                 "images")
+                                 f"({CEILING} s): {fit} fit; make fewer or smaller images")
         pivot_image = load_user_image(upload) if upload else None
         yield _skips(status="Loading the model...", stages=[], result=None, png=None, images=[])
         loaded = load_model(generation.model, generation.dtype, generation.vae, generation.offload)
